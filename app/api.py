@@ -1,0 +1,185 @@
+"""The one endpoint: read the body (JSON, relaxed JSON, form, query), dispatch on op, answer the envelope."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+import json5
+from flask import Blueprint, Response, current_app, g, redirect, request
+
+from .errors import ApiError, envelope, failure
+from .fields import Fields
+from .ops import OPS
+from .services import Services
+
+bp = Blueprint("api", __name__)
+logger = logging.getLogger("app.api")
+request_log = logging.getLogger("app.requests")
+
+# The relaxed reading is for people typing curl; a pure-Python parser on a large body is an
+# easy way to burn CPU, so only small bodies get it.
+RELAXED_MAX_BYTES = 4096
+
+PATHS = ("/", "/index.php", "/api.php")
+
+
+def services() -> Services:
+    return current_app.extensions["messenger"]
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object: strict, then relaxed (unquoted keys, single quotes); None when neither."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+        if len(raw) <= RELAXED_MAX_BYTES:
+            try:
+                value = json5.loads(raw.decode("utf-8"))
+            except Exception:  # json5 raises several types on garbage; any failure means "not JSON"
+                value = None
+    else:
+        if not isinstance(value, dict):
+            raise ApiError("BADREQUEST", detail="the body is JSON but not an object")
+    return value if isinstance(value, dict) else None
+
+
+def _form(raw: bytes) -> dict[str, Any] | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "=" not in text:
+        return None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=100)
+    except ValueError:
+        return None
+    return dict(pairs) or None
+
+
+def read_fields(limit: int) -> dict[str, Any]:
+    """The request's fields. Body first; query-string fields fill in what the body lacks."""
+    query = request.args.to_dict()
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError("BADREQUEST", detail="the body is too large")
+    if request.mimetype == "multipart/form-data":
+        body: dict[str, Any] | None = request.form.to_dict()
+    else:
+        raw = request.stream.read(limit + 1)
+        if len(raw) > limit:
+            raise ApiError("BADREQUEST", detail="the body is too large")
+        if not raw.strip():
+            return query
+        body = _json_object(raw)
+        if body is None:
+            body = _form(raw)
+        if body is None:
+            raise ApiError("BADREQUEST", detail="the body is neither JSON nor a form")
+    return {**query, **body}
+
+
+def _op_of(fields: dict[str, Any]) -> str:
+    op = fields.get("op")
+    return op.strip().lower()[:32] if isinstance(op, str) else ""
+
+
+def answer(body: dict[str, Any]) -> Response:
+    return current_app.response_class(json.dumps(body, separators=(",", ":")), mimetype="application/json")
+
+
+@bp.route("/", methods=["GET", "POST", "OPTIONS"])
+@bp.route("/index.php", methods=["GET", "POST", "OPTIONS"])
+@bp.route("/api.php", methods=["GET", "POST", "OPTIONS"])
+def endpoint() -> Response:
+    if request.method == "OPTIONS":
+        return Response(status=204)
+    if request.method == "GET":
+        return redirect(services().config["server.redirect_url"], code=302)
+    return handle_post()
+
+
+def handle_post() -> Response:
+    svc = services()
+    op = ""
+    try:
+        fields = read_fields(svc.config["server.max_body_bytes"])
+        op = _op_of(fields)
+        g.op = op
+        raw_op = fields.get("op")
+        if raw_op is None or (isinstance(raw_op, str) and not raw_op.strip()):
+            raise ApiError("NOOP")
+        handler = OPS.get(op)
+        if handler is None:
+            raise ApiError("BADOP")
+        body = envelope(op, handler(Fields(fields), client_ip(), svc))
+    except ApiError as error:
+        body = failure(op, error, message_text=svc.config["server.error_message_text"])
+        g.error = error.code
+        g.error_detail = error.detail
+    g.result = body["result"]
+    return answer(body)
+
+
+def client_ip() -> str:
+    # ProxyFix (configured by server.trusted_proxies) has already put the right address here.
+    return request.remote_addr or "unknown"
+
+
+def internal_error(exc: Exception) -> Response:
+    """Any unexpected exception on a POST: logged with the request id, answered INTERNAL."""
+    request_id = getattr(g, "request_id", "-")
+    logger.error("unexpected error in request %s", request_id, exc_info=exc)
+    op = getattr(g, "op", "")
+    g.result, g.error = "FAIL", "INTERNAL"
+    return answer(failure(op, ApiError("INTERNAL"), message_text=services().config["server.error_message_text"]))
+
+
+def before_request() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+
+
+def after_request(response: Response) -> Response:
+    config = services().config
+    headers = response.headers
+    headers["Cache-Control"] = "no-cache, no-store, must-revalidate"
+    headers["Pragma"] = "no-cache"
+    headers["Expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+    headers["Access-Control-Allow-Origin"] = config["server.cors_origin"]
+    headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    headers["Access-Control-Allow-Headers"] = "Content-Type"
+    headers["X-Request-ID"] = getattr(g, "request_id", "")
+    if request.method == "POST" and config["logging.requests"]:
+        log_request(response)
+    return response
+
+
+def log_request(response: Response) -> None:
+    elapsed_ms = (time.perf_counter() - getattr(g, "started", time.perf_counter())) * 1000
+    request_log.info(
+        "%s op=%s result=%s error=%s ms=%.1f ip=%s id=%s",
+        request.path,
+        getattr(g, "op", "") or "-",
+        getattr(g, "result", "-"),
+        getattr(g, "error", "-"),
+        elapsed_ms,
+        client_ip(),
+        getattr(g, "request_id", "-"),
+        extra={
+            "path": request.path,
+            "op": getattr(g, "op", ""),
+            "result": getattr(g, "result", ""),
+            "error": getattr(g, "error", ""),
+            "duration_ms": round(elapsed_ms, 1),
+            "client_ip": client_ip(),
+            "request_id": getattr(g, "request_id", ""),
+            "status": response.status_code,
+        },
+    )

@@ -1,0 +1,119 @@
+"""Phone + one-time code: the login of the mesibo messenger apps."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError
+from ..fields import Fields
+from ..senders import Message, SendError, render
+from ..store import CodeRecord, Refusal
+from . import Identity, LoginRequest
+
+if TYPE_CHECKING:
+    from ..services import Services
+
+logger = logging.getLogger("app.auth")
+
+
+def refuse(refusal: Refusal, services: Services) -> ApiError:
+    services.observe_refusal(refusal)
+    return ApiError("RATELIMIT", retry_after=refusal.retry_after)
+
+
+class CodeLogin:
+    """Two steps: ask for a code sent to an address, then answer with it.
+
+    Subclasses say which field holds the address and how it is validated; the codes,
+    limits, delivery and single use are the same for every channel.
+    """
+
+    field = "phone"
+    invalid = "BADPHONE"
+    channel = "sms"
+
+    def is_proof(self, fields: Fields) -> bool:
+        return "otp" in fields
+
+    def address(self, request: LoginRequest, services: Services) -> tuple[str, str | None]:
+        """The normalized address and, for an active test number, its fixed code."""
+        raw = request.fields.text(self.field, error=self.invalid)
+        test_code = services.test_numbers.code_for(services.phones.digits(raw), request.now)
+        if test_code:
+            return services.phones.digits(raw), test_code
+        phone = services.phones.normalize(raw)
+        if not phone:
+            raise ApiError(self.invalid)
+        return phone, None
+
+    def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:
+        address, test_code = self.address(request, services)
+        codes = services.codes
+        code = test_code or codes.new_code()
+        record = CodeRecord(
+            address, request.appid, codes.digest(address, request.appid, code), request.now + codes.ttl_seconds
+        )
+        rules = services.limits.for_send(address, request.client_ip, test_number=test_code is not None)
+        refusal = services.store.issue(record, rules, request.now)
+        if refusal:
+            raise refuse(refusal, services)
+        if test_code is None:
+            self.deliver(address, code, record.expires_at, rules, request, services)
+        return services.login_notice()
+
+    def deliver(self, address, code, expires_at, rules, request: LoginRequest, services: Services) -> None:
+        config = services.config
+        minutes = max(1, services.codes.ttl_seconds // 60)
+        text = render(
+            config["sender.template"],
+            code=code,
+            app_name=config["sender.app_name"],
+            minutes=minutes,
+            retriever_hash=config["sender.sms_retriever_hash"],
+        )
+        message = Message(address, code, text, expires_at, minutes, self.channel)
+        try:
+            message_id = services.sender.send(message)
+        except SendError as exc:
+            # A send that did not happen must not cost the user a cooldown or a slot in the caps.
+            services.store.give_back(rules, request.now)
+            services.observe_send("error")
+            logger.warning("code delivery failed: %s (provider error %s)", exc, exc.provider_code or "none")
+            raise ApiError("SENDFAIL") from None
+        except Exception:
+            services.store.give_back(rules, request.now)
+            services.observe_send("error")
+            raise
+        services.observe_send("ok")
+        logger.debug("code sent, message id %s", message_id)
+
+    def prove(self, request: LoginRequest, services: Services) -> Identity:
+        address, _ = self.address(request, services)
+        answer = request.fields.text("otp", error="BADCODE").replace(" ", "")
+        store = services.store
+        claimed = store.claim_attempt(
+            address,
+            request.appid,
+            services.limits.for_check(address, request.client_ip),
+            request.now,
+            services.codes.max_attempts,
+        )
+        if isinstance(claimed, Refusal):
+            raise refuse(claimed, services)
+        if claimed is None:
+            raise ApiError("BADCODE")
+        if not services.codes.matches(claimed.digest, address, request.appid, answer):
+            key, window = services.limits.failure(address)
+            store.count(key, window, request.now)
+            raise ApiError("BADCODE")
+        if not store.consume(claimed):
+            raise ApiError("BADCODE")  # another request with the same code won the race
+        name = request.fields.text("name", error="BADREQUEST")[:128]
+        return Identity(address, name, release=lambda: store.restore(claimed, services.clock()))
+
+
+class PhoneLogin(CodeLogin):
+    field = "phone"
+    invalid = "BADPHONE"
+    channel = "sms"

@@ -1,0 +1,51 @@
+"""The contract's error codes, the one error type that carries them, and the answer envelope."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+# code -> a short human text (sent only when server.error_message_text is on)
+CODES = {
+    "BADREQUEST": "The request body is not a JSON object or form.",
+    "NOOP": "The request has no op.",
+    "BADOP": "Unknown op.",
+    "MISSINGAPPID": "The appid is missing.",
+    "BADPHONE": "The phone number is missing or not valid.",
+    "BADCODE": "The code is wrong, expired or already used.",
+    "RATELIMIT": "Too many requests; try again later.",
+    "SENDFAIL": "The code could not be delivered.",
+    "BADUSER": "mesibo refused to create the user.",
+    "BADAPP": "The server could not reach mesibo or its app token was refused.",
+    "INTERNAL": "Internal error.",
+}
+
+
+class ApiError(Exception):
+    """A failure answered to the client with one of the contract's error codes."""
+
+    def __init__(self, code: str, *, retry_after: int | None = None, detail: str = ""):
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code}")
+        super().__init__(detail or code)
+        self.code = code
+        self.retry_after = retry_after
+        self.detail = detail
+
+
+def envelope(op: str, payload: dict[str, Any] | None = None, *, now: float | None = None) -> dict[str, Any]:
+    """A successful answer: op, ts, result OK and the payload's fields."""
+    body: dict[str, Any] = {"op": op, "ts": int(time.time() if now is None else now), "result": "OK"}
+    if payload:
+        body.update(payload)
+    return body
+
+
+def failure(op: str, error: ApiError, *, message_text: bool = False) -> dict[str, Any]:
+    """A failed answer: op, ts, result FAIL, error and (for RATELIMIT) retry_after."""
+    body: dict[str, Any] = {"op": op, "ts": int(time.time()), "result": "FAIL", "error": error.code}
+    if error.retry_after is not None:
+        body["retry_after"] = max(1, int(error.retry_after))
+    if message_text:
+        body["message_text"] = CODES[error.code]
+    return body

@@ -1,0 +1,90 @@
+"""Logging: the service's handler and format, and redaction of secrets from every log record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterable
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+_installed = False
+REDACTED = "[REDACTED]"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def install_redaction(secrets: Iterable[str]) -> None:
+    """Remove these secrets from every log record made in this process, whatever logger makes it.
+
+    A record factory (not a handler filter) is used so records from any library and any
+    handler - gunicorn's, the root logger's, a test's capture - are covered.
+    """
+    global _installed
+    with _lock:
+        _secrets.update(secret for secret in secrets if secret)
+        if _installed:
+            return
+        _installed = True
+        make_record = logging.getLogRecordFactory()
+
+        def redacting_factory(*args, **kwargs):
+            record = make_record(*args, **kwargs)
+            if not _secrets:
+                return record
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed call; logging reports it when the record is emitted
+                return record
+            cleaned = redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+            if record.exc_info and record.exc_info[1] is not None:
+                # Formatters use exc_text when it is set, so the traceback is redacted once, here.
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            return record
+
+        logging.setLogRecordFactory(redacting_factory)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = record.exc_text or redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+def configure(level: str, as_json: bool) -> None:
+    """Give the service's loggers one stderr handler (gunicorn captures stderr), once per process."""
+    logger = logging.getLogger("app")
+    logger.setLevel(level)
+    formatter: logging.Formatter = (
+        JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    for handler in logger.handlers:
+        if getattr(handler, "_messenger", False):
+            handler.setFormatter(formatter)
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._messenger = True  # type: ignore[attr-defined]
+    handler.setFormatter(formatter)
+    logger.addHandler(handler)
+    logger.propagate = False

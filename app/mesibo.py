@@ -1,0 +1,181 @@
+"""The client for mesibo's backend API: one session per worker, timeouts, safe retries, error mapping."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+logger = logging.getLogger("app.mesibo")
+
+# mesibo error codes that mean the app itself (its token or id) is wrong, not the user.
+APP_ERRORS = frozenset({"AUTHFAIL", "NOAPP", "BADAPP", "BADTOKEN", "INVALIDTOKEN", "APPDISABLED", "NOACCESS"})
+
+
+class MesiboError(Exception):
+    """mesibo did not mint a token. ``code`` is the contract's code: BADAPP or BADUSER."""
+
+    def __init__(self, code: str, reason: str, *, upstream_error: str = ""):
+        super().__init__(reason)
+        self.code = code
+        self.upstream_error = upstream_error
+
+
+def _retry_policy() -> Retry:
+    return Retry(
+        total=2,
+        connect=2,  # the request never left: safe to try again
+        read=0,  # mesibo may have created the token already: never resend
+        status=0,  # an HTTP error is an answer, not a reason to ask again
+        other=0,
+        backoff_factor=0.1,  # 0.1 s, then 0.2 s: a short blip, not a login the user gives up on
+        allowed_methods=None,  # the connect-only policy above is what makes a POST safe to retry
+        raise_on_status=False,
+    )
+
+
+class MesiboClient:
+    """Asks mesibo for user tokens.
+
+    ``style`` is ``backend`` (JSON POST to the API URL, the default) or ``legacy``
+    (GET ``api.php`` with the token in the query string, as the PHP original does).
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        app_token: str,
+        *,
+        style: str = "backend",
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        observe: Callable[[str, float, str], None] | None = None,
+    ):
+        self.api_url = api_url
+        self._app_token = app_token
+        self.style = style
+        self.timeout = (connect_timeout, read_timeout)
+        self._observe = observe
+        self._session: requests.Session | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MesiboClient(api_url={self.api_url!r}, style={self.style!r})"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._app_token)
+
+    def session(self) -> requests.Session:
+        """One session per worker process (made lazily, so a fork never shares a connection)."""
+        if self._session is None or self._pid != os.getpid():
+            with self._lock:
+                if self._session is None or self._pid != os.getpid():
+                    session = requests.Session()
+                    adapter = HTTPAdapter(max_retries=_retry_policy(), pool_connections=4, pool_maxsize=64)
+                    session.mount("https://", adapter)
+                    session.mount("http://", adapter)
+                    session.headers["User-Agent"] = "messenger-backend-python"
+                    self._session = session
+                    self._pid = os.getpid()
+        return self._session
+
+    def _call(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any]) -> dict[str, Any]:
+        if not self._app_token:
+            raise MesiboError("BADAPP", "no mesibo app token is configured")
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return self._exchange(op, body, legacy_params)
+        except MesiboError:
+            outcome = "error"
+            raise
+        finally:
+            if self._observe:
+                self._observe(op, time.perf_counter() - started, outcome)
+
+    def _exchange(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            if self.style == "legacy":
+                params = {"op": op, "token": self._app_token, **legacy_params}
+                response = self.session().get(self.legacy_url, params=params, timeout=self.timeout)
+            else:
+                payload = {"op": op, "token": self._app_token, **body}
+                response = self.session().post(self.api_url, json=payload, timeout=self.timeout)
+        except requests.Timeout:
+            raise MesiboError("BADAPP", "mesibo did not answer in time") from None
+        except requests.RequestException as exc:
+            # The exception text may hold the URL, and in legacy style the URL holds the token.
+            raise MesiboError("BADAPP", f"cannot reach mesibo ({type(exc).__name__})") from None
+        if response.status_code >= 500 or response.status_code in (401, 403, 404):
+            raise MesiboError("BADAPP", f"mesibo answered HTTP {response.status_code}")
+        try:
+            answer = response.json()
+        except ValueError:
+            raise MesiboError(
+                "BADAPP", f"mesibo answered something that is not JSON (HTTP {response.status_code})"
+            ) from None
+        if not isinstance(answer, dict):
+            raise MesiboError("BADAPP", "mesibo answered JSON that is not an object")
+        return answer
+
+    @property
+    def legacy_url(self) -> str:
+        """``.../backend/`` -> ``.../api.php``; an URL that already names a .php file is kept."""
+        url = self.api_url.rstrip("/")
+        if url.endswith(".php"):
+            return url
+        if url.endswith("/backend"):
+            url = url[: -len("/backend")]
+        return url + "/api.php"
+
+    def add_user(self, address: str, appid: str, *, name: str = "", expiry_minutes: int = 525600) -> str:
+        """Create (or find) the user and mint a token for ``appid``; return the token."""
+        user: dict[str, Any] = {"address": address, "token": {"appid": appid, "expiry": expiry_minutes}}
+        if name:
+            user["name"] = name
+        legacy = {"addr": address, "appid": appid, "expiry": expiry_minutes}
+        if name:
+            legacy["name"] = name
+        answer = self._call("useradd", {"user": user}, legacy)
+        if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
+            error = str(answer.get("error") or answer.get("errmsg") or "unknown")
+            code = "BADAPP" if error.upper() in APP_ERRORS else "BADUSER"
+            raise MesiboError(code, f"mesibo refused useradd: {error}", upstream_error=error)
+        found = answer.get("user")
+        token = found.get("token") if isinstance(found, dict) else None
+        if isinstance(token, dict):  # some API versions nest the token object
+            token = token.get("token")
+        if not isinstance(token, str) or not token:
+            raise MesiboError("BADAPP", "mesibo's useradd answer has no user token")
+        return token
+
+    def revoke(self, user_token: str, op: str = "usertokendel") -> bool:
+        """Best effort: ask mesibo to delete a user token. Never raises."""
+        try:
+            answer = self._call(op, {"user": {"token": user_token}}, {"utoken": user_token})
+        except MesiboError as exc:
+            logger.warning("token revoke failed: %s", exc)
+            return False
+        return answer.get("result") is True
+
+    def check(self) -> tuple[bool, str]:
+        """A harmless call that tells whether mesibo accepts the app token (for the ``check`` command)."""
+        try:
+            answer = self._call("usersget", {"count": 1}, {"count": 1})
+        except MesiboError as exc:
+            return False, str(exc)
+        if answer.get("result") is True:
+            return True, "mesibo accepted the app token"
+        error = str(answer.get("error") or "unknown")
+        if error.upper() in APP_ERRORS:
+            return False, f"app token rejected by mesibo ({error})"
+        return False, f"mesibo answered an error: {error}"

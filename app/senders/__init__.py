@@ -1,0 +1,45 @@
+"""Senders deliver codes; one is chosen by name with ``sender.name``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..config import ConfigError
+from .base import Message, Sender, SendError, render
+
+__all__ = ["Message", "Sender", "SendError", "build_sender", "render", "load_object"]
+
+
+def _log(config):
+    from .log import LogSender
+
+    return LogSender(config)
+
+
+def _memory(config):
+    from .memory import MemorySender
+
+    return MemorySender(config)
+
+
+SENDERS: dict[str, Callable[[Mapping[str, Any]], Sender]] = {"log": _log, "memory": _memory}
+
+
+def load_object(spec: str, key: str) -> Any:
+    """Import ``module:Name``; a wrong spec stops start-up naming ``key``."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(key, f"expected a known name or module:Class, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(key, f"cannot load {spec!r}: {exc}") from None
+
+
+def build_sender(config: Mapping[str, Any]) -> Sender:
+    name = config["sender.name"]
+    factory = SENDERS.get(name) or load_object(name, "sender.name")
+    return factory(config)

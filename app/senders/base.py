@@ -1,0 +1,38 @@
+"""The sender interface: deliver a code to an address and return the provider's message id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    address: str  # E.164 digits for SMS, an e-mail address for e-mail
+    code: str
+    text: str
+    expires_at: int
+    ttl_minutes: int
+    channel: str = "sms"
+
+
+class SendError(Exception):
+    """The provider did not take the message; ``provider_code`` is its own error code, if any."""
+
+    def __init__(self, message: str, *, provider_code: str = ""):
+        super().__init__(message)
+        self.provider_code = provider_code
+
+
+class Sender(Protocol):
+    def send(self, message: Message) -> str:
+        """Deliver ``message``; return the provider's message id or raise SendError."""
+        ...
+
+
+def render(template: str, *, code: str, app_name: str, minutes: int, retriever_hash: str = "") -> str:
+    """The message text from the configured template, with the Android SMS Retriever hash last."""
+    text = template.format(code=code, app_name=app_name, minutes=minutes)
+    if retriever_hash:
+        text = f"{text}\n\n{retriever_hash}"
+    return text

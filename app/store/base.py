@@ -1,0 +1,263 @@
+"""What every store does, in SQL both engines speak; the engines supply connections and locking.
+
+Two tables hold all shared state:
+
+- ``codes``: one live code per (address, appid), stored as an HMAC digest with its expiry and
+  the number of answers already tried;
+- ``counters``: fixed-window counters for the abuse limits, keyed by rule and subject, each
+  with the time its window ends.
+
+Every operation that must be atomic runs in one transaction (``_transaction``), and the
+single-use rule rests on ``DELETE`` reporting whether this caller removed the row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    address: str
+    appid: str
+    digest: str
+    expires_at: int
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One limit: at most ``limit`` events per ``window`` seconds for ``key``.
+
+    ``count`` is False for a rule that is only checked here (the event is counted elsewhere,
+    e.g. the failure lock-out that wrong answers feed).
+    """
+
+    key: str
+    limit: int
+    window: int
+    count: bool = True
+
+
+@dataclass(frozen=True)
+class Refusal:
+    key: str
+    retry_after: int
+
+
+# Each migration is a list of statements; the position in MIGRATIONS is the schema version.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS codes (
+               address TEXT NOT NULL,
+               appid TEXT NOT NULL,
+               digest TEXT NOT NULL,
+               expires_at BIGINT NOT NULL,
+               attempts INTEGER NOT NULL DEFAULT 0,
+               PRIMARY KEY (address, appid))""",
+        "CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at)",
+        """CREATE TABLE IF NOT EXISTS counters (
+               key TEXT PRIMARY KEY,
+               count INTEGER NOT NULL,
+               expires_at BIGINT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS counters_expires_at ON counters (expires_at)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_BUMP = """
+INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?)
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN counters.expires_at <= ? THEN 1 ELSE counters.count + 1 END,
+    expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
+RETURNING count, expires_at"""
+
+
+class SqlStore:
+    """The shared logic; subclasses provide ``_transaction`` and ``_connection``."""
+
+    placeholder = "?"
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:  # pragma: no cover - provided by the engines
+        raise NotImplementedError
+        yield
+
+    def _exec(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        cur.execute(self._sql(statement), tuple(params))
+        return cur
+
+    # -- limits ---------------------------------------------------------------
+
+    def _apply_rules(self, cur: Any, rules: Sequence[Rule], now: int) -> Refusal | None:
+        """Count every counting rule and check all of them; the caller rolls back on a refusal.
+
+        All rules are evaluated so the answer carries the longest wait, not the first.
+        """
+        worst: Refusal | None = None
+        for rule in rules:
+            if rule.limit <= 0:
+                continue
+            if rule.count:
+                count, expires_at = self._exec(cur, _BUMP, (rule.key, now + rule.window, now, now)).fetchone()
+                over = count > rule.limit
+            else:
+                row = self._exec(cur, "SELECT count, expires_at FROM counters WHERE key = ?", (rule.key,)).fetchone()
+                over = row is not None and row[1] > now and row[0] >= rule.limit
+                expires_at = row[1] if row else now
+            if over:
+                wait = max(1, int(expires_at - now))
+                if worst is None or wait > worst.retry_after:
+                    worst = Refusal(rule.key, wait)
+        return worst
+
+    def hit(self, rules: Sequence[Rule], now: int) -> Refusal | None:
+        """Count an event against every rule, all or nothing."""
+        try:
+            with self._transaction() as cur:
+                refusal = self._apply_rules(cur, rules, now)
+                if refusal:
+                    raise _RefusedError(refusal)
+        except _RefusedError as rollback:
+            return rollback.refusal
+        return None
+
+    def give_back(self, rules: Sequence[Rule], now: int) -> None:
+        """Undo one counted event (a send that failed must not lock the user out)."""
+        with self._transaction() as cur:
+            for rule in rules:
+                if rule.count and rule.limit > 0:
+                    self._exec(
+                        cur,
+                        "UPDATE counters SET count = count - 1 WHERE key = ? AND count > 0 AND expires_at > ?",
+                        (rule.key, now),
+                    )
+
+    def count(self, key: str, window: int, now: int) -> int:
+        """Count one event with no limit (e.g. a wrong answer); returns the count in the window."""
+        with self._transaction() as cur:
+            return self._exec(cur, _BUMP, (key, now + window, now, now)).fetchone()[0]
+
+    # -- codes ----------------------------------------------------------------
+
+    def issue(self, code: CodeRecord, rules: Sequence[Rule], now: int) -> Refusal | None:
+        """Count the send against the rules and store the code (replacing any older one), atomically."""
+        try:
+            with self._transaction() as cur:
+                refusal = self._apply_rules(cur, rules, now)
+                if refusal:
+                    raise _RefusedError(refusal)
+                self._exec(
+                    cur,
+                    """INSERT INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)
+                       ON CONFLICT (address, appid) DO UPDATE SET
+                           digest = excluded.digest, expires_at = excluded.expires_at, attempts = 0""",
+                    (code.address, code.appid, code.digest, code.expires_at),
+                )
+        except _RefusedError as rollback:
+            return rollback.refusal
+        return None
+
+    def claim_attempt(
+        self, address: str, appid: str, rules: Sequence[Rule], now: int, max_attempts: int
+    ) -> CodeRecord | Refusal | None:
+        """Check the rules, then spend one attempt on the live code and return it (None: no live code).
+
+        Spending the attempt before comparing makes ``max_attempts`` hold under concurrency.
+        """
+        try:
+            with self._transaction() as cur:
+                refusal = self._apply_rules(cur, rules, now)
+                if refusal:
+                    raise _RefusedError(refusal)
+                row = self._exec(
+                    cur,
+                    """UPDATE codes SET attempts = attempts + 1
+                       WHERE address = ? AND appid = ? AND expires_at > ? AND attempts < ?
+                       RETURNING digest, expires_at, attempts""",
+                    (address, appid, now, max_attempts),
+                ).fetchone()
+        except _RefusedError as rollback:
+            return rollback.refusal
+        if row is None:
+            return None
+        return CodeRecord(address, appid, row[0], row[1], row[2])
+
+    def consume(self, code: CodeRecord) -> bool:
+        """Remove the code; True for exactly one caller however many race for it."""
+        with self._transaction() as cur:
+            cur = self._exec(
+                cur,
+                "DELETE FROM codes WHERE address = ? AND appid = ? AND digest = ?",
+                (code.address, code.appid, code.digest),
+            )
+            return cur.rowcount == 1
+
+    def restore(self, code: CodeRecord, now: int) -> None:
+        """Put a consumed code back (the upstream failed); a newer code for the address wins."""
+        if code.expires_at <= now:
+            return
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                """INSERT INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (address, appid) DO NOTHING""",
+                (code.address, code.appid, code.digest, code.expires_at, max(0, code.attempts - 1)),
+            )
+
+    # -- housekeeping ---------------------------------------------------------
+
+    def purge(self, now: int, batch: int = 1000) -> int:
+        """Delete expired codes and counters in batches of ``batch`` rows; returns rows removed."""
+        removed = 0
+        for table in ("codes", "counters"):
+            while True:
+                with self._transaction() as cur:
+                    cur = self._exec(cur, self._purge_sql(table), (now, batch))
+                    done = cur.rowcount
+                removed += max(done, 0)
+                if done < batch:
+                    break
+        return removed
+
+    def _purge_sql(self, table: str) -> str:
+        key = "address, appid" if table == "codes" else "key"
+        return f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT ?)"
+
+    def ping(self) -> None:
+        with self._transaction() as cur:
+            self._exec(cur, "SELECT 1").fetchone()
+
+    def schema_version(self) -> int:
+        with self._transaction() as cur:
+            self._exec(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
+        return row[0] or 0
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> tuple[int, int]:
+        """Bring the schema to ``target``; safe when several processes start at once."""
+        with self._transaction(migration=True) as cur:
+            self._exec(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            for version in range(current + 1, target + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    self._exec(cur, statement)
+                self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
+        return current, max(current, target)
+
+    def close(self) -> None:  # pragma: no cover - engines override when they hold resources
+        pass
+
+
+class _RefusedError(Exception):
+    """Raised inside a transaction to roll it back and hand a refusal to the caller."""
+
+    def __init__(self, refusal: Refusal):
+        super().__init__(refusal.key)
+        self.refusal = refusal

@@ -1,0 +1,63 @@
+"""PostgreSQL: the shared store when several nodes serve one app.
+
+psycopg 3 with a connection pool per worker process (a pool made before a fork is never
+used after it). Atomicity comes from the same statements as SQLite: row locks taken by
+``INSERT ... ON CONFLICT DO UPDATE`` / ``UPDATE ... RETURNING`` / ``DELETE`` inside one
+transaction. Migrations take a transaction-scoped advisory lock, so nodes that start at
+the same time upgrade the schema once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .base import SqlStore
+
+# An arbitrary constant that names this service's migration lock.
+_MIGRATION_LOCK = 0x6D65_7369_626F
+
+
+class PostgresStore(SqlStore):
+    placeholder = "%s"
+
+    def __init__(self, url: str, *, pool_size: int = 10):
+        self.url = url
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> Any:
+        if self._pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pid != os.getpid():
+                    from psycopg_pool import ConnectionPool
+
+                    self._pool = ConnectionPool(
+                        self.url,
+                        min_size=1,
+                        max_size=self.pool_size,
+                        kwargs={"autocommit": True},
+                        open=True,
+                        name="messenger",
+                    )
+                    self._pid = os.getpid()
+        return self._pool
+
+    @contextlib.contextmanager
+    def _transaction(self, migration: bool = False) -> Iterator[Any]:
+        with self._get_pool().connection() as conn:
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    if migration:
+                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                    yield cur
+
+    def close(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+        self._pool = None

@@ -1,0 +1,158 @@
+"""A local stand-in for mesibo's backend API, for trying the service offline and for benchmarks.
+
+    python bench/fake_mesibo.py --port 8999 --app-token dev-app-token [--latency-ms 50]
+
+It answers ``useradd`` in both API styles (JSON POST to ``/backend/``, GET ``/api.php``)
+with a fresh user token, ``usersget`` (what ``flask check`` calls) and ``usertokendel``.
+An app token other than ``--app-token`` gets ``AUTHFAIL`` (``--app-token ''`` accepts any).
+
+Behaviour can be changed while it runs, for tests and demos:
+
+    curl -d '{"latency_ms": 50, "fail": "http500"}' http://127.0.0.1:8999/_control
+    curl http://127.0.0.1:8999/_stats        # {"useradd": 12, "tokens": [...last 100...], ...}
+
+``fail`` is one of: none, http500, garbage, authfail, baduser, hang (never answers).
+It is a single asyncio process with HTTP/1.1 keep-alive, so added latency costs no thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import secrets
+import signal
+from urllib.parse import parse_qsl, urlsplit
+
+FAILURES = ("none", "http500", "garbage", "authfail", "baduser", "hang")
+
+
+class StandIn:
+    def __init__(self, app_token: str, latency_ms: float, fail: str):
+        self.app_token = app_token
+        self.latency = latency_ms / 1000
+        self.fail = fail
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.tokens: collections.deque[dict] = collections.deque(maxlen=100)
+
+    def control(self, body: dict) -> dict:
+        if "latency_ms" in body:
+            self.latency = float(body["latency_ms"]) / 1000
+        if "fail" in body:
+            if body["fail"] not in FAILURES:
+                return {"result": False, "error": f"fail must be one of {FAILURES}"}
+            self.fail = body["fail"]
+        if body.get("reset"):
+            self.counts.clear()
+            self.tokens.clear()
+        return {"result": True, "latency_ms": self.latency * 1000, "fail": self.fail}
+
+    def stats(self) -> dict:
+        return {"result": True, **self.counts, "tokens": list(self.tokens)}
+
+    def api(self, request: dict) -> tuple[int, bytes]:
+        """Answer one mesibo API request; returns (HTTP status, body)."""
+        op = str(request.get("op", ""))
+        self.counts[op or "none"] += 1
+        if self.fail == "http500":
+            return 500, b"<html>Internal Server Error</html>"
+        if self.fail == "garbage":
+            return 200, b"<html>not json</html>"
+        if self.fail == "authfail" or (self.app_token and request.get("token") != self.app_token):
+            return 200, json.dumps({"result": False, "error": "AUTHFAIL"}).encode()
+        if op == "useradd":
+            if self.fail == "baduser":
+                return 200, json.dumps({"result": False, "error": "BADADDRESS"}).encode()
+            user = request.get("user") if isinstance(request.get("user"), dict) else {}
+            address = user.get("address") or request.get("addr") or ""
+            token_spec = user.get("token") if isinstance(user.get("token"), dict) else {}
+            appid = token_spec.get("appid") or request.get("appid") or ""
+            if not address or not appid:
+                return 200, json.dumps({"result": False, "error": "MISSINGPARAM"}).encode()
+            token = secrets.token_hex(24)
+            self.tokens.append({"address": address, "appid": appid, "token": token})
+            uid = abs(hash(address)) % 10_000_000
+            return 200, json.dumps({"result": True, "user": {"uid": uid, "token": token}}).encode()
+        if op in ("usersget", "usertokendel"):
+            return 200, json.dumps({"result": True, "users": []}).encode()
+        return 200, json.dumps({"result": False, "error": "BADOP"}).encode()
+
+
+async def handle(stand_in: StandIn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            method, target, _ = line.decode("latin-1").split(" ", 2)
+            headers = {}
+            while True:
+                header = await reader.readline()
+                if header in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = header.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+            url = urlsplit(target)
+            if url.path == "/_control":
+                status, payload = 200, json.dumps(stand_in.control(json.loads(body or b"{}"))).encode()
+            elif url.path == "/_stats":
+                status, payload = 200, json.dumps(stand_in.stats()).encode()
+            else:
+                request = dict(parse_qsl(url.query))
+                if method == "POST" and body:
+                    try:
+                        request.update(json.loads(body))
+                    except ValueError:
+                        request = {}
+                if stand_in.fail == "hang":
+                    await asyncio.sleep(3600)
+                if stand_in.latency:
+                    await asyncio.sleep(stand_in.latency)
+                status, payload = stand_in.api(request)
+            reason = "OK" if status == 200 else "Error"
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+    except (ConnectionError, ValueError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(host: str, port: int, stand_in: StandIn) -> None:
+    server = await asyncio.start_server(lambda r, w: handle(stand_in, r, w), host, port, backlog=1024)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"fake mesibo listening on http://{host}:{server.sockets[0].getsockname()[1]}/backend/", flush=True)
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8999)
+    parser.add_argument("--app-token", default="dev-app-token", help="the app token it accepts ('' accepts any)")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--fail", choices=FAILURES, default="none")
+    args = parser.parse_args(argv)
+    try:
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(args.host, args.port, StandIn(args.app_token, args.latency_ms, args.fail)))
+
+
+if __name__ == "__main__":
+    main()
