@@ -50,6 +50,8 @@ def create_app(
     services = Services(values, database_url=database_url, development=development, **services_kwargs)
     if values["database.migrate_on_start"]:
         services.store.migrate()
+        # gunicorn may fork after this (preload_app); each worker opens its own connections.
+        services.store.close()
     app.extensions["messenger"] = services
     app.config["MAX_CONTENT_LENGTH"] = values["server.max_body_bytes"]
 

@@ -72,6 +72,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (test runners swap it)."""
+
+    _messenger = True
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure(level: str, as_json: bool) -> None:
     """Give the service's loggers one stderr handler (gunicorn captures stderr), once per process."""
     logger = logging.getLogger("app")
@@ -83,8 +100,7 @@ def configure(level: str, as_json: bool) -> None:
         if getattr(handler, "_messenger", False):
             handler.setFormatter(formatter)
             return
-    handler = logging.StreamHandler(sys.stderr)
-    handler._messenger = True  # type: ignore[attr-defined]
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     logger.addHandler(handler)
     logger.propagate = False

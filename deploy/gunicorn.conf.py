@@ -1,0 +1,48 @@
+"""gunicorn settings for messenger-backend: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app``.
+
+Why threads: a login spends almost all of its time waiting for mesibo (50-300 ms in
+production) and very little on the CPU (about a millisecond). A sync worker holds one
+login at a time, so two sync workers manage about 2 / 0.05 s = 40 logins per second
+against a 50 ms upstream. A threaded worker (gthread) keeps many logins in flight while
+the GIL is free during network waits: 2 workers x 32 threads hold 64 logins at once,
+which is what the benchmark's production case (64 connections, 50 ms upstream) needs.
+Workers = CPU cores, because CPU work cannot run in parallel inside one process.
+async workers (gevent/eventlet) would monkey-patch the database drivers; threads need
+nothing special from the code, which is thread-safe (a connection per thread for SQLite,
+a pool for PostgreSQL, one HTTP session per worker).
+
+Every value can be overridden with an environment variable of the same name in upper
+case with a GUNICORN_ prefix (GUNICORN_WORKERS=4).
+"""
+
+import multiprocessing
+import os
+
+
+def _env(name, default):
+    return os.environ.get(f"GUNICORN_{name.upper()}", default)
+
+
+bind = _env("bind", "127.0.0.1:8000")
+workers = int(_env("workers", multiprocessing.cpu_count()))
+worker_class = _env("worker_class", "gthread")
+threads = int(_env("threads", 32))
+# Longer than mesibo.connect_timeout + mesibo.read_timeout (13 s by default) plus the store's
+# busy timeout, so a slow login is answered (BADAPP) rather than killed mid-request.
+timeout = int(_env("timeout", 30))
+graceful_timeout = int(_env("graceful_timeout", 20))
+# nginx keeps connections to us open between requests.
+keepalive = int(_env("keepalive", 5))
+# Build the app once in the master: configuration errors stop start-up before any worker
+# forks, start-up messages are logged once, and workers share the imported code's memory.
+# Database connections and HTTP sessions are made lazily in each worker, never shared.
+preload_app = _env("preload_app", "true").lower() in ("1", "true", "yes")
+# Restart a worker now and then to bound slow memory growth, staggered so they never all restart at once.
+max_requests = int(_env("max_requests", 100000))
+max_requests_jitter = int(_env("max_requests_jitter", 10000))
+accesslog = _env("accesslog", None)  # the service logs one line per request itself
+errorlog = _env("errorlog", "-")
+loglevel = _env("loglevel", "info")
+# Only the address nginx connects from may set X-Forwarded-For for gunicorn itself; the
+# service's own trust rule is server.trusted_proxies (see README, "Behind nginx").
+forwarded_allow_ips = _env("forwarded_allow_ips", "127.0.0.1")

@@ -1,0 +1,253 @@
+"""The endpoint: transports, body readings, the envelope on every answer, headers (contract sections 1-2)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import responses
+from conftest import API_URL, APPID, PHONE, post
+
+TUTORIAL_BODY = '{op: "login", phone: "18005551234", appid: "com.messenger.appid"}'
+
+
+def assert_envelope(answer, op, result):
+    assert isinstance(answer, dict)
+    assert answer["op"] == op
+    assert answer["result"] == result
+    assert isinstance(answer["ts"], int) and not isinstance(answer["ts"], bool)
+
+
+def test_tutorial_curl_body_with_unquoted_keys_sends_a_code(client, outbox):
+    """The mesibo tutorial's curl example is not strict JSON; it must still work verbatim."""
+    answer = post(client, TUTORIAL_BODY, headers={"Content-Type": "application/json"})
+    assert_envelope(answer, "login", "OK")
+    assert outbox.last_code(PHONE) is not None
+
+
+def test_single_quoted_relaxed_json_is_read(client, outbox):
+    answer = post(client, "{'op': 'login', 'phone': '18005551234', 'appid': 'x'}")
+    assert_envelope(answer, "login", "OK")
+
+
+@pytest.mark.parametrize("path", ["/", "/index.php", "/api.php"])
+def test_endpoint_is_served_at_every_path(client, path):
+    response = client.post(path, data=json.dumps({"op": "logout"}))
+    assert response.get_json()["result"] == "OK"
+
+
+def test_body_without_content_type_is_read_as_json(client, outbox):
+    """The Swift app sets no Content-Type at all."""
+    response = client.post("/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}).encode(),
+                           content_type="")
+    assert response.get_json()["result"] == "OK"
+    assert outbox.last_code(PHONE)
+
+
+def test_json_with_a_text_plain_content_type_is_read(client, outbox):
+    response = client.post("/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}),
+                           content_type="text/plain")
+    assert response.get_json()["result"] == "OK"
+
+
+def test_form_body_is_accepted(client, outbox):
+    response = client.post("/", data={"op": "login", "phone": PHONE, "appid": APPID})
+    assert response.get_json()["result"] == "OK"
+    assert outbox.last_code(PHONE)
+
+
+def test_multipart_form_body_is_accepted(client, outbox):
+    response = client.post("/", data={"op": "login", "phone": PHONE, "appid": APPID},
+                           content_type="multipart/form-data")
+    assert response.get_json()["result"] == "OK"
+
+
+def test_query_string_fields_are_accepted(client, outbox):
+    response = client.post(f"/?op=login&phone={PHONE}&appid={APPID}")
+    assert response.get_json()["result"] == "OK"
+
+
+def test_body_fields_win_over_query_fields(client):
+    answer = client.post("/?op=login", json={"op": "logout"}).get_json()
+    assert answer["op"] == "logout"
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[1, 2, 3]", "42", '"login"', "null", "true", "{not json at all", "\x00\x01garbage", "[" * 5000 + "]" * 5000],
+)
+def test_a_body_that_is_no_object_answers_badrequest(client, body):
+    answer = post(client, body)
+    assert_envelope(answer, "", "FAIL")
+    assert answer["error"] == "BADREQUEST"
+
+
+def test_invalid_utf8_answers_badrequest(client):
+    answer = post(client, b"\xff\xfe\xfd{")
+    assert answer["error"] == "BADREQUEST"
+
+
+def test_oversized_body_answers_badrequest_with_the_envelope(make_app):
+    client = make_app(**{"server.max_body_bytes": 1024}).test_client()
+    answer = post(client, json.dumps({"op": "login", "pad": "x" * 2000}))
+    assert_envelope(answer, "", "FAIL")
+    assert answer["error"] == "BADREQUEST"
+
+
+def test_oversized_multipart_body_answers_the_envelope(make_app):
+    client = make_app(**{"server.max_body_bytes": 1024}).test_client()
+    response = client.post("/", data={"op": "login", "pad": "x" * 4000}, content_type="multipart/form-data")
+    assert response.status_code == 200
+    assert response.get_json()["error"] == "BADREQUEST"
+
+
+def test_oversized_body_without_content_length_is_refused(make_app):
+    """A chunked body has no Content-Length; the limit must hold when reading the stream (as under gunicorn)."""
+    client = make_app(**{"server.max_body_bytes": 1024}).test_client()
+    body = json.dumps({"op": "login", "pad": "x" * 5000}).encode()
+    response = client.post("/", input_stream=io.BytesIO(body), headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.get_json()["error"] == "BADREQUEST"
+
+
+def test_missing_op_answers_noop(client):
+    answer = post(client, {"phone": PHONE})
+    assert_envelope(answer, "", "FAIL")
+    assert answer["error"] == "NOOP"
+
+
+def test_empty_body_answers_noop(client):
+    assert post(client, b"")["error"] == "NOOP"
+
+
+def test_unknown_op_answers_badop_and_echoes_it_lower_cased(client):
+    answer = post(client, {"op": "FlyToMoon"})
+    assert_envelope(answer, "flytomoon", "FAIL")
+    assert answer["error"] == "BADOP"
+
+
+def test_op_is_matched_case_insensitively_and_trimmed(client):
+    answer = post(client, {"op": "  LOGOUT "})
+    assert_envelope(answer, "logout", "OK")
+
+
+@pytest.mark.parametrize("op", [5, ["login"], {"a": 1}, True])
+def test_op_of_a_wrong_type_answers_badop_with_an_empty_op(client, op):
+    answer = post(client, {"op": op})
+    assert_envelope(answer, "", "FAIL")
+    assert answer["error"] == "BADOP"
+
+
+def test_login_without_appid_answers_missingappid(client):
+    answer = post(client, {"op": "login", "phone": PHONE})
+    assert answer["error"] == "MISSINGAPPID"
+    assert "errmsg" not in answer
+
+
+@pytest.mark.parametrize("phone", [None, "", "123", "abc", ["18005551234"], {"n": 1}, True, 1.5, "9" * 40])
+def test_login_with_a_bad_phone_answers_badphone(client, outbox, phone):
+    answer = post(client, {"op": "login", "phone": phone, "appid": APPID})
+    assert_envelope(answer, "login", "FAIL")
+    assert answer["error"] == "BADPHONE"
+    assert outbox.outbox == []
+
+
+def test_phone_sent_as_a_number_is_accepted(client, outbox):
+    answer = post(client, {"op": "login", "phone": 18005551234, "appid": APPID})
+    assert answer["result"] == "OK"
+    assert outbox.last_code(PHONE)
+
+
+@pytest.mark.parametrize("appid", [["x"], {"a": 1}, False])
+def test_appid_of_a_wrong_type_answers_missingappid(client, appid):
+    assert post(client, {"op": "login", "phone": PHONE, "appid": appid})["error"] == "MISSINGAPPID"
+
+
+def test_every_answer_has_no_cache_and_cors_headers(client):
+    response = client.post("/", json={"op": "logout"})
+    assert response.headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
+    assert response.headers["Pragma"] == "no-cache"
+    assert "1970" in response.headers["Expires"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_options_answers_204_with_cors(client):
+    response = client.options("/")
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type"
+
+
+def test_cors_origin_is_configurable(make_app):
+    client = make_app(**{"server.cors_origin": "https://web.example.org"}).test_client()
+    assert client.post("/", json={"op": "logout"}).headers["Access-Control-Allow-Origin"] == "https://web.example.org"
+
+
+def test_get_redirects_to_the_configured_url(make_app):
+    client = make_app(**{"server.redirect_url": "https://example.org/messenger"}).test_client()
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://example.org/messenger"
+
+
+def test_request_id_is_taken_from_the_header_or_generated(client):
+    assert client.post("/", json={"op": "logout"}, headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == (
+        "abc-123"
+    )
+    assert len(client.post("/", json={"op": "logout"}).headers["X-Request-ID"]) == 32
+
+
+def test_unexpected_exception_answers_internal_without_a_stack_trace(client, outbox, mesibo_api, caplog):
+    """Anything unexpected becomes INTERNAL in the envelope, logged with the request id."""
+    code = post(client, {"op": "login", "phone": PHONE, "appid": APPID}) and outbox.last_code(PHONE)
+    mesibo_api.post(API_URL, body=MemoryError("boom"))
+    response = client.post("/", json={"op": "login", "phone": PHONE, "appid": APPID, "otp": code},
+                           headers={"X-Request-ID": "req-42"})
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert_envelope(answer, "login", "FAIL")
+    assert answer["error"] == "INTERNAL"
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_post_to_an_unknown_path_still_answers_the_envelope(client):
+    response = client.post("/nowhere", json={"op": "login"})
+    assert response.mimetype == "application/json"
+    assert_envelope(response.get_json(), "", "FAIL")
+
+
+def test_message_text_is_off_by_default_and_can_be_turned_on(make_app, client):
+    assert "message_text" not in post(client, {"op": "nope"})
+    loud = make_app(**{"server.error_message_text": True}).test_client()
+    assert post(loud, {"op": "nope"})["message_text"] == "Unknown op."
+
+
+def test_no_errmsg_on_login_failures(client):
+    assert "errmsg" not in post(client, {"op": "login", "phone": "1", "appid": APPID})
+
+
+@responses.activate
+def test_logout_always_answers_ok(client):
+    answer = post(client, {"op": "logout", "token": "whatever"})
+    assert_envelope(answer, "logout", "OK")
+    assert len(responses.calls) == 0
+
+
+def test_logout_revokes_at_mesibo_when_configured(make_app, mesibo_api):
+    from responses import matchers
+
+    from conftest import APP_TOKEN
+
+    call = mesibo_api.post(API_URL, json={"result": True}, match=[matchers.json_params_matcher(
+        {"op": "usertokendel", "token": APP_TOKEN, "user": {"token": "user-tok"}})])
+    client = make_app(**{"mesibo.revoke_on_logout": True}).test_client()
+    assert post(client, {"op": "logout", "token": "user-tok"})["result"] == "OK"
+    assert call.call_count == 1
+
+
+def test_logout_is_ok_even_when_the_revoke_fails(make_app, mesibo_api):
+    mesibo_api.post(API_URL, status=503)
+    client = make_app(**{"mesibo.revoke_on_logout": True}).test_client()
+    assert post(client, {"op": "logout", "token": "user-tok"})["result"] == "OK"

@@ -1,0 +1,252 @@
+"""Login: codes (make, hash, expire, attempts, single use) and minting tokens at mesibo (contract section 3)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+import requests
+from conftest import API_URL, APP_TOKEN, APPID, PHONE, ask_code, mint_ok, post
+from responses import matchers
+
+
+def prove(client, code, phone=PHONE, appid=APPID, **extra):
+    return post(client, {"op": "login", "phone": phone, "appid": appid, "otp": code, **extra})
+
+
+def test_full_login_returns_every_field_with_the_right_types(client, outbox, mesibo_api):
+    mint_ok(mesibo_api, "tok-abc")
+    answer = prove(client, ask_code(client, outbox))
+    assert answer["result"] == "OK" and answer["op"] == "login"
+    assert answer["token"] == "tok-abc"
+    assert answer["phone"] == PHONE
+    assert answer["urls"] == {"upload": "https://s3.mesibo.com/api.php", "download": "https://appimages.mesibo.com/"}
+    assert answer["share"] == {
+        "text": "Hey, I use Mesibo for free messaging, voice and video calls. Download it from https://m.mesibo.com",
+        "subject": "Mesibo Messenger: Open Source Messenger",
+        "title": "Invite a friend via",
+    }
+    assert answer["invite"] == answer["share"]["text"]
+    assert answer["fileurl"] == "https://appimages.mesibo.com/"
+    assert answer["downloadurl"] == "https://media.mesibo.com/files/"
+    assert answer["uploadurl"] == answer["uiconfig"] == "https://app.mesibo.com/api.php"
+    assert isinstance(answer["ts"], int)
+
+
+def test_mesibo_gets_the_documented_useradd_request(client, outbox, mesibo_api):
+    call = mesibo_api.post(
+        API_URL,
+        json={"result": True, "user": {"token": "t"}},
+        match=[
+            matchers.json_params_matcher({
+                "op": "useradd", "token": APP_TOKEN,
+                "user": {"address": PHONE, "name": "Ann", "token": {"appid": APPID, "expiry": 525600}},
+            }),
+            matchers.header_matcher({"Content-Type": "application/json"}),
+            matchers.request_kwargs_matcher({"timeout": (3.0, 10.0)}),
+        ],
+    )
+    assert prove(client, ask_code(client, outbox), name=" Ann ")["result"] == "OK"
+    assert call.call_count == 1
+
+
+def test_legacy_api_style_sends_the_php_get(make_app, mesibo_api):
+    app = make_app(**{"mesibo.api_style": "legacy", "mesibo.token_expiry_minutes": 60})
+    client, outbox = app.test_client(), app.extensions["messenger"].sender
+    call = mesibo_api.get(
+        "https://mesibo.test/api.php",
+        json={"result": True, "user": {"token": "legacy-tok"}},
+        match=[matchers.query_param_matcher(
+            {"op": "useradd", "token": APP_TOKEN, "addr": PHONE, "appid": APPID, "expiry": "60"})],
+    )
+    assert prove(client, ask_code(client, outbox))["token"] == "legacy-tok"
+    assert call.call_count == 1
+
+
+def test_phone_is_normalized_to_e164_digits(client, outbox, mesibo_api):
+    mint_ok(mesibo_api)
+    post(client, {"op": "login", "phone": "+1 (800) 555-1234", "appid": APPID})
+    code = outbox.last_code(PHONE)
+    assert code is not None
+    assert prove(client, code, phone="001-800-555-1234")["phone"] == PHONE
+
+
+def test_code_is_six_digits_by_default_and_configurable(make_app, client, outbox):
+    code = ask_code(client, outbox)
+    assert len(code) == 6 and code.isdigit()
+    app = make_app(**{"otp.digits": 8})
+    assert len(ask_code(app.test_client(), app.extensions["messenger"].sender, phone="447911123456")) == 8
+
+
+def test_code_is_stored_only_as_a_keyed_hash(app, client, outbox, tmp_path):
+    code = ask_code(client, outbox)
+    rows = sqlite3.connect(tmp_path / "test.db").execute("SELECT address, appid, digest FROM codes").fetchall()
+    assert len(rows) == 1
+    address, appid, digest = rows[0]
+    assert code not in digest
+    services = app.extensions["messenger"]
+    assert digest == services.codes.digest(address, appid, code)
+    assert len(digest) == 64
+
+
+def test_the_message_text_carries_the_code_and_minutes(client, outbox):
+    code = ask_code(client, outbox)
+    assert outbox.outbox[-1].text == f"{code} is your Mesibo Messenger verification code. It expires in 5 minutes."
+
+
+def test_a_new_request_replaces_the_old_code(client, outbox, clock, mesibo_api):
+    mint_ok(mesibo_api)
+    first = ask_code(client, outbox)
+    clock.advance(61)
+    second = ask_code(client, outbox)
+    if first != second:
+        assert prove(client, first)["error"] == "BADCODE"
+    assert prove(client, second)["result"] == "OK"
+
+
+def test_codes_are_per_appid(client, outbox, mesibo_api):
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox, appid="com.one")
+    assert prove(client, code, appid="com.two")["error"] == "BADCODE"
+    assert prove(client, code, appid="com.one")["result"] == "OK"
+
+
+def test_wrong_code_answers_badcode(client, outbox, mesibo_api):
+    code = ask_code(client, outbox)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    answer = prove(client, wrong)
+    assert answer == {"op": "login", "ts": answer["ts"], "result": "FAIL", "error": "BADCODE"}
+    assert len(mesibo_api.calls) == 0
+
+
+def test_expired_code_answers_badcode(client, outbox, clock, mesibo_api):
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox)
+    clock.advance(301)
+    assert prove(client, code)["error"] == "BADCODE"
+
+
+def test_code_is_good_until_just_before_expiry(client, outbox, clock, mesibo_api):
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox)
+    clock.advance(299)
+    assert prove(client, code)["result"] == "OK"
+
+
+def test_unknown_code_answers_badcode(client):
+    assert prove(client, "123456")["error"] == "BADCODE"
+
+
+def test_code_works_only_once(client, outbox, mesibo_api):
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox)
+    assert prove(client, code)["result"] == "OK"
+    assert prove(client, code)["error"] == "BADCODE"
+
+
+def test_after_five_wrong_answers_the_right_code_is_refused(client, outbox, mesibo_api):
+    """Brute force: the code dies after max_attempts wrong answers."""
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for _ in range(5):
+        assert prove(client, wrong)["error"] == "BADCODE"
+    assert prove(client, code)["error"] == "BADCODE"
+    assert len(mesibo_api.calls) == 0
+
+
+def test_four_wrong_answers_leave_the_code_usable(client, outbox, mesibo_api):
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for _ in range(4):
+        prove(client, wrong)
+    assert prove(client, code)["result"] == "OK"
+
+
+@pytest.mark.parametrize("otp", [["123456"], {"a": 1}, True, 1.5])
+def test_otp_of_a_wrong_type_answers_badcode(client, outbox, otp):
+    ask_code(client, outbox)
+    assert prove(client, otp)["error"] == "BADCODE"
+
+
+def test_code_sent_as_a_number_is_accepted(client, outbox, mesibo_api, clock):
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox)
+    while code.startswith("0"):  # a leading zero cannot survive as a JSON number; ask again
+        clock.advance(61)
+        code = ask_code(client, outbox)
+    assert prove(client, int(code))["result"] == "OK"
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    [
+        {"body": requests.ConnectTimeout("connect timeout")},
+        {"body": requests.ReadTimeout("read timeout")},
+        {"body": requests.ConnectionError("refused")},
+        {"status": 500, "body": "<html>oops</html>"},
+        {"status": 502, "body": ""},
+        {"status": 200, "body": "not json"},
+        {"status": 200, "json": ["a", "list"]},
+        {"status": 200, "json": {"result": False, "error": "AUTHFAIL"}},
+        {"status": 200, "json": {"result": True, "user": {}}},
+    ],
+    ids=["connect-timeout", "read-timeout", "refused", "http-500", "http-502", "non-json", "json-list",
+         "authfail", "no-token"],
+)
+def test_upstream_failure_answers_badapp_and_the_code_stays_usable(client, outbox, mesibo_api, upstream):
+    code = ask_code(client, outbox)
+    mesibo_api.post(API_URL, **upstream)
+    assert prove(client, code)["error"] == "BADAPP"
+    mesibo_api.replace(responses_post := "POST", API_URL, json={"result": True, "user": {"token": "retry-tok"}})
+    assert responses_post == "POST"
+    assert prove(client, code)["token"] == "retry-tok"
+
+
+def test_mesibo_refusing_the_user_answers_baduser_and_keeps_the_code(client, outbox, mesibo_api):
+    code = ask_code(client, outbox)
+    mesibo_api.post(API_URL, json={"result": False, "error": "BADADDRESS"})
+    assert prove(client, code)["error"] == "BADUSER"
+    mesibo_api.replace("POST", API_URL, json={"result": True, "user": {"token": "t2"}})
+    assert prove(client, code)["token"] == "t2"
+
+
+def test_no_app_token_answers_badapp_without_calling_mesibo(make_app, mesibo_api):
+    app = make_app(**{"mesibo.app_token": "", "server.development": "true"})
+    client = app.test_client()
+    code = ask_code(client, app.extensions["messenger"].sender)
+    assert prove(client, code)["error"] == "BADAPP"
+    assert len(mesibo_api.calls) == 0
+
+
+def test_two_concurrent_right_answers_mint_exactly_one_token(app, client, outbox, mesibo_api):
+    """Single use under concurrency: threads on separate SQLite connections race for one code."""
+    call = mint_ok(mesibo_api)
+    for round_ in range(5):
+        code = ask_code(client, outbox, phone=f"1201555{round_:04d}")
+        barrier = threading.Barrier(8)
+        answers = []
+
+        def race(code=code, round_=round_, barrier=barrier):
+            local = app.test_client()
+            barrier.wait()
+            answers.append(prove(local, code, phone=f"1201555{round_:04d}"))
+
+        threads = [threading.Thread(target=race) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(a["result"] for a in answers) == ["FAIL"] * 7 + ["OK"]
+        assert {a.get("error") for a in answers if a["result"] == "FAIL"} == {"BADCODE"}
+    assert call.call_count == 5
+
+
+def test_login_notice_is_off_by_default_and_configurable(make_app, client):
+    answer = post(client, {"op": "login", "phone": PHONE, "appid": APPID})
+    assert set(answer) == {"op", "ts", "result"}
+    app = make_app(**{"login.notice": True, "login.notice_title": "Hi", "login.notice_delay": 30})
+    answer = post(app.test_client(), {"op": "login", "phone": "447911123456", "appid": APPID})
+    assert answer["title"] == "Hi" and isinstance(answer["message"], str) and answer["delay"] == 30

@@ -1,0 +1,250 @@
+"""The store's guarantees, on every engine: single use, attempts, atomic limits, housekeeping, migrations.
+
+SQLite always runs. PostgreSQL runs when TEST_DATABASE_URL is set (``.ci/run`` sets it); each
+test gets its own schema there.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from conftest import postgres_url
+
+from app.store import SCHEMA_VERSION, CodeRecord, Refusal, Rule
+from app.store.base import MIGRATIONS
+from app.store.sqlite import SqliteStore
+
+NOW = 1_800_000_000
+
+
+def _postgres_store(schema_holder):
+    import psycopg
+
+    from app.store.postgres import PostgresStore
+
+    url = postgres_url()
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    schema_holder.append(schema)
+    separator = "&" if "?" in url else "?"
+    return PostgresStore(f"{url}{separator}options=-csearch_path%3D{schema}", pool_size=20)
+
+
+def _drop_schema(schema):
+    import psycopg
+
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+ENGINES = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.skipif(
+        not postgres_url(), reason="TEST_DATABASE_URL is not set: PostgreSQL store tests not run")),
+]
+
+
+@pytest.fixture(name="make_store", params=ENGINES)
+def _make_store(request, tmp_path):
+    """Make an empty store (not migrated) on the engine under test."""
+    made, schemas = [], []
+
+    def make():
+        if request.param == "sqlite":
+            store = SqliteStore(str(tmp_path / "store.db"))
+        else:
+            store = _postgres_store(schemas) if not made else made[0].__class__(made[0].url, pool_size=20)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+    for schema in schemas:
+        _drop_schema(schema)
+
+
+@pytest.fixture(name="store")
+def _store(make_store):
+    store = make_store()
+    store.migrate()
+    return store
+
+
+def code(address="15551230000", appid="app", digest="d" * 64, expires_at=NOW + 300):
+    return CodeRecord(address, appid, digest, expires_at)
+
+
+def run_concurrently(count, target):
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(target())
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return results
+
+
+def test_issue_claim_consume(store):
+    assert store.issue(code(), [], NOW) is None
+    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
+    assert claimed.digest == "d" * 64 and claimed.attempts == 1
+    assert store.consume(claimed) is True
+    assert store.consume(claimed) is False
+    assert store.claim_attempt("15551230000", "app", [], NOW, 5) is None
+
+
+def test_a_new_code_replaces_the_old_and_resets_attempts(store):
+    store.issue(code(digest="a" * 64), [], NOW)
+    store.claim_attempt("15551230000", "app", [], NOW, 5)
+    store.issue(code(digest="b" * 64), [], NOW)
+    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
+    assert claimed.digest == "b" * 64 and claimed.attempts == 1
+
+
+def test_expired_code_cannot_be_claimed(store):
+    store.issue(code(expires_at=NOW + 10), [], NOW)
+    assert store.claim_attempt("15551230000", "app", [], NOW + 10, 5) is None
+
+
+def test_attempts_are_capped_under_concurrency(store):
+    store.issue(code(), [], NOW)
+    results = run_concurrently(20, lambda: store.claim_attempt("15551230000", "app", [], NOW, 5))
+    assert sum(1 for result in results if isinstance(result, CodeRecord)) == 5
+
+
+def test_exactly_one_of_many_concurrent_consumers_wins(store):
+    for round_ in range(3):
+        store.issue(code(address=f"1555123000{round_}"), [], NOW)
+        claimed = store.claim_attempt(f"1555123000{round_}", "app", [], NOW, 5)
+        assert run_concurrently(12, lambda claimed=claimed: store.consume(claimed)).count(True) == 1
+
+
+def test_restore_makes_a_consumed_code_usable_again(store):
+    store.issue(code(), [], NOW)
+    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
+    assert store.consume(claimed)
+    store.restore(claimed, NOW)
+    again = store.claim_attempt("15551230000", "app", [], NOW, 5)
+    assert again.digest == claimed.digest and again.attempts == 1  # the successful try is not held against it
+
+
+def test_restore_never_overwrites_a_newer_code(store):
+    store.issue(code(digest="a" * 64), [], NOW)
+    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
+    store.consume(claimed)
+    store.issue(code(digest="b" * 64), [], NOW)
+    store.restore(claimed, NOW)
+    assert store.claim_attempt("15551230000", "app", [], NOW, 5).digest == "b" * 64
+
+
+def test_hit_counts_up_to_the_limit_then_refuses_with_the_wait(store):
+    rule = Rule("send:x", 3, 3600)
+    assert [store.hit([rule], NOW + i) for i in range(3)] == [None, None, None]
+    refusal = store.hit([rule], NOW + 100)
+    assert isinstance(refusal, Refusal) and refusal.key == "send:x"
+    assert refusal.retry_after == 3500
+    assert store.hit([rule], NOW + 3600) is None  # a new window
+
+
+def test_a_refused_hit_counts_nothing(store):
+    """All or nothing: a refusal by one rule must not use up the others."""
+    tight, loose = Rule("cooldown:x", 1, 60), Rule("send:x", 5, 3600)
+    assert store.hit([tight, loose], NOW) is None
+    for i in range(10):
+        assert store.hit([tight, loose], NOW + 1 + i) is not None
+    # only 1 of 5 used: the ten refused hits counted nothing
+    assert [store.hit([loose], NOW + 20) for _ in range(4)] == [None] * 4
+    assert store.hit([loose], NOW + 20) is not None
+
+
+def test_refusal_reports_the_longest_wait(store):
+    store.hit([Rule("a", 1, 60), Rule("b", 1, 3600)], NOW)
+    assert store.hit([Rule("a", 1, 60), Rule("b", 1, 3600)], NOW + 1).retry_after == 3599
+
+
+def test_give_back_undoes_one_hit(store):
+    rule = Rule("cooldown:y", 1, 60)
+    store.hit([rule], NOW)
+    store.give_back([rule], NOW)
+    assert store.hit([rule], NOW + 1) is None
+
+
+def test_check_only_rule_refuses_at_the_limit_without_counting(store):
+    lock = Rule("fail:x", 2, 86400, count=False)
+    assert store.hit([lock], NOW) is None
+    store.count("fail:x", 86400, NOW)
+    assert store.hit([lock], NOW) is None
+    store.count("fail:x", 86400, NOW + 5)
+    refusal = store.hit([lock], NOW + 10)
+    assert refusal.retry_after == 86390
+    assert store.hit([lock], NOW + 86400) is None
+
+
+def test_limit_holds_under_concurrency(store):
+    rule = Rule("send-all", 5, 3600)
+    results = run_concurrently(40, lambda: store.hit([rule], NOW))
+    assert results.count(None) == 5
+
+
+def test_zero_limit_is_off(store):
+    assert all(store.hit([Rule("off", 0, 60)], NOW) is None for _ in range(5))
+
+
+def test_purge_removes_only_what_expired_in_batches(store):
+    for i in range(25):
+        store.issue(code(address=f"1555000{i:04d}", expires_at=NOW + (10 if i % 2 else 1000)), [], NOW)
+        store.hit([Rule(f"k{i}", 5, 10 if i % 2 else 1000)], NOW)
+    assert store.purge(NOW + 100, batch=4) == 24
+    assert store.claim_attempt("15550000000", "app", [], NOW + 100, 5) is not None
+    assert store.purge(NOW + 100, batch=4) == 0
+
+
+def test_migrate_from_empty_and_again(make_store):
+    store = make_store()
+    assert store.schema_version() == 0
+    assert store.migrate() == (0, SCHEMA_VERSION)
+    assert store.migrate() == (SCHEMA_VERSION, SCHEMA_VERSION)
+    assert store.schema_version() == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("start", range(len(MIGRATIONS)))
+def test_migrate_from_each_earlier_version(make_store, start):
+    store = make_store()
+    store.migrate(target=start)
+    assert store.schema_version() == start
+    store.migrate()
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.issue(code(), [], NOW) is None
+
+
+def test_concurrent_migrations_apply_once(make_store):
+    stores = [make_store() for _ in range(4)]
+    results = []
+    lock = threading.Lock()
+
+    def migrate(store):
+        outcome = store.migrate()
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results)[0] == (0, SCHEMA_VERSION)
+    assert stores[0].schema_version() == SCHEMA_VERSION
