@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 
 def _services():
@@ -11,6 +12,7 @@ def _services():
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create the schema (or bring it to the current version)."""
     before, after = _services().store.migrate()
@@ -18,6 +20,7 @@ def init_db() -> None:
 
 
 @click.command("migrate")
+@with_appcontext
 def migrate() -> None:
     """Bring the database schema to the current version."""
     before, after = _services().store.migrate()
@@ -25,6 +28,7 @@ def migrate() -> None:
 
 
 @click.command("purge")
+@with_appcontext
 @click.option("--batch", default=1000, show_default=True, help="Rows deleted per transaction.")
 def purge(batch: int) -> None:
     """Delete expired codes and limit counters."""

@@ -93,9 +93,8 @@ def configure(level: str, as_json: bool) -> None:
     """Give the service's loggers one stderr handler (gunicorn captures stderr), once per process."""
     logger = logging.getLogger("app")
     logger.setLevel(level)
-    formatter: logging.Formatter = (
-        JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    text_format = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+    formatter: logging.Formatter = JsonFormatter() if as_json else logging.Formatter(text_format)
     for handler in logger.handlers:
         if getattr(handler, "_messenger", False):
             handler.setFormatter(formatter)

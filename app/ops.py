@@ -22,7 +22,9 @@ def login(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
     request = LoginRequest(fields, appid[:256], client_ip, services.now())
     method = services.auth
     if not method.is_proof(fields):
-        return method.begin(request, services)
+        answer = method.begin(request, services)
+        services.tidy(request.now)
+        return answer
     identity = method.prove(request, services)
     try:
         token = services.mesibo.add_user(

@@ -92,6 +92,7 @@ class Services:
         self.clock = clock
         self.metrics = metrics
         self.database_url = database_url
+        self._last_tidy = 0
         self.codes = Codes(
             _otp_secret(values, database_url, development),
             digits=values["otp.digits"],
@@ -117,6 +118,20 @@ class Services:
 
     def now(self) -> int:
         return int(self.clock())
+
+    # Lazy housekeeping: at most one small batch per interval per process, so expired rows
+    # never pile up even without the purge timer, and no login waits on a big delete.
+    TIDY_INTERVAL = 60
+    TIDY_BATCH = 500
+
+    def tidy(self, now: int) -> None:
+        if now - self._last_tidy < self.TIDY_INTERVAL:
+            return
+        self._last_tidy = now
+        try:
+            self.store.purge(now, self.TIDY_BATCH, max_batches=1)
+        except Exception:  # housekeeping must never fail a login
+            logger.warning("lazy purge failed", exc_info=True)
 
     def login_notice(self) -> dict[str, Any]:
         if not self.config["login.notice"]:

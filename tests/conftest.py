@@ -86,7 +86,7 @@ def _mesibo_api():
         yield mock
 
 
-def mint_ok(mock, token="user-token-1"):
+def mint_ok(mock, token="user-token-1"):  # noqa: S107 - a fake user token
     return mock.post(API_URL, json={"result": True, "user": {"uid": 7, "token": token}})
 
 

@@ -39,15 +39,17 @@ def test_endpoint_is_served_at_every_path(client, path):
 
 def test_body_without_content_type_is_read_as_json(client, outbox):
     """The Swift app sets no Content-Type at all."""
-    response = client.post("/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}).encode(),
-                           content_type="")
+    response = client.post(
+        "/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}).encode(), content_type=""
+    )
     assert response.get_json()["result"] == "OK"
     assert outbox.last_code(PHONE)
 
 
 def test_json_with_a_text_plain_content_type_is_read(client, outbox):
-    response = client.post("/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}),
-                           content_type="text/plain")
+    response = client.post(
+        "/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}), content_type="text/plain"
+    )
     assert response.get_json()["result"] == "OK"
 
 
@@ -58,8 +60,9 @@ def test_form_body_is_accepted(client, outbox):
 
 
 def test_multipart_form_body_is_accepted(client, outbox):
-    response = client.post("/", data={"op": "login", "phone": PHONE, "appid": APPID},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/", data={"op": "login", "phone": PHONE, "appid": APPID}, content_type="multipart/form-data"
+    )
     assert response.get_json()["result"] == "OK"
 
 
@@ -106,8 +109,12 @@ def test_oversized_body_without_content_length_is_refused(make_app):
     """A chunked body has no Content-Length; the limit must hold when reading the stream (as under gunicorn)."""
     client = make_app(**{"server.max_body_bytes": 1024}).test_client()
     body = json.dumps({"op": "login", "pad": "x" * 5000}).encode()
-    response = client.post("/", input_stream=io.BytesIO(body), headers={"Transfer-Encoding": "chunked"},
-                           environ_overrides={"wsgi.input_terminated": True})
+    response = client.post(
+        "/",
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert response.get_json()["error"] == "BADREQUEST"
 
 
@@ -203,8 +210,9 @@ def test_unexpected_exception_answers_internal_without_a_stack_trace(client, out
     """Anything unexpected becomes INTERNAL in the envelope, logged with the request id."""
     code = post(client, {"op": "login", "phone": PHONE, "appid": APPID}) and outbox.last_code(PHONE)
     mesibo_api.post(API_URL, body=MemoryError("boom"))
-    response = client.post("/", json={"op": "login", "phone": PHONE, "appid": APPID, "otp": code},
-                           headers={"X-Request-ID": "req-42"})
+    response = client.post(
+        "/", json={"op": "login", "phone": PHONE, "appid": APPID, "otp": code}, headers={"X-Request-ID": "req-42"}
+    )
     assert response.status_code == 200
     answer = response.get_json()
     assert_envelope(answer, "login", "FAIL")
@@ -236,12 +244,14 @@ def test_logout_always_answers_ok(client):
 
 
 def test_logout_revokes_at_mesibo_when_configured(make_app, mesibo_api):
+    from conftest import APP_TOKEN
     from responses import matchers
 
-    from conftest import APP_TOKEN
-
-    call = mesibo_api.post(API_URL, json={"result": True}, match=[matchers.json_params_matcher(
-        {"op": "usertokendel", "token": APP_TOKEN, "user": {"token": "user-tok"}})])
+    call = mesibo_api.post(
+        API_URL,
+        json={"result": True},
+        match=[matchers.json_params_matcher({"op": "usertokendel", "token": APP_TOKEN, "user": {"token": "user-tok"}})],
+    )
     client = make_app(**{"mesibo.revoke_on_logout": True}).test_client()
     assert post(client, {"op": "logout", "token": "user-tok"})["result"] == "OK"
     assert call.call_count == 1

@@ -38,7 +38,7 @@ def test_toml_file_then_environment(tmp_path):
         ("MESSENGER_MESIBO_REVOKE_ON_LOGOUT", "yes", "mesibo.revoke_on_logout", True),
         ("MESSENGER_MESIBO_READ_TIMEOUT", "2.5", "mesibo.read_timeout", 2.5),
         ("MESSENGER_PHONES_ALLOW_CALLING_CODES", "1, 44", "phones.allow_calling_codes", ["1", "44"]),
-        ("MESSENGER_PHONES_TEST_NUMBERS", '{"15550001111": "123456"}', "phones.test_numbers", {"15550001111": "123456"}),
+        ("MESSENGER_PHONES_TEST_NUMBERS", '{"15550001111": "1234"}', "phones.test_numbers", {"15550001111": "1234"}),
     ],
 )
 def test_environment_variables(env, raw, key, expected):
@@ -138,7 +138,11 @@ def test_an_app_token_alone_turns_development_mode_off(tmp_path):
 
 
 def test_unknown_sender_stops_start_up(tmp_path):
-    config = {"database.url": f"sqlite:///{tmp_path}/t.db", "otp.secret": OTP_SECRET,
-              "mesibo.app_token": APP_TOKEN, "sender.name": "carrier-pigeon"}
+    config = {
+        "database.url": f"sqlite:///{tmp_path}/t.db",
+        "otp.secret": OTP_SECRET,
+        "mesibo.app_token": APP_TOKEN,
+        "sender.name": "carrier-pigeon",
+    }
     with pytest.raises(ConfigError, match="sender.name"):
         create_app(config, environ={})

@@ -39,10 +39,13 @@ def test_mesibo_gets_the_documented_useradd_request(client, outbox, mesibo_api):
         API_URL,
         json={"result": True, "user": {"token": "t"}},
         match=[
-            matchers.json_params_matcher({
-                "op": "useradd", "token": APP_TOKEN,
-                "user": {"address": PHONE, "name": "Ann", "token": {"appid": APPID, "expiry": 525600}},
-            }),
+            matchers.json_params_matcher(
+                {
+                    "op": "useradd",
+                    "token": APP_TOKEN,
+                    "user": {"address": PHONE, "name": "Ann", "token": {"appid": APPID, "expiry": 525600}},
+                }
+            ),
             matchers.header_matcher({"Content-Type": "application/json"}),
             matchers.request_kwargs_matcher({"timeout": (3.0, 10.0)}),
         ],
@@ -57,8 +60,11 @@ def test_legacy_api_style_sends_the_php_get(make_app, mesibo_api):
     call = mesibo_api.get(
         "https://mesibo.test/api.php",
         json={"result": True, "user": {"token": "legacy-tok"}},
-        match=[matchers.query_param_matcher(
-            {"op": "useradd", "token": APP_TOKEN, "addr": PHONE, "appid": APPID, "expiry": "60"})],
+        match=[
+            matchers.query_param_matcher(
+                {"op": "useradd", "token": APP_TOKEN, "addr": PHONE, "appid": APPID, "expiry": "60"}
+            )
+        ],
     )
     assert prove(client, ask_code(client, outbox))["token"] == "legacy-tok"
     assert call.call_count == 1
@@ -193,8 +199,17 @@ def test_code_sent_as_a_number_is_accepted(client, outbox, mesibo_api, clock):
         {"status": 200, "json": {"result": False, "error": "AUTHFAIL"}},
         {"status": 200, "json": {"result": True, "user": {}}},
     ],
-    ids=["connect-timeout", "read-timeout", "refused", "http-500", "http-502", "non-json", "json-list",
-         "authfail", "no-token"],
+    ids=[
+        "connect-timeout",
+        "read-timeout",
+        "refused",
+        "http-500",
+        "http-502",
+        "non-json",
+        "json-list",
+        "authfail",
+        "no-token",
+    ],
 )
 def test_upstream_failure_answers_badapp_and_the_code_stays_usable(client, outbox, mesibo_api, upstream):
     code = ask_code(client, outbox)
@@ -229,7 +244,7 @@ def test_two_concurrent_right_answers_mint_exactly_one_token(app, client, outbox
         barrier = threading.Barrier(8)
         answers = []
 
-        def race(code=code, round_=round_, barrier=barrier):
+        def race(code=code, round_=round_, barrier=barrier, answers=answers):
             local = app.test_client()
             barrier.wait()
             answers.append(prove(local, code, phone=f"1201555{round_:04d}"))

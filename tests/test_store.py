@@ -42,8 +42,12 @@ def _drop_schema(schema):
 
 ENGINES = [
     "sqlite",
-    pytest.param("postgres", marks=pytest.mark.skipif(
-        not postgres_url(), reason="TEST_DATABASE_URL is not set: PostgreSQL store tests not run")),
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(
+            not postgres_url(), reason="TEST_DATABASE_URL is not set: PostgreSQL store tests not run"
+        ),
+    ),
 ]
 
 
@@ -248,3 +252,10 @@ def test_concurrent_migrations_apply_once(make_store):
         thread.join()
     assert sorted(results)[0] == (0, SCHEMA_VERSION)
     assert stores[0].schema_version() == SCHEMA_VERSION
+
+
+def test_purge_can_stop_after_a_number_of_batches(store):
+    for i in range(10):
+        store.hit([Rule(f"k{i}", 5, 10)], NOW)
+    assert store.purge(NOW + 100, batch=3, max_batches=1) == 3
+    assert store.purge(NOW + 100, batch=3) == 7

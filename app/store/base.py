@@ -213,15 +213,21 @@ class SqlStore:
 
     # -- housekeeping ---------------------------------------------------------
 
-    def purge(self, now: int, batch: int = 1000) -> int:
-        """Delete expired codes and counters in batches of ``batch`` rows; returns rows removed."""
+    def purge(self, now: int, batch: int = 1000, max_batches: int | None = None) -> int:
+        """Delete expired codes and counters, ``batch`` rows per transaction; returns rows removed.
+
+        Short transactions keep the write lock free for logins while a big backlog drains.
+        ``max_batches`` bounds the work per table (lazy cleanup does one batch at a time).
+        """
         removed = 0
         for table in ("codes", "counters"):
-            while True:
+            batches = 0
+            while max_batches is None or batches < max_batches:
                 with self._transaction() as cur:
                     cur = self._exec(cur, self._purge_sql(table), (now, batch))
                     done = cur.rowcount
                 removed += max(done, 0)
+                batches += 1
                 if done < batch:
                     break
         return removed

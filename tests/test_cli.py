@@ -1,0 +1,34 @@
+"""The flask commands: init-db / migrate, purge."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from conftest import ask_code
+
+
+def test_init_db_and_migrate_report_the_schema_version(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["init-db"])
+    assert result.exit_code == 0 and "version 1" in result.output
+    result = runner.invoke(args=["migrate"])
+    assert result.exit_code == 0 and "(was 1)" in result.output
+
+
+def test_purge_removes_expired_codes(app, client, outbox, clock, tmp_path):
+    ask_code(client, outbox)
+    runner = app.test_cli_runner()
+    assert "removed 0" in runner.invoke(args=["purge"]).output
+    clock.advance(86400 + 1)
+    result = runner.invoke(args=["purge"])
+    assert result.exit_code == 0
+    assert "removed" in result.output and "removed 0" not in result.output
+    assert sqlite3.connect(tmp_path / "test.db").execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 0
+
+
+def test_lazy_cleanup_removes_expired_codes_during_logins(app, client, outbox, clock, tmp_path):
+    ask_code(client, outbox, phone="12012345678")
+    clock.advance(3 * 86400)
+    ask_code(client, outbox, phone="447911123456")
+    rows = sqlite3.connect(tmp_path / "test.db").execute("SELECT address FROM codes").fetchall()
+    assert rows == [("447911123456",)]

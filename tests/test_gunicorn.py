@@ -1,0 +1,120 @@
+"""The real service under gunicorn with several worker processes, against the stand-in for mesibo."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+import requests
+from conftest import APP_TOKEN, OTP_SECRET
+from servers import FakeMesibo, Service
+
+pytestmark = pytest.mark.slow
+
+PHONE = "18005551234"
+
+
+@pytest.fixture(name="fake_mesibo")
+def _fake_mesibo():
+    fake = FakeMesibo(APP_TOKEN)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(name="start_service")
+def _start_service(tmp_path, fake_mesibo):
+    started = []
+
+    def start(workers=2, **env):
+        base = {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake_mesibo.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/shared.db",
+            "MESSENGER_SENDER_NAME": "log",
+        }
+        service = Service(tmp_path, {**base, **env}, workers=workers)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def code_lines(service):
+    return re.findall(r"login code for (\d+): (\d+)", service.log())
+
+
+def concurrently(count, call):
+    barrier = threading.Barrier(count)
+    answers, lock = [], threading.Lock()
+
+    def worker():
+        with requests.Session() as session:
+            barrier.wait()
+            answer = call(session)
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+def test_tutorial_flow_over_http(start_service, fake_mesibo):
+    """The tutorial's curl body (unquoted keys) sends a code to the log; the code then mints a token."""
+    service = start_service()
+    first = requests.post(
+        service.url,
+        data='{op: "login", phone: "18005551234", appid: "com.messenger.appid"}',
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    ).json()
+    assert first["result"] == "OK" and first["op"] == "login"
+    [(phone, code)] = code_lines(service)
+    assert phone == PHONE
+    second = requests.post(
+        service.url, json={"op": "login", "phone": PHONE, "appid": "com.messenger.appid", "otp": code}, timeout=10
+    ).json()
+    assert second["result"] == "OK"
+    assert second["token"] == fake_mesibo.stats()["tokens"][-1]["token"]
+    assert APP_TOKEN not in service.log()
+
+
+def test_send_cap_holds_across_four_workers(start_service):
+    """50 concurrent code requests for one phone with a cap of 5 per hour: exactly 5 codes are sent."""
+    service = start_service(
+        workers=4, MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS="0", MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR="1000"
+    )
+    answers = concurrently(
+        50, lambda s: s.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=30).json()
+    )
+    assert len(answers) == 50
+    assert sum(a["result"] == "OK" for a in answers) == 5
+    refused = [a for a in answers if a["result"] == "FAIL"]
+    assert {a["error"] for a in refused} == {"RATELIMIT"}
+    assert all(isinstance(a["retry_after"], int) and 3500 < a["retry_after"] <= 3600 for a in refused)
+    assert len(code_lines(service)) == 5
+    serving_pids = set(re.findall(r"\[(\d+)\] app.requests", service.log()))
+    assert len(serving_pids) >= 2  # the requests really were spread over several processes
+
+
+def test_one_code_mints_one_token_across_four_workers(start_service, fake_mesibo):
+    """20 concurrent right answers for one code: exactly one token is minted."""
+    service = start_service(workers=4)
+    requests.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=10)
+    [(_, code)] = code_lines(service)
+    answers = concurrently(
+        20,
+        lambda s: s.post(
+            service.url, json={"op": "login", "phone": PHONE, "appid": "a", "otp": code}, timeout=30
+        ).json(),
+    )
+    assert sum(a["result"] == "OK" for a in answers) == 1
+    assert {a.get("error") for a in answers if a["result"] == "FAIL"} == {"BADCODE"}
+    assert fake_mesibo.stats()["useradd"] == 1
