@@ -1,0 +1,220 @@
+"""Abuse limits, country policy, test numbers, client IPs and answers that reveal nothing (SECURITY.md)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import APPID, PHONE, mint_ok, post, unique_phone
+
+
+def ask(client, phone=PHONE, ip="203.0.113.5", headers=None, appid=APPID):
+    return post(
+        client,
+        {"op": "login", "phone": phone, "appid": appid},
+        environ_overrides={"REMOTE_ADDR": ip},
+        headers=headers or {},
+    )
+
+
+def prove(client, code, phone=PHONE, ip="203.0.113.5"):
+    return post(
+        client, {"op": "login", "phone": phone, "appid": APPID, "otp": code}, environ_overrides={"REMOTE_ADDR": ip}
+    )
+
+
+def wrong(code):
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+
+
+def test_default_install_refuses_the_sixth_code_in_an_hour_with_the_right_wait(client, outbox, clock):
+    for _ in range(5):
+        assert ask(client)["result"] == "OK"
+        clock.advance(61)
+    answer = ask(client)
+    assert answer["result"] == "FAIL" and answer["error"] == "RATELIMIT"
+    assert answer["retry_after"] == 3600 - 5 * 61
+    assert len(outbox.outbox) == 5
+    clock.advance(answer["retry_after"])
+    assert ask(client)["result"] == "OK"
+
+
+def test_resend_cooldown(client, clock):
+    assert ask(client)["result"] == "OK"
+    clock.advance(20)
+    answer = ask(client)
+    assert answer["error"] == "RATELIMIT" and answer["retry_after"] == 40
+    assert isinstance(answer["retry_after"], int)
+    clock.advance(40)
+    assert ask(client)["result"] == "OK"
+
+
+def test_refused_requests_consume_nothing_else(client, outbox, clock):
+    """Requests refused by the cooldown do not use up the per-phone, per-IP or global caps."""
+    assert ask(client)["result"] == "OK"
+    for _ in range(30):
+        assert ask(client)["error"] == "RATELIMIT"
+    for _ in range(4):
+        clock.advance(61)
+        assert ask(client)["result"] == "OK"
+    assert len(outbox.outbox) == 5
+
+
+def test_a_failed_send_does_not_lock_the_user_out(client, outbox):
+    outbox.fail_next = 1
+    answer = ask(client)
+    assert answer["result"] == "FAIL" and answer["error"] == "SENDFAIL"
+    assert ask(client)["result"] == "OK"  # no cooldown after a send that did not happen
+    assert len(outbox.outbox) == 1
+
+
+def test_sends_per_ip(client, clock):
+    for _ in range(20):
+        assert ask(client, phone=unique_phone())["result"] == "OK"
+    answer = ask(client, phone=unique_phone())
+    assert answer["error"] == "RATELIMIT" and answer["retry_after"] == 3600
+    assert ask(client, phone=unique_phone(), ip="198.51.100.7")["result"] == "OK"
+
+
+def test_checks_per_ip(make_app, clock):
+    app = make_app(**{"limits.checks_per_ip_per_10min": 3})
+    client = app.test_client()
+    ask(client)
+    for _ in range(3):
+        assert prove(client, "000000")["error"] in ("BADCODE",)
+    answer = prove(client, "000000")
+    assert answer["error"] == "RATELIMIT" and answer["retry_after"] == 600
+    assert prove(client, "000000", ip="198.51.100.7")["error"] == "BADCODE"
+
+
+def test_failures_across_codes_lock_the_phone_for_a_day(client, outbox, clock, mesibo_api):
+    mint_ok(mesibo_api)
+    for _ in range(4):  # 4 codes x 5 wrong answers = 20 failures
+        code = ask(client) and outbox.last_code(PHONE)
+        for _ in range(5):
+            assert prove(client, wrong(code))["error"] == "BADCODE"
+        clock.advance(61)
+    locked = ask(client)
+    assert locked["error"] == "RATELIMIT"
+    assert 86400 - 4 * 61 - 5 <= locked["retry_after"] <= 86400
+    assert prove(client, "123456")["error"] == "RATELIMIT"
+    clock.advance(86400)
+    code = ask(client) and outbox.last_code(PHONE)
+    assert prove(client, code)["result"] == "OK"
+
+
+def test_global_cap_on_codes_sent(make_app):
+    app = make_app(**{"limits.global_sends_per_hour": 3, "limits.sends_per_ip_per_hour": 0})
+    client = app.test_client()
+    for i in range(3):
+        assert ask(client, phone=unique_phone(), ip=f"198.51.100.{i}")["result"] == "OK"
+    assert ask(client, phone=unique_phone(), ip="192.0.2.1")["error"] == "RATELIMIT"
+
+
+def test_limits_are_configurable_and_zero_turns_one_off(make_app):
+    app = make_app(**{"limits.resend_cooldown_seconds": 0, "limits.sends_per_phone_per_hour": 0})
+    client = app.test_client()
+    assert all(ask(client)["result"] == "OK" for _ in range(8))
+
+
+@pytest.mark.parametrize(
+    ("config", "phone", "allowed"),
+    [
+        ({"phones.allow_calling_codes": ["1", "44"]}, "447911123456", True),
+        ({"phones.allow_calling_codes": ["1", "44"]}, "919876543210", False),
+        ({"phones.deny_calling_codes": ["91"]}, "919876543210", False),
+        ({"phones.deny_calling_codes": ["91"]}, "18005551234", True),
+    ],
+)
+def test_country_policy(make_app, config, phone, allowed):
+    app = make_app(**config)
+    answer = ask(app.test_client(), phone=phone)
+    assert (answer["result"] == "OK") is allowed
+    if not allowed:
+        assert answer["error"] == "BADPHONE"
+        assert app.extensions["messenger"].sender.outbox == []
+
+
+def test_test_numbers_send_nothing_and_take_their_fixed_code(make_app, clock, mesibo_api, caplog):
+    mint_ok(mesibo_api)
+    with caplog.at_level(logging.INFO, logger="app"):
+        app = make_app(**{"phones.test_numbers": {"15550001111": "424242"}})
+    started = "\n".join(record.getMessage() for record in caplog.records)
+    assert "15550001111" in started and "424242" not in started
+    client = app.test_client()
+    assert ask(client, phone="+1 555 000 1111")["result"] == "OK"  # fictional numbers are fine here
+    assert app.extensions["messenger"].sender.outbox == []
+    assert ask(client, phone="15550001111")["error"] == "RATELIMIT"  # they still obey the cooldown
+    assert prove(client, "424242", phone="15550001111")["token"] == "user-token-1"
+
+
+def test_test_number_ends_on_its_date(make_app, clock):
+    # clock starts at 2027-01-15; the entry ended the day before
+    app = make_app(
+        **{
+            "phones.test_numbers": {
+                "15550001111": {"code": "4242", "until": "2027-01-14"},
+                "18005551234": {"code": "1111", "until": "2099-01-01"},
+            }
+        }
+    )
+    client = app.test_client()
+    assert ask(client, phone="15550001111")["error"] == "BADPHONE"  # now just an invalid number
+    assert ask(client, phone="18005551234")["result"] == "OK"
+    assert app.extensions["messenger"].sender.outbox == []
+
+
+def test_forged_forwarded_for_is_ignored_without_trusted_proxies(make_app):
+    """Without server.trusted_proxies, per-IP limits use the socket address; headers change nothing."""
+    app = make_app(**{"limits.sends_per_ip_per_hour": 2})
+    client = app.test_client()
+    for i in range(2):
+        assert ask(client, phone=unique_phone(), headers={"X-Forwarded-For": f"10.0.0.{i}"})["result"] == "OK"
+    assert ask(client, phone=unique_phone(), headers={"X-Forwarded-For": "10.0.0.99"})["error"] == "RATELIMIT"
+
+
+def test_forwarded_for_is_used_for_the_trusted_hops_only(make_app):
+    app = make_app(**{"limits.sends_per_ip_per_hour": 2, "server.trusted_proxies": 1})
+    client = app.test_client()
+    # the client forged "1.1.1.1"; nginx appended the real address 198.51.100.9
+    for _ in range(2):
+        assert (
+            ask(client, phone=unique_phone(), ip="127.0.0.1", headers={"X-Forwarded-For": "1.1.1.1, 198.51.100.9"})[
+                "result"
+            ]
+            == "OK"
+        )
+    assert (
+        ask(client, phone=unique_phone(), ip="127.0.0.1", headers={"X-Forwarded-For": "2.2.2.2, 198.51.100.9"})["error"]
+        == "RATELIMIT"
+    )
+    assert (
+        ask(client, phone=unique_phone(), ip="127.0.0.1", headers={"X-Forwarded-For": "198.51.100.10"})["result"]
+        == "OK"
+    )
+
+
+def test_step_one_answers_the_same_for_known_and_new_phones(client, outbox, mesibo_api, clock):
+    mint_ok(mesibo_api)
+    code = ask(client) and outbox.last_code(PHONE)
+    prove(client, code)
+    clock.advance(61)
+    known, new = ask(client), ask(client, phone=unique_phone())
+    assert {k: v for k, v in known.items() if k != "ts"} == {k: v for k, v in new.items() if k != "ts"}
+
+
+def test_badcode_is_the_same_answer_for_wrong_expired_used_and_unknown(client, outbox, clock, mesibo_api):
+    mint_ok(mesibo_api)
+    answers = [prove(client, "123456")]  # unknown: no code was ever asked for
+    code = ask(client) and outbox.last_code(PHONE)
+    answers.append(prove(client, wrong(code)))  # wrong
+    prove(client, code)
+    answers.append(prove(client, code))  # used
+    clock.advance(61)
+    code = ask(client) and outbox.last_code(PHONE)
+    clock.advance(301)
+    answers.append(prove(client, code))  # expired
+    assert all(
+        {k: v for k, v in a.items() if k != "ts"} == {"op": "login", "result": "FAIL", "error": "BADCODE"}
+        for a in answers
+    )
