@@ -31,7 +31,8 @@ def create_app(
     services (``clock``, ``store``, ``sender``, ``mesibo``) - both for tests and embedding.
     A wrong configuration raises ConfigError naming the key.
     """
-    from . import api, cli, logs
+    from . import api, cli, logs, monitoring
+    from .metrics import Metrics
     from .services import Services
 
     environ = os.environ if environ is None else environ
@@ -47,6 +48,8 @@ def create_app(
         database_url = "sqlite:///" + os.path.join(app.instance_path, "messenger.db")
     _check_secrets(values, development)
 
+    if values["metrics.enabled"] and "metrics" not in services_kwargs:
+        services_kwargs["metrics"] = Metrics()
     services = Services(values, database_url=database_url, development=development, **services_kwargs)
     if values["database.migrate_on_start"]:
         services.store.migrate()
@@ -60,6 +63,8 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     app.register_blueprint(api.bp)
+    serve_metrics = values["metrics.enabled"] and not values["metrics.port"]
+    monitoring.init_app(app, metrics_path=values["metrics.path"] if serve_metrics else None)
     app.before_request(api.before_request)
     app.after_request(api.after_request)
     app.register_error_handler(Exception, _error_handler)

@@ -68,19 +68,20 @@ def read_fields(limit: int) -> dict[str, Any]:
     query = request.args.to_dict()
     if request.content_length is not None and request.content_length > limit:
         raise ApiError("BADREQUEST", detail="the body is too large")
-    if request.mimetype == "multipart/form-data":
-        body: dict[str, Any] | None = request.form.to_dict()
-    else:
-        raw = request.stream.read(limit + 1)
-        if len(raw) > limit:
-            raise ApiError("BADREQUEST", detail="the body is too large")
-        if not raw.strip():
-            return query
-        body = _json_object(raw)
-        if body is None:
-            body = _form(raw)
-        if body is None:
-            raise ApiError("BADREQUEST", detail="the body is neither JSON nor a form")
+    # Cached, so a multipart form can still be parsed from it; MAX_CONTENT_LENGTH bounds a body
+    # sent without Content-Length (chunked), and werkzeug's 413 is answered with the envelope.
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise ApiError("BADREQUEST", detail="the body is too large")
+    if not raw.strip():
+        return query
+    body = _json_object(raw)
+    if body is None and request.mimetype == "multipart/form-data":
+        body = request.form.to_dict() or None
+    if body is None:
+        body = _form(raw)
+    if body is None:
+        raise ApiError("BADREQUEST", detail="the body is neither JSON nor a form")
     return {**query, **body}
 
 
@@ -156,8 +157,12 @@ def after_request(response: Response) -> Response:
     headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
     headers["Access-Control-Allow-Headers"] = "Content-Type"
     headers["X-Request-ID"] = getattr(g, "request_id", "")
-    if request.method == "POST" and config["logging.requests"]:
-        log_request(response)
+    if request.method == "POST":
+        svc = services()
+        if svc.metrics:
+            svc.metrics.request(getattr(g, "op", ""), getattr(g, "result", "FAIL"), getattr(g, "error", ""))
+        if config["logging.requests"]:
+            log_request(response)
     return response
 
 

@@ -37,6 +37,61 @@ def purge(batch: int) -> None:
     click.echo(f"removed {removed} expired rows")
 
 
+@click.command("check")
+@with_appcontext
+def check() -> None:
+    """Check the configuration and ask mesibo whether it accepts the app token."""
+    services = _services()
+    store = services.database_url.split("@")[-1]
+    click.echo(f"configuration: ok (store {store}, sender {services.config['sender.name']})")
+    try:
+        services.store.ping()
+    except Exception as exc:
+        click.echo(f"database: unreachable ({type(exc).__name__})")
+        raise SystemExit(1) from None
+    click.echo(f"database: ok, schema version {services.store.schema_version()}")
+    if not services.mesibo.configured:
+        click.echo("mesibo: no app token configured - set MESIBO_APP_TOKEN")
+        raise SystemExit(1)
+    ok, verdict = services.mesibo.check()
+    click.echo(f"mesibo ({services.config['mesibo.api_url']}): {verdict}")
+    if not ok:
+        raise SystemExit(1)
+
+
+@click.command("send-test-code")
+@click.argument("address")
+@with_appcontext
+def send_test_code(address: str) -> None:
+    """Send a code to ADDRESS through the configured sender (the code is not valid for login)."""
+    from .senders import Message, SendError, render
+
+    services = _services()
+    normalized = services.auth.normalize_address(address)
+    if not normalized:
+        click.echo(f"{address!r} is not a valid address for the {services.config['auth.method']} login")
+        raise SystemExit(2)
+    code = services.codes.new_code()
+    minutes = max(1, services.codes.ttl_seconds // 60)
+    config = services.config
+    text = render(
+        config["sender.template"],
+        code=code,
+        app_name=config["sender.app_name"],
+        minutes=minutes,
+        retriever_hash=config["sender.sms_retriever_hash"],
+    )
+    message = Message(
+        normalized, code, text, services.now() + services.codes.ttl_seconds, minutes, services.auth.channel
+    )
+    try:
+        message_id = services.sender.send(message)
+    except SendError as exc:
+        click.echo(f"sender {config['sender.name']} failed: {exc} (provider error {exc.provider_code or 'none'})")
+        raise SystemExit(1) from None
+    click.echo(f"sent test code {code} to {normalized} with {config['sender.name']} (message id {message_id})")
+
+
 def init_app(app: Flask) -> None:
-    for command in (init_db, migrate, purge):
+    for command in (init_db, migrate, purge, check, send_test_code):
         app.cli.add_command(command)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+
+from .http import SessionHolder
 
 logger = logging.getLogger("app.mesibo")
 
@@ -26,19 +24,6 @@ class MesiboError(Exception):
         super().__init__(reason)
         self.code = code
         self.upstream_error = upstream_error
-
-
-def _retry_policy() -> Retry:
-    return Retry(
-        total=2,
-        connect=2,  # the request never left: safe to try again
-        read=0,  # mesibo may have created the token already: never resend
-        status=0,  # an HTTP error is an answer, not a reason to ask again
-        other=0,
-        backoff_factor=0.1,  # 0.1 s, then 0.2 s: a short blip, not a login the user gives up on
-        allowed_methods=None,  # the connect-only policy above is what makes a POST safe to retry
-        raise_on_status=False,
-    )
 
 
 class MesiboClient:
@@ -63,9 +48,7 @@ class MesiboClient:
         self.style = style
         self.timeout = (connect_timeout, read_timeout)
         self._observe = observe
-        self._session: requests.Session | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
+        self._sessions = SessionHolder(self.timeout)
 
     def __repr__(self) -> str:
         return f"MesiboClient(api_url={self.api_url!r}, style={self.style!r})"
@@ -75,18 +58,8 @@ class MesiboClient:
         return bool(self._app_token)
 
     def session(self) -> requests.Session:
-        """One session per worker process (made lazily, so a fork never shares a connection)."""
-        if self._session is None or self._pid != os.getpid():
-            with self._lock:
-                if self._session is None or self._pid != os.getpid():
-                    session = requests.Session()
-                    adapter = HTTPAdapter(max_retries=_retry_policy(), pool_connections=4, pool_maxsize=64)
-                    session.mount("https://", adapter)
-                    session.mount("http://", adapter)
-                    session.headers["User-Agent"] = "messenger-backend-python"
-                    self._session = session
-                    self._pid = os.getpid()
-        return self._session
+        """One session per worker process."""
+        return self._sessions.get()
 
     def _call(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any]) -> dict[str, Any]:
         if not self._app_token:

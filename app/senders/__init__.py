@@ -24,7 +24,38 @@ def _memory(config):
     return MemorySender(config)
 
 
-SENDERS: dict[str, Callable[[Mapping[str, Any]], Sender]] = {"log": _log, "memory": _memory}
+def _twilio(config):
+    from .twilio import TwilioSender
+
+    return TwilioSender(config)
+
+
+def _vonage(config):
+    from .vonage import VonageSender
+
+    return VonageSender(config)
+
+
+def _webhook(config):
+    from .webhook import WebhookSender
+
+    return WebhookSender(config)
+
+
+def _smtp(config):
+    from .smtp import SmtpSender
+
+    return SmtpSender(config)
+
+
+SENDERS: dict[str, Callable[[Mapping[str, Any]], Sender]] = {
+    "log": _log,
+    "memory": _memory,
+    "twilio": _twilio,
+    "vonage": _vonage,
+    "webhook": _webhook,
+    "smtp": _smtp,
+}
 
 
 def load_object(spec: str, key: str) -> Any:

@@ -1,0 +1,61 @@
+"""Outbound HTTP: one ``requests.Session`` per worker process per client, a default timeout on
+every call, and a retry policy that only repeats what cannot have reached the other side."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+
+def connect_only_retry() -> Retry:
+    return Retry(
+        total=2,
+        connect=2,  # the request never left: safe to try again, even for a POST
+        read=0,  # the other side may have acted on it (minted a token, sent an SMS): never resend
+        status=0,  # an HTTP error is an answer, not a reason to ask again
+        other=0,
+        backoff_factor=0.1,  # 0.1 s, then 0.2 s: rides out a blip without keeping the user waiting
+        allowed_methods=None,  # the connect-only counts above are what make any method safe here
+        raise_on_status=False,
+    )
+
+
+class TimeoutSession(requests.Session):
+    """A session whose calls get ``timeout`` unless they pass their own (a plain Session has none)."""
+
+    def __init__(self, timeout: Any):
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, **kwargs)
+
+
+class SessionHolder:
+    """Makes the session lazily in each process, so a fork (gunicorn preload) never shares a socket."""
+
+    def __init__(self, timeout: Any, *, pool_maxsize: int = 64, user_agent: str = "messenger-backend-python"):
+        self.timeout = timeout
+        self.pool_maxsize = pool_maxsize
+        self.user_agent = user_agent
+        self._session: TimeoutSession | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> TimeoutSession:
+        if self._session is None or self._pid != os.getpid():
+            with self._lock:
+                if self._session is None or self._pid != os.getpid():
+                    session = TimeoutSession(self.timeout)
+                    adapter = HTTPAdapter(max_retries=connect_only_retry(), pool_maxsize=self.pool_maxsize)
+                    session.mount("https://", adapter)
+                    session.mount("http://", adapter)
+                    session.headers["User-Agent"] = self.user_agent
+                    self._session, self._pid = session, os.getpid()
+        return self._session

@@ -1,0 +1,83 @@
+"""Prometheus metrics, correct under several gunicorn workers.
+
+When ``PROMETHEUS_MULTIPROC_DIR`` is set (the shipped gunicorn configuration sets it), every
+worker writes its samples to files in that folder and ``/metrics`` aggregates all of them
+(prometheus_client's multiprocess mode). Otherwise (tests, ``flask run``) the metrics live in
+a registry of this app alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+# mesibo answers in 50-300 ms in production; the buckets resolve that range and its slow tail.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # In multiprocess mode samples go to files, not to a registry; exposition collects them.
+        registry = None if multiprocess_mode() else CollectorRegistry()
+        self._registry = registry
+        self.requests = Counter(
+            "messenger_requests",
+            "API requests by op, result and error code.",
+            ["op", "result", "error"],
+            registry=registry,
+        )
+        self.codes_sent = Counter(
+            "messenger_codes_sent",
+            "Codes handed to the sender, by sender and outcome.",
+            ["sender", "outcome"],
+            registry=registry,
+        )
+        self.mesibo_seconds = Histogram(
+            "messenger_mesibo_request_seconds",
+            "Latency of calls to mesibo's API.",
+            ["op"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.mesibo_failures = Counter(
+            "messenger_mesibo_failures",
+            "Calls to mesibo that failed (unreachable, timeout, garbage).",
+            ["op"],
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "messenger_limit_refusals",
+            "Requests refused by a limit, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+
+    def request(self, op: str, result: str, error: str) -> None:
+        self.requests.labels(op or "none", result, error or "").inc()
+
+    def sent(self, sender: str, outcome: str) -> None:
+        self.codes_sent.labels(sender, outcome).inc()
+
+    def mesibo(self, op: str, seconds: float, outcome: str) -> None:
+        self.mesibo_seconds.labels(op).observe(seconds)
+        if outcome != "ok":
+            self.mesibo_failures.labels(op).inc()
+
+    def refusal(self, kind: str) -> None:
+        self.refusals.labels(kind).inc()
+
+    def exposition(self) -> tuple[bytes, str]:
+        if self._registry is not None:
+            return generate_latest(self._registry), CONTENT_TYPE_LATEST
+        return generate_latest(multiprocess_registry()), CONTENT_TYPE_LATEST
+
+
+def multiprocess_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry

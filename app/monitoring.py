@@ -1,0 +1,38 @@
+"""Health, readiness and metrics endpoints: cheap, JSON (or Prometheus text), never touching mesibo."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, jsonify
+
+logger = logging.getLogger("app.monitoring")
+
+
+def healthz() -> Response:
+    """The process is alive and serving."""
+    return jsonify(status="ok")
+
+
+def readyz() -> Response:
+    """The database answers; a load balancer sends traffic only when this is 200."""
+    try:
+        current_app.extensions["messenger"].store.ping()
+    except Exception as exc:
+        logger.warning("readiness check failed: %s", type(exc).__name__)
+        response = jsonify(status="unavailable", database="unreachable")
+        response.status_code = 503
+        return response
+    return jsonify(status="ready", database="ok")
+
+
+def metrics() -> Response:
+    body, content_type = current_app.extensions["messenger"].metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
+def init_app(app: Flask, *, metrics_path: str | None) -> None:
+    app.add_url_rule("/healthz", "healthz", healthz, methods=["GET"])
+    app.add_url_rule("/readyz", "readyz", readyz, methods=["GET"])
+    if metrics_path:
+        app.add_url_rule(metrics_path, "metrics", metrics, methods=["GET"])

@@ -1,0 +1,79 @@
+"""Webhook: POST the code to the operator's URL, signed as Standard Webhooks prescribe.
+
+Headers: ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``
+(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``). A ``whsec_`` secret is the
+base64 of the key, as the specification serializes it; any other string is the key itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from .base import Message, SendError
+from .http_base import HttpSender, require
+
+
+def signing_key(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[len("whsec_") :], validate=True)
+        except binascii.Error:
+            from ..config import ConfigError
+
+            raise ConfigError("sender.webhook.secret", "a whsec_ secret must be base64 after the prefix") from None
+    return secret.encode()
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+class WebhookSender(HttpSender):
+    provider = "webhook"
+
+    def __init__(self, config: Mapping[str, Any], clock=time.time):
+        super().__init__(config)
+        require(config, "sender.webhook.url", "sender.webhook.secret")
+        self.key = signing_key(config["sender.webhook.secret"])
+        self.clock = clock
+
+    def payload(self, message: Message) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "type": "login.code",
+            "timestamp": dt.datetime.fromtimestamp(now, dt.UTC).isoformat().replace("+00:00", "Z"),
+            "data": {
+                "channel": message.channel,
+                "address": message.address,
+                "code": message.code,
+                "text": message.text,
+                "expires_at": message.expires_at,
+                "expires_in_minutes": message.ttl_minutes,
+            },
+        }
+
+    def send(self, message: Message) -> str:
+        message_id = "msg_" + uuid.uuid4().hex
+        timestamp = int(self.clock())
+        body = json.dumps(self.payload(message), separators=(",", ":")).encode()
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self.key, message_id, timestamp, body),
+        }
+        response = self.post(self.config["sender.webhook.url"], data=body, headers=headers)
+        if not 200 <= response.status_code < 300:
+            status = response.status_code
+            raise SendError(f"webhook answered HTTP {status}", provider_code=f"http-{status}")
+        return message_id
