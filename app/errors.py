@@ -13,6 +13,9 @@ CODES = {
     "MISSINGAPPID": "The appid is missing.",
     "BADPHONE": "The phone number is missing or not valid.",
     "BADCODE": "The code is wrong, expired or already used.",
+    # used only by the optional e-mail and OpenID Connect logins (the stock apps never see them)
+    "BADEMAIL": "The e-mail address is missing or not valid.",
+    "BADTOKEN": "The ID token is missing, invalid or expired.",
     "RATELIMIT": "Too many requests; try again later.",
     "SENDFAIL": "The code could not be delivered.",
     "BADUSER": "mesibo refused to create the user.",

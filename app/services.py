@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import config as config_module
-from .auth import AuthMethod
+from .auth import AuthMethod, build_method
 from .codes import Codes
 from .config import ConfigError
 from .limits import Limits
@@ -112,9 +112,7 @@ class Services:
             read_timeout=values["mesibo.read_timeout"],
             observe=self.observe_mesibo,
         )
-        from .auth.phone import PhoneLogin
-
-        self.auth: AuthMethod = PhoneLogin()
+        self.auth: AuthMethod = build_method(values)
 
     def now(self) -> int:
         return int(self.clock())

@@ -47,3 +47,23 @@ class AuthMethod(Protocol):
     def prove(self, request: LoginRequest, services: Services) -> Identity:
         """Step 2: check the proof and return who this is. Raise ApiError to refuse."""
         ...
+
+
+def build_method(config: Any) -> AuthMethod:
+    """The login method named by ``auth.method``: phone, email, oidc, or ``module:Class``."""
+    from ..senders import load_object
+
+    name = config["auth.method"]
+    if name == "phone":
+        from .phone import PhoneLogin
+
+        return PhoneLogin(config)
+    if name == "email":
+        from .email import EmailLogin
+
+        return EmailLogin(config)
+    if name == "oidc":
+        from .oidc import OidcLogin
+
+        return OidcLogin(config)
+    return load_object(name, "auth.method")(config)

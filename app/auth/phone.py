@@ -36,16 +36,24 @@ class CodeLogin:
     def is_proof(self, fields: Fields) -> bool:
         return "otp" in fields
 
+    def normalize_address(self, raw: str, services: Services) -> str | None:
+        """The address in its one canonical form, or None when it is not valid."""
+        raise NotImplementedError
+
+    def test_code(self, raw: str, services: Services, now: int) -> tuple[str, str] | None:
+        """(address, fixed code) for an active test address; none by default."""
+        return None
+
     def address(self, request: LoginRequest, services: Services) -> tuple[str, str | None]:
-        """The normalized address and, for an active test number, its fixed code."""
+        """The normalized address and, for an active test address, its fixed code."""
         raw = request.fields.text(self.field, error=self.invalid)
-        test_code = services.test_numbers.code_for(services.phones.digits(raw), request.now)
-        if test_code:
-            return services.phones.digits(raw), test_code
-        phone = services.phones.normalize(raw)
-        if not phone:
+        test = self.test_code(raw, services, request.now)
+        if test:
+            return test
+        address = self.normalize_address(raw, services)
+        if not address:
             raise ApiError(self.invalid)
-        return phone, None
+        return address, None
 
     def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:
         address, test_code = self.address(request, services)
@@ -62,7 +70,8 @@ class CodeLogin:
             self.deliver(address, code, record.expires_at, rules, request, services)
         return services.login_notice()
 
-    def deliver(self, address, code, expires_at, rules, request: LoginRequest, services: Services) -> None:
+    def message(self, address: str, code: str, expires_at: int, services: Services) -> Message:
+        """The message that carries a code, with the configured text."""
         config = services.config
         minutes = max(1, services.codes.ttl_seconds // 60)
         text = render(
@@ -72,7 +81,10 @@ class CodeLogin:
             minutes=minutes,
             retriever_hash=config["sender.sms_retriever_hash"],
         )
-        message = Message(address, code, text, expires_at, minutes, self.channel)
+        return Message(address, code, text, expires_at, minutes, self.channel)
+
+    def deliver(self, address, code, expires_at, rules, request: LoginRequest, services: Services) -> None:
+        message = self.message(address, code, expires_at, services)
         try:
             message_id = services.sender.send(message)
         except SendError as exc:
@@ -117,3 +129,14 @@ class PhoneLogin(CodeLogin):
     field = "phone"
     invalid = "BADPHONE"
     channel = "sms"
+
+    def __init__(self, config=None):
+        pass
+
+    def normalize_address(self, raw: str, services: Services) -> str | None:
+        return services.phones.normalize(raw)
+
+    def test_code(self, raw: str, services: Services, now: int) -> tuple[str, str] | None:
+        digits = services.phones.digits(raw)
+        code = services.test_numbers.code_for(digits, now)
+        return (digits, code) if code else None

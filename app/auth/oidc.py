@@ -1,0 +1,159 @@
+"""Sign in with Google, Apple or any OpenID Connect provider: the app sends an ID token.
+
+The token's signature is checked against the provider's published keys (JWKS, fetched
+through the discovery document unless configured, cached, and fetched again when a token
+names a key id we do not know - that is how providers rotate keys), then its issuer,
+audience, expiry and, when the app sends one, its nonce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import jwt
+import requests
+
+from ..config import ConfigError
+from ..errors import ApiError
+from ..fields import Fields
+from ..http import SessionHolder
+from ..store import Rule
+from . import Identity, LoginRequest
+
+if TYPE_CHECKING:
+    from ..services import Services
+
+logger = logging.getLogger("app.auth.oidc")
+
+# A token naming an unknown key may make us fetch the JWKS again, but not more often than this:
+# otherwise anyone could make the service hammer the provider with made-up key ids.
+MIN_REFETCH_SECONDS = 60
+
+
+class JwksCache:
+    def __init__(self, issuer: str, jwks_url: str, max_age: int, sessions: SessionHolder):
+        self.issuer = issuer.rstrip("/")
+        self.jwks_url = jwks_url
+        self.max_age = max_age
+        self.sessions = sessions
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _jwks_url(self) -> str:
+        if not self.jwks_url:
+            answer = self.sessions.get().get(f"{self.issuer}/.well-known/openid-configuration")
+            answer.raise_for_status()
+            self.jwks_url = answer.json()["jwks_uri"]
+        return self.jwks_url
+
+    def _fetch(self, now: float) -> None:
+        answer = self.sessions.get().get(self._jwks_url())
+        answer.raise_for_status()
+        keys = {}
+        for entry in answer.json().get("keys", []):
+            try:
+                key = jwt.PyJWK(entry)
+            except (jwt.PyJWKError, jwt.InvalidKeyError):
+                continue  # a key type we cannot use; the others still count
+            if key.key_id:
+                keys[key.key_id] = key
+        self._keys = keys
+        self._fetched_at = now
+
+    def key(self, kid: str, now: float) -> jwt.PyJWK | None:
+        with self._lock:
+            age = now - self._fetched_at
+            stale = age > self.max_age
+            unknown = kid not in self._keys and age > MIN_REFETCH_SECONDS
+            if stale or unknown:
+                try:
+                    self._fetched_at = now  # a failed fetch also waits before the next try
+                    self._fetch(now)
+                except (requests.RequestException, ValueError, KeyError) as exc:
+                    logger.warning("cannot fetch the provider's signing keys: %s", type(exc).__name__)
+            return self._keys.get(kid)
+
+
+class OidcLogin:
+    channel = "oidc"
+
+    def __init__(self, config: Mapping[str, Any]):
+        if not config["auth.oidc.issuer"]:
+            raise ConfigError("auth.oidc.issuer", "is required by auth.method = oidc")
+        if not config["auth.oidc.audience"]:
+            raise ConfigError("auth.oidc.audience", "is required by auth.method = oidc (your OAuth client ids)")
+        self.issuer = config["auth.oidc.issuer"]
+        self.audience = list(config["auth.oidc.audience"])
+        self.algorithms = list(config["auth.oidc.algorithms"])
+        self.address_claim = config["auth.oidc.address_claim"]
+        self.prefix = config["auth.oidc.address_prefix"]
+        self.leeway = config["auth.oidc.leeway_seconds"]
+        self.checks_per_ip = config["limits.checks_per_ip_per_10min"]
+        self.keys = JwksCache(
+            self.issuer,
+            config["auth.oidc.jwks_url"],
+            config["auth.oidc.jwks_cache_seconds"],
+            SessionHolder((3.05, 10.0)),
+        )
+
+    def is_proof(self, fields: Fields) -> bool:
+        return True
+
+    def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:  # pragma: no cover
+        raise ApiError("BADTOKEN")
+
+    def verify(self, token: str, now: float, nonce: str = "") -> dict[str, Any]:
+        """The token's claims, or ApiError(BADTOKEN)."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise ApiError("BADTOKEN", detail="not a JWT") from None
+        if header.get("alg") not in self.algorithms:
+            raise ApiError("BADTOKEN", detail=f"algorithm {header.get('alg')} not accepted")
+        key = self.keys.key(str(header.get("kid", "")), now)
+        if key is None:
+            raise ApiError("BADTOKEN", detail="unknown signing key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[header["alg"]],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise ApiError("BADTOKEN", detail=type(exc).__name__) from None
+        if nonce:
+            claimed = str(claims.get("nonce", ""))
+            hashed = hashlib.sha256(nonce.encode()).hexdigest()  # Apple puts the SHA-256 of the app's nonce
+            if not (hmac.compare_digest(claimed, nonce) or hmac.compare_digest(claimed, hashed)):
+                raise ApiError("BADTOKEN", detail="nonce mismatch")
+        return claims
+
+    def prove(self, request: LoginRequest, services: Services) -> Identity:
+        refusal = services.store.hit([Rule(f"check-ip:{request.client_ip}", self.checks_per_ip, 600)], request.now)
+        if refusal:
+            from .phone import refuse
+
+            raise refuse(refusal, services)
+        token = request.fields.text("id_token", error="BADTOKEN")
+        if not token:
+            raise ApiError("BADTOKEN")
+        claims = self.verify(token, request.now, request.fields.text("nonce", error="BADTOKEN"))
+        if self.address_claim == "email":
+            verified = claims.get("email_verified")
+            if not claims.get("email") or verified not in (True, "true"):
+                raise ApiError("BADTOKEN", detail="no verified e-mail in the token")
+            subject = str(claims["email"]).lower()
+        else:
+            subject = str(claims["sub"])
+        name = str(claims.get("name") or request.fields.text("name", error="BADREQUEST"))[:128]
+        return Identity(self.prefix + subject, name)

@@ -1,0 +1,293 @@
+"""Login methods other than phone: e-mail codes over real SMTP, OpenID Connect ID tokens, a custom method."""
+
+from __future__ import annotations
+
+import email
+import re
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+import responses
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from conftest import API_URL, APPID, mint_ok, post
+from cryptography.hazmat.primitives.asymmetric import rsa
+from responses import matchers
+from servers import free_port
+
+ISSUER = "https://issuer.example.com"
+CLIENT_ID = "my-client.apps.example.com"
+JWKS_URL = f"{ISSUER}/jwks"
+
+
+class _Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"mailer" and auth_data.password == b"pw-123456"
+    return AuthResult(success=ok)
+
+
+@pytest.fixture(name="smtp_server")
+def _smtp_server():
+    inbox = _Inbox()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), authenticator=_authenticator, auth_require_tls=False
+    )
+    controller.start()
+    yield controller.port, inbox
+    controller.stop()
+
+
+def email_app(make_app, port, **extra):
+    return make_app(
+        **{
+            "auth.method": "email",
+            "sender.name": "smtp",
+            "sender.smtp.host": "127.0.0.1",
+            "sender.smtp.port": port,
+            "sender.smtp.security": "none",
+            "sender.smtp.from_address": "codes@example.org",
+            **extra,
+        }
+    )
+
+
+def test_email_login_delivers_the_code_over_real_smtp(make_app, smtp_server, mesibo_api):
+    port, inbox = smtp_server
+    call = mesibo_api.post(
+        API_URL,
+        json={"result": True, "user": {"token": "mail-tok"}},
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "op": "useradd",
+                    "token": _ANY,
+                    "user": {"address": "ann@example.org", "token": {"appid": APPID, "expiry": 525600}},
+                }
+            )
+        ],
+    )
+    app = email_app(make_app, port, **{"sender.smtp.username": "mailer", "sender.smtp.password": "pw-123456"})
+    client = app.test_client()
+    assert post(client, {"op": "login", "email": " Ann@Example.ORG ", "appid": APPID})["result"] == "OK"
+    [mail] = inbox.messages
+    assert mail["To"] == "ann@example.org" and mail["From"] == "codes@example.org"
+    assert mail["Subject"] == "Your Mesibo Messenger verification code"
+    code = re.match(r"(\d{6}) is your", mail.get_payload()).group(1)
+    answer = post(client, {"op": "login", "email": "ann@example.org", "appid": APPID, "otp": code})
+    assert answer["token"] == "mail-tok" and answer["phone"] == "ann@example.org"
+    assert call.call_count == 1
+
+
+class _AnyValue:
+    def __eq__(self, other):
+        return True
+
+
+_ANY = _AnyValue()
+
+
+def test_email_login_refuses_a_bad_address(make_app, smtp_server):
+    port, inbox = smtp_server
+    client = email_app(make_app, port).test_client()
+    for bad in ["not-an-email", "", "a@", ["x@example.org"]]:
+        assert post(client, {"op": "login", "email": bad, "appid": APPID})["error"] == "BADEMAIL"
+    assert inbox.messages == []
+
+
+def test_wrong_smtp_password_answers_sendfail(make_app, smtp_server):
+    port, _ = smtp_server
+    app = email_app(
+        make_app, port, **{"sender.smtp.username": "mailer", "sender.smtp.password": "wrong-pw", "sender.timeout": 1.0}
+    )
+    assert post(app.test_client(), {"op": "login", "email": "a@example.org", "appid": APPID})["error"] == "SENDFAIL"
+
+
+# -- OpenID Connect -----------------------------------------------------------
+
+
+def new_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwk_of(key, kid):
+    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def id_token(key, kid, **claims):
+    now = int(time.time())
+    body = {
+        "iss": ISSUER,
+        "aud": CLIENT_ID,
+        "sub": "user-123",
+        "iat": now,
+        "exp": now + 600,
+        "email": "Ann@Example.org",
+        "email_verified": True,
+        "name": "Ann",
+        **claims,
+    }
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture(name="oidc")
+def _oidc(make_app, mesibo_api):
+    key = new_key()
+    mesibo_api.get(f"{ISSUER}/.well-known/openid-configuration", json={"issuer": ISSUER, "jwks_uri": JWKS_URL})
+    jwks = mesibo_api.get(JWKS_URL, json={"keys": [jwk_of(key, "k1")]})
+    app = make_app(**{"auth.method": "oidc", "auth.oidc.issuer": ISSUER, "auth.oidc.audience": [CLIENT_ID]})
+    return app, key, jwks
+
+
+def login_with(client, token, **extra):
+    return post(client, {"op": "login", "appid": APPID, "id_token": token, **extra})
+
+
+def test_a_valid_id_token_logs_in_as_its_subject(oidc, mesibo_api):
+    app, key, _ = oidc
+    call = mesibo_api.post(
+        API_URL,
+        json={"result": True, "user": {"token": "oidc-tok"}},
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "op": "useradd",
+                    "token": _ANY,
+                    "user": {"address": "user-123", "name": "Ann", "token": {"appid": APPID, "expiry": 525600}},
+                }
+            )
+        ],
+    )
+    answer = login_with(app.test_client(), id_token(key, "k1"))
+    assert answer["result"] == "OK" and answer["token"] == "oidc-tok"
+    assert call.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda key: id_token(new_key(), "k1"), id="wrong-signature"),
+        pytest.param(lambda key: id_token(key, "k1", aud="someone-else"), id="wrong-audience"),
+        pytest.param(lambda key: id_token(key, "k1", iss="https://evil.example"), id="wrong-issuer"),
+        pytest.param(lambda key: id_token(key, "k1", exp=int(time.time()) - 3600), id="expired"),
+        pytest.param(lambda key: id_token(key, "unknown-kid"), id="unknown-key-id"),
+        pytest.param(
+            lambda key: jwt.encode(
+                {"iss": ISSUER, "aud": CLIENT_ID, "sub": "x", "iat": 1, "exp": 2**40},
+                "secret-hmac-key-0123456789abcdef",
+                algorithm="HS256",
+                headers={"kid": "k1"},
+            ),
+            id="hmac-algorithm",
+        ),
+        pytest.param(lambda key: "not.a.jwt", id="garbage"),
+        pytest.param(lambda key: "", id="missing"),
+    ],
+)
+def test_a_forged_or_invalid_id_token_is_refused(oidc, forge):
+    app, key, _ = oidc
+    answer = login_with(app.test_client(), forge(key))
+    assert answer["result"] == "FAIL" and answer["error"] == "BADTOKEN"
+
+
+def test_nonce_is_checked_when_the_app_sends_one(oidc, mesibo_api):
+    app, key, _ = oidc
+    mint_ok(mesibo_api)
+    client = app.test_client()
+    assert login_with(client, id_token(key, "k1", nonce="n-1"), nonce="n-2")["error"] == "BADTOKEN"
+    assert login_with(client, id_token(key, "k1"), nonce="n-1")["error"] == "BADTOKEN"
+    assert login_with(client, id_token(key, "k1", nonce="n-1"), nonce="n-1")["result"] == "OK"
+    import hashlib
+
+    hashed = hashlib.sha256(b"raw-nonce").hexdigest()  # Apple's style
+    assert login_with(client, id_token(key, "k1", nonce=hashed), nonce="raw-nonce")["result"] == "OK"
+
+
+def test_key_rotation_is_picked_up(oidc, mesibo_api, clock):
+    app, key, jwks = oidc
+    mint_ok(mesibo_api)
+    client = app.test_client()
+    assert login_with(client, id_token(key, "k1"))["result"] == "OK"
+    rotated = new_key()
+    mesibo_api.replace(responses.GET, JWKS_URL, json={"keys": [jwk_of(key, "k1"), jwk_of(rotated, "k2")]})
+    clock.advance(61)  # unknown key ids make us look again, at most once a minute
+    assert login_with(client, id_token(rotated, "k2"))["result"] == "OK"
+    assert login_with(client, id_token(key, "k1"))["result"] == "OK"
+
+
+def test_keys_are_cached_between_logins(oidc, mesibo_api):
+    app, key, jwks = oidc
+    mint_ok(mesibo_api)
+    client = app.test_client()
+    for _ in range(3):
+        assert login_with(client, id_token(key, "k1"))["result"] == "OK"
+    assert jwks.call_count == 1
+
+
+def test_made_up_key_ids_do_not_make_us_hammer_the_provider(oidc, mesibo_api):
+    app, key, jwks = oidc
+    client = app.test_client()
+    for i in range(5):
+        login_with(client, id_token(key, f"made-up-{i}"))
+    assert jwks.call_count == 1
+
+
+def test_email_claim_as_address_requires_a_verified_email(make_app, mesibo_api):
+    key = new_key()
+    mesibo_api.get(JWKS_URL, json={"keys": [jwk_of(key, "k1")]})
+    mint_ok(mesibo_api)
+    app = make_app(
+        **{
+            "auth.method": "oidc",
+            "auth.oidc.issuer": ISSUER,
+            "auth.oidc.audience": [CLIENT_ID],
+            "auth.oidc.jwks_url": JWKS_URL,
+            "auth.oidc.address_claim": "email",
+            "auth.oidc.address_prefix": "g:",
+        }
+    )
+    client = app.test_client()
+    assert login_with(client, id_token(key, "k1", email_verified=False))["error"] == "BADTOKEN"
+    assert login_with(client, id_token(key, "k1"))["phone"] == "g:ann@example.org"
+
+
+def test_oidc_needs_issuer_and_audience(make_app):
+    from app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="auth.oidc.issuer"):
+        make_app(**{"auth.method": "oidc"})
+
+
+# -- a custom method ----------------------------------------------------------
+
+
+def test_custom_password_method_from_the_docs(make_app, mesibo_api, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "examples"))
+    from password_login import add_user
+
+    users = tmp_path / "users.db"
+    add_user(str(users), "ann", "correct horse battery", "ann-address", "Ann")
+    mint_ok(mesibo_api, "pw-tok")
+    app = make_app(**{"auth.method": "password_login:PasswordLogin", "auth.password.database": str(users)})
+    client = app.test_client()
+    ok = post(client, {"op": "login", "appid": APPID, "username": "Ann", "password": "correct horse battery"})
+    assert ok["token"] == "pw-tok" and ok["phone"] == "ann-address"
+    for attempt in ({"username": "ann", "password": "wrong"}, {"username": "bob", "password": "x"}):
+        assert post(client, {"op": "login", "appid": APPID, **attempt})["error"] == "BADCODE"
+
+
+def test_unknown_auth_method_stops_start_up(make_app):
+    from app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="auth.method"):
+        make_app(**{"auth.method": "magic"})
