@@ -67,6 +67,7 @@ def read_fields(limit: int) -> dict[str, Any]:
     """The request's fields. Body first; query-string fields fill in what the body lacks."""
     query = request.args.to_dict()
     if request.content_length is not None and request.content_length > limit:
+        _discard_body(request.content_length)
         raise ApiError("BADREQUEST", detail="the body is too large")
     # Cached, so a multipart form can still be parsed from it; MAX_CONTENT_LENGTH bounds a body
     # sent without Content-Length (chunked), and werkzeug's 413 is answered with the envelope.
@@ -83,6 +84,22 @@ def read_fields(limit: int) -> dict[str, Any]:
     if body is None:
         raise ApiError("BADREQUEST", detail="the body is neither JSON nor a form")
     return {**query, **body}
+
+
+# Reading (and dropping) a moderately large refused body lets a proxy finish sending it and then
+# read our answer; closing on a half-sent body makes nginx answer 502 instead.
+DISCARD_MAX_BYTES = 1 << 20
+
+
+def _discard_body(length: int) -> None:
+    if length > DISCARD_MAX_BYTES:
+        return
+    stream = request.environ["wsgi.input"]
+    while length > 0:
+        chunk = stream.read(min(length, 65536))
+        if not chunk:
+            break
+        length -= len(chunk)
 
 
 def _op_of(fields: dict[str, Any]) -> str:

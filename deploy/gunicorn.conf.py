@@ -46,3 +46,48 @@ loglevel = _env("loglevel", "info")
 # Only the address nginx connects from may set X-Forwarded-For for gunicorn itself; the
 # service's own trust rule is server.trusted_proxies (see README, "Behind nginx").
 forwarded_allow_ips = _env("forwarded_allow_ips", "127.0.0.1")
+
+
+# -- Prometheus metrics across workers (prometheus_client's multiprocess mode) -------------------
+# Every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR; /metrics adds them up.
+# The folder must be set before the app is imported and must start empty (old files would be
+# counted again), so it is prepared here, in the master, before anything else.
+_metrics_dir_made = False
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="messenger-metrics-")
+    _metrics_dir_made = True
+else:
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    for _name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
+        if _name.endswith(".db"):
+            os.remove(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must not be reported any more."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def when_ready(server):
+    """metrics.port: serve /metrics on a port of its own, from the master, for all workers."""
+    from app.config import load
+
+    values = load()
+    if values["metrics.enabled"] and values["metrics.port"]:
+        from prometheus_client import start_http_server
+
+        from app.metrics import multiprocess_registry
+
+        start_http_server(values["metrics.port"], addr=values["metrics.bind"], registry=multiprocess_registry())
+        server.log.info("metrics on http://%s:%s/metrics", values["metrics.bind"], values["metrics.port"])
+
+
+def on_exit(server):
+    if _metrics_dir_made:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
