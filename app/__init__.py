@@ -82,9 +82,12 @@ def _error_handler(exc: Exception):
         if request.method == "POST":
             response = answer(failure("", ApiError("BADREQUEST")))
             response.status_code = 200 if exc.code == 413 else (exc.code or 400)
-            return response
-        response = answer({"error": exc.name, "status": exc.code})
-        response.status_code = exc.code or 500
+        else:
+            response = answer({"error": exc.name, "status": exc.code})
+            response.status_code = exc.code or 500
+        allow = exc.get_response().headers.get("Allow")  # a 405 must say what is allowed
+        if allow:
+            response.headers["Allow"] = allow
         return response
     return internal_error(exc)
 

@@ -1,8 +1,11 @@
-"""Health, readiness and metrics endpoints: cheap, JSON (or Prometheus text), never touching mesibo."""
+"""The endpoints around the API: health, readiness, metrics and the API description.
+
+All cheap, none touching mesibo."""
 
 from __future__ import annotations
 
 import logging
+from importlib import resources
 
 from flask import Flask, Response, current_app, jsonify
 
@@ -32,6 +35,10 @@ def metrics() -> Response:
 
 
 def init_app(app: Flask, *, metrics_path: str | None) -> None:
+    description = (resources.files("app") / "openapi.json").read_bytes()  # read once, served as is
+    app.add_url_rule(
+        "/openapi.json", "openapi", lambda: Response(description, mimetype="application/json"), methods=["GET"]
+    )
     app.add_url_rule("/healthz", "healthz", healthz, methods=["GET"])
     app.add_url_rule("/readyz", "readyz", readyz, methods=["GET"])
     if metrics_path:
