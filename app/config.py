@@ -500,3 +500,46 @@ def is_placeholder(value: str) -> bool:
 
 
 parse_until = _parse_until
+
+
+def example_toml() -> str:
+    """config.example.toml, made from KEYS so it documents every key with its default.
+
+    Regenerate: python -c "from app.config import example_toml; print(example_toml(), end='')" > config.example.toml
+    """
+
+    def literal(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, list):
+            return "[" + ", ".join(json.dumps(item) for item in value) + "]"
+        if isinstance(value, dict):
+            return "{}"
+        return json.dumps(value)
+
+    lines = [
+        "# messenger-backend configuration: every key with its default and what it does.",
+        "# Use it with MESSENGER_CONFIG=/path/to/config.toml. Any key can also be set from the environment",
+        "# as MESSENGER_<SECTION>_<KEY> (otp.digits -> MESSENGER_OTP_DIGITS); the environment wins.",
+        "# Keep secrets out of this file: MESIBO_APP_TOKEN, OTP_SECRET and the provider secrets can come from",
+        "# the environment or from files (MESIBO_APP_TOKEN_FILE=/run/secrets/token).",
+        "# This file is generated from app/config.py (see example_toml there).",
+    ]
+    section = None
+    for key in KEYS:
+        table, name = key.name.rsplit(".", 1)
+        if table != section:
+            lines += ["", f"[{table}]"]
+            section = table
+        names = " or ".join((*key.aliases, key.env))
+        lines.append(f"# {key.doc}")
+        lines.append(f"# environment: {names}")
+        if key.name == "phones.test_numbers":
+            lines.append(
+                '# e.g. test_numbers = { "15550001111" = "123456", '
+                '"15550002222" = { code = "654321", until = "2027-06-30" } }'
+            )
+        lines.append(f"{name} = {literal(key.default)}")
+    return "\n".join(lines) + "\n"

@@ -146,3 +146,15 @@ def test_unknown_sender_stops_start_up(tmp_path):
     }
     with pytest.raises(ConfigError, match="sender.name"):
         create_app(config, environ={})
+
+
+def test_config_example_documents_every_key_and_loads():
+    """config.example.toml is generated from the key list; it must be current and valid."""
+    from pathlib import Path
+
+    from app.config import example_toml
+
+    path = Path(__file__).resolve().parent.parent / "config.example.toml"
+    assert path.read_text() == example_toml(), "regenerate config.example.toml (see app/config.py example_toml)"
+    values = load({"MESSENGER_CONFIG": str(path)})
+    assert all(values[key.name] == key.default for key in KEYS)

@@ -29,9 +29,15 @@ def _nodes(tmp_path):
     separator = "&" if "?" in postgres_url() else "?"
     database_url = f"{postgres_url()}{separator}options=-csearch_path%3D{schema}"
     fake = FakeMesibo(APP_TOKEN)
-    env = {"MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-           "DATABASE_URL": database_url, "MESSENGER_SENDER_NAME": "log",
-           "MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS": "0", "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "1000"}
+    env = {
+        "MESIBO_APP_TOKEN": APP_TOKEN,
+        "MESIBO_API_URL": fake.url,
+        "OTP_SECRET": OTP_SECRET,
+        "DATABASE_URL": database_url,
+        "MESSENGER_SENDER_NAME": "log",
+        "MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS": "0",
+        "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "1000",
+    }
     node_a = Service(tmp_path, env, workers=2)
     node_b = Service(tmp_path, env, workers=2)
     yield node_a, node_b, fake
