@@ -25,6 +25,18 @@ def redact(text: str) -> str:
     return text
 
 
+def _may_hold_secret(record: logging.LogRecord) -> bool:
+    """Whether the formatted message could contain a secret, without formatting it: numbers cannot,
+    strings are searched; anything else (an exception, an object) is formatted to be sure."""
+    parts = [record.msg] if isinstance(record.msg, str) else [str(record.msg)]
+    args = record.args if isinstance(record.args, tuple) else (record.args,) if record.args else ()
+    for arg in args:
+        if isinstance(arg, (int, float)):
+            continue
+        parts.append(arg if isinstance(arg, str) else str(arg))
+    return any(secret in part for part in parts for secret in _secrets)
+
+
 def install_redaction(secrets: Iterable[str]) -> None:
     """Remove these secrets from every log record made in this process, whatever logger makes it.
 
@@ -43,13 +55,14 @@ def install_redaction(secrets: Iterable[str]) -> None:
             record = make_record(*args, **kwargs)
             if not _secrets:
                 return record
-            try:
-                message = record.getMessage()
-            except Exception:  # a malformed call; logging reports it when the record is emitted
-                return record
-            cleaned = redact(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
+            if _may_hold_secret(record):
+                try:
+                    message = record.getMessage()
+                except Exception:  # a malformed call; logging reports it when the record is emitted
+                    return record
+                cleaned = redact(message)
+                if cleaned != message:
+                    record.msg, record.args = cleaned, None
             if record.exc_info and record.exc_info[1] is not None:
                 # Formatters use exc_text when it is set, so the traceback is redacted once, here.
                 record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
@@ -91,6 +104,10 @@ class _StderrHandler(logging.StreamHandler):
 
 def configure(level: str, as_json: bool) -> None:
     """Give the service's loggers one stderr handler (gunicorn captures stderr), once per process."""
+    # No log line here uses the caller's file and line, or the process name: skip looking them up
+    # (the logging documentation's own advice for speed).
+    logging._srcfile = None
+    logging.logMultiprocessing = False
     logger = logging.getLogger("app")
     logger.setLevel(level)
     text_format = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -15,25 +16,23 @@ class PhonePolicy:
 
     Apps send country code and national number as digits, maybe with a leading ``+`` or
     an international ``00`` prefix; both are accepted, as the PHP original did.
-    ``test_numbers`` are accepted as they are, valid or not (app-store review numbers are
-    often fictional).
     """
 
-    def __init__(self, *, allow: Iterable[str] = (), deny: Iterable[str] = (), test_numbers: Iterable[str] = ()):
+    def __init__(self, *, allow: Iterable[str] = (), deny: Iterable[str] = ()):
         self.allow = frozenset(str(code) for code in allow)
         self.deny = frozenset(str(code) for code in deny)
-        self.test_numbers = frozenset(test_numbers)
+        # Parsing with libphonenumber is the costliest step of a request that a limit then refuses;
+        # the answer for a string never changes, and floods repeat the same strings.
+        self.normalize = functools.lru_cache(maxsize=16384)(self._normalize)
 
     @staticmethod
     def digits(raw: str) -> str:
         return _SEPARATORS.sub("", raw).lstrip("+").lstrip("0")
 
-    def normalize(self, raw: str) -> str | None:
+    def _normalize(self, raw: str) -> str | None:
         digits = self.digits(raw)
         if not digits.isdigit() or not 8 <= len(digits) <= 15:
             return None
-        if digits in self.test_numbers:
-            return digits
         try:
             number = phonenumbers.parse("+" + digits, None)
         except phonenumbers.NumberParseException:

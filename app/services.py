@@ -93,6 +93,9 @@ class Services:
         self.metrics = metrics
         self.database_url = database_url
         self._last_tidy = 0
+        from .api import static_headers
+
+        self.answer_headers = static_headers(values["server.cors_origin"])
         self.codes = Codes(
             _otp_secret(values, database_url, development),
             digits=values["otp.digits"],
@@ -159,7 +162,8 @@ class Services:
 
     def observe_refusal(self, refusal: Refusal) -> None:
         kind = Limits.kind(refusal.key)
-        logger.info("limit %s refused a request (retry after %ds)", kind, refusal.retry_after)
+        # DEBUG: a flood makes thousands of these; the request line already says RATELIMIT.
+        logger.debug("limit %s refused a request (retry after %ds)", kind, refusal.retry_after)
         if self.metrics:
             self.metrics.refusal(kind)
 

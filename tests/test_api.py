@@ -261,3 +261,13 @@ def test_logout_is_ok_even_when_the_revoke_fails(make_app, mesibo_api):
     mesibo_api.post(API_URL, status=503)
     client = make_app(**{"mesibo.revoke_on_logout": True}).test_client()
     assert post(client, {"op": "logout", "token": "user-tok"})["result"] == "OK"
+
+
+def test_answers_do_not_share_headers(client):
+    """Each answer has its own length and request id, however many came before it."""
+    first = client.post("/", json={"op": "logout"}, headers={"X-Request-ID": "one"})
+    second = client.post("/", json={"op": "a-much-longer-unknown-op-name"}, headers={"X-Request-ID": "two"})
+    assert first.headers["X-Request-ID"] == "one" and second.headers["X-Request-ID"] == "two"
+    assert int(second.headers["Content-Length"]) == len(second.data)
+    assert second.headers.getlist("Content-Length") == [str(len(second.data))]
+    assert client.get("/healthz").headers.getlist("Content-Type") == ["application/json"]

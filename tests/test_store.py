@@ -12,7 +12,7 @@ import uuid
 import pytest
 from conftest import postgres_url
 
-from app.store import SCHEMA_VERSION, CodeRecord, Refusal, Rule
+from app.store import SCHEMA_VERSION, WRONG, CodeRecord, Refusal, Rule
 from app.store.base import MIGRATIONS
 from app.store.sqlite import SqliteStore
 
@@ -102,57 +102,85 @@ def run_concurrently(count, target):
     return results
 
 
-def test_issue_claim_consume(store):
+def answer(store, right, address="15551230000", appid="app", now=NOW, **kwargs):
+    """Check an answer that is right or wrong against the live code."""
+    return store.check_code(address, appid, [], now, 5, lambda digest: right, **kwargs)
+
+
+def test_a_right_answer_consumes_the_code(store):
     assert store.issue(code(), [], NOW) is None
-    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
-    assert claimed.digest == "d" * 64 and claimed.attempts == 1
-    assert store.consume(claimed) is True
-    assert store.consume(claimed) is False
-    assert store.claim_attempt("15551230000", "app", [], NOW, 5) is None
+    checked = answer(store, True)
+    assert isinstance(checked, CodeRecord) and checked.digest == "d" * 64 and checked.attempts == 1
+    assert answer(store, True) is None
+
+
+def test_the_digest_is_handed_to_the_comparison(store):
+    store.issue(code(digest="e" * 64), [], NOW)
+    seen = []
+    store.check_code("15551230000", "app", [], NOW, 5, lambda digest: seen.append(digest) or False)
+    assert seen == ["e" * 64]
 
 
 def test_a_new_code_replaces_the_old_and_resets_attempts(store):
     store.issue(code(digest="a" * 64), [], NOW)
-    store.claim_attempt("15551230000", "app", [], NOW, 5)
+    assert answer(store, False) == WRONG
     store.issue(code(digest="b" * 64), [], NOW)
-    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
-    assert claimed.digest == "b" * 64 and claimed.attempts == 1
+    checked = store.check_code("15551230000", "app", [], NOW, 5, lambda digest: digest == "b" * 64)
+    assert checked.digest == "b" * 64 and checked.attempts == 1
 
 
-def test_expired_code_cannot_be_claimed(store):
+def test_expired_code_cannot_be_checked(store):
     store.issue(code(expires_at=NOW + 10), [], NOW)
-    assert store.claim_attempt("15551230000", "app", [], NOW + 10, 5) is None
+    assert answer(store, True, now=NOW + 10) is None
 
 
 def test_attempts_are_capped_under_concurrency(store):
     store.issue(code(), [], NOW)
-    results = run_concurrently(20, lambda: store.claim_attempt("15551230000", "app", [], NOW, 5))
-    assert sum(1 for result in results if isinstance(result, CodeRecord)) == 5
+    results = run_concurrently(20, lambda: answer(store, False))
+    assert results.count(WRONG) == 5 and results.count(None) == 15
+    assert answer(store, True) is None  # the code is dead
 
 
-def test_exactly_one_of_many_concurrent_consumers_wins(store):
+def test_exactly_one_of_many_concurrent_right_answers_wins(store):
     for round_ in range(3):
-        store.issue(code(address=f"1555123000{round_}"), [], NOW)
-        claimed = store.claim_attempt(f"1555123000{round_}", "app", [], NOW, 5)
-        assert run_concurrently(12, lambda claimed=claimed: store.consume(claimed)).count(True) == 1
+        address = f"1555123000{round_}"
+        store.issue(code(address=address), [], NOW)
+        results = run_concurrently(12, lambda address=address: answer(store, True, address=address))
+        assert sum(isinstance(result, CodeRecord) for result in results) == 1
+        assert results.count(None) == 11
+
+
+def test_a_wrong_answer_counts_a_failure(store):
+    store.issue(code(), [], NOW)
+    lock = Rule("fail:x", 2, 86400, count=False)
+    answer(store, False, failure=("fail:x", 86400))
+    assert store.hit([lock], NOW) is None
+    answer(store, False, failure=("fail:x", 86400))
+    assert store.hit([lock], NOW).key == "fail:x"
+
+
+def test_rules_refuse_a_check_before_any_attempt_is_spent(store):
+    store.issue(code(), [], NOW)
+    rule = Rule("check-ip:x", 1, 600)
+    assert store.check_code("15551230000", "app", [rule], NOW, 5, lambda d: False) == WRONG
+    assert isinstance(store.check_code("15551230000", "app", [rule], NOW, 5, lambda d: True), Refusal)
+    assert isinstance(answer(store, True), CodeRecord)  # the refused check spent nothing: 2 of 5 attempts used
 
 
 def test_restore_makes_a_consumed_code_usable_again(store):
     store.issue(code(), [], NOW)
-    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
-    assert store.consume(claimed)
-    store.restore(claimed, NOW)
-    again = store.claim_attempt("15551230000", "app", [], NOW, 5)
-    assert again.digest == claimed.digest and again.attempts == 1  # the successful try is not held against it
+    checked = answer(store, True)
+    store.restore(checked, NOW)
+    again = answer(store, True)
+    assert again.digest == checked.digest and again.attempts == 1  # the successful try is not held against it
 
 
 def test_restore_never_overwrites_a_newer_code(store):
     store.issue(code(digest="a" * 64), [], NOW)
-    claimed = store.claim_attempt("15551230000", "app", [], NOW, 5)
-    store.consume(claimed)
+    checked = answer(store, True)
     store.issue(code(digest="b" * 64), [], NOW)
-    store.restore(claimed, NOW)
-    assert store.claim_attempt("15551230000", "app", [], NOW, 5).digest == "b" * 64
+    store.restore(checked, NOW)
+    assert answer(store, True).digest == "b" * 64
 
 
 def test_hit_counts_up_to_the_limit_then_refuses_with_the_wait(store):
@@ -213,7 +241,7 @@ def test_purge_removes_only_what_expired_in_batches(store):
         store.issue(code(address=f"1555000{i:04d}", expires_at=NOW + (10 if i % 2 else 1000)), [], NOW)
         store.hit([Rule(f"k{i}", 5, 10 if i % 2 else 1000)], NOW)
     assert store.purge(NOW + 100, batch=4) == 24
-    assert store.claim_attempt("15550000000", "app", [], NOW + 100, 5) is not None
+    assert answer(store, False, address="15550000000", now=NOW + 100) == WRONG  # still live
     assert store.purge(NOW + 100, batch=4) == 0
 
 

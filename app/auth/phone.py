@@ -104,25 +104,22 @@ class CodeLogin:
         address, _ = self.address(request, services)
         answer = request.fields.text("otp", error="BADCODE").replace(" ", "")
         store = services.store
-        claimed = store.claim_attempt(
+        codes = services.codes
+        checked = store.check_code(
             address,
             request.appid,
             services.limits.for_check(address, request.client_ip),
             request.now,
-            services.codes.max_attempts,
+            codes.max_attempts,
+            lambda digest: codes.matches(digest, address, request.appid, answer),
+            failure=services.limits.failure(address),
         )
-        if isinstance(claimed, Refusal):
-            raise refuse(claimed, services)
-        if claimed is None:
-            raise ApiError("BADCODE")
-        if not services.codes.matches(claimed.digest, address, request.appid, answer):
-            key, window = services.limits.failure(address)
-            store.count(key, window, request.now)
-            raise ApiError("BADCODE")
-        if not store.consume(claimed):
-            raise ApiError("BADCODE")  # another request with the same code won the race
+        if isinstance(checked, Refusal):
+            raise refuse(checked, services)
+        if not isinstance(checked, CodeRecord):
+            raise ApiError("BADCODE")  # wrong, expired, used, unknown, attempts spent: one answer
         name = request.fields.text("name", error="BADREQUEST")[:128]
-        return Identity(address, name, release=lambda: store.restore(claimed, services.clock()))
+        return Identity(address, name, release=lambda: store.restore(checked, services.clock()))
 
 
 class PhoneLogin(CodeLogin):

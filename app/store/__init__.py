@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import SCHEMA_VERSION, CodeRecord, Refusal, Rule, SqlStore
+from .base import SCHEMA_VERSION, WRONG, CodeRecord, Refusal, Rule, SqlStore
 
-__all__ = ["SCHEMA_VERSION", "CodeRecord", "Refusal", "Rule", "SqlStore", "open_store"]
+__all__ = ["SCHEMA_VERSION", "WRONG", "CodeRecord", "Refusal", "Rule", "SqlStore", "open_store"]
 
 
 def open_store(url: str, config: dict) -> SqlStore:

@@ -14,7 +14,7 @@ single-use rule rests on ``DELETE`` reporting whether this caller removed the ro
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,9 @@ class Rule:
     count: bool = True
 
 
+WRONG = "wrong"  # check_code's answer for a wrong code
+
+
 @dataclass(frozen=True)
 class Refusal:
     key: str
@@ -49,6 +52,8 @@ class Refusal:
 
 
 # Each migration is a list of statements; the position in MIGRATIONS is the schema version.
+# {table_options} is the engine's clause for the tables (SQLite: WITHOUT ROWID - a table keyed by
+# its primary key alone, one b-tree fewer to write on every commit).
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE IF NOT EXISTS codes (
@@ -57,12 +62,12 @@ MIGRATIONS: list[list[str]] = [
                digest TEXT NOT NULL,
                expires_at BIGINT NOT NULL,
                attempts INTEGER NOT NULL DEFAULT 0,
-               PRIMARY KEY (address, appid))""",
+               PRIMARY KEY (address, appid)){table_options}""",
         "CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at)",
         """CREATE TABLE IF NOT EXISTS counters (
                key TEXT PRIMARY KEY,
                count INTEGER NOT NULL,
-               expires_at BIGINT NOT NULL)""",
+               expires_at BIGINT NOT NULL){table_options}""",
         "CREATE INDEX IF NOT EXISTS counters_expires_at ON counters (expires_at)",
     ],
 ]
@@ -75,17 +80,26 @@ ON CONFLICT (key) DO UPDATE SET
     expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
 RETURNING count, expires_at"""
 
+# The same for several counters at once (the parameters after the rows: now, now).
+_BUMP_MANY = """
+INSERT INTO counters (key, count, expires_at) VALUES {values}
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN counters.expires_at <= ? THEN 1 ELSE counters.count + 1 END,
+    expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
+RETURNING key, count, expires_at"""
+
 
 class SqlStore:
     """The shared logic; subclasses provide ``_transaction`` and ``_connection``."""
 
     placeholder = "?"
+    table_options = ""
 
     def _sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:  # pragma: no cover - provided by the engines
+    def _transaction(self, migration: bool = False) -> Iterator[Any]:  # pragma: no cover - by the engines
         raise NotImplementedError
         yield
 
@@ -98,27 +112,76 @@ class SqlStore:
     def _apply_rules(self, cur: Any, rules: Sequence[Rule], now: int) -> Refusal | None:
         """Count every counting rule and check all of them; the caller rolls back on a refusal.
 
-        All rules are evaluated so the answer carries the longest wait, not the first.
+        Two statements whatever the number of rules: one multi-row upsert counts, one select reads
+        the check-only rules. All rules are evaluated so the answer carries the longest wait.
         """
+        counting = [rule for rule in rules if rule.limit > 0 and rule.count]
+        checking = [rule for rule in rules if rule.limit > 0 and not rule.count]
+        state: dict[str, tuple[int, int]] = {}
+        if counting:
+            values = ", ".join("(?, 1, ?)" for _ in counting)
+            params: list[Any] = []
+            for rule in counting:
+                params += [rule.key, now + rule.window]
+            rows = self._exec(cur, _BUMP_MANY.format(values=values), [*params, now, now]).fetchall()
+            state.update((key, (count, expires_at)) for key, count, expires_at in rows)
+        if checking:
+            marks = ", ".join("?" for _ in checking)
+            rows = self._exec(
+                cur,
+                f"SELECT key, count, expires_at FROM counters WHERE key IN ({marks})",
+                [rule.key for rule in checking],
+            ).fetchall()
+            state.update((key, (count, expires_at)) for key, count, expires_at in rows)
         worst: Refusal | None = None
-        for rule in rules:
-            if rule.limit <= 0:
-                continue
-            if rule.count:
-                count, expires_at = self._exec(cur, _BUMP, (rule.key, now + rule.window, now, now)).fetchone()
-                over = count > rule.limit
-            else:
-                row = self._exec(cur, "SELECT count, expires_at FROM counters WHERE key = ?", (rule.key,)).fetchone()
-                over = row is not None and row[1] > now and row[0] >= rule.limit
-                expires_at = row[1] if row else now
+        for rule in counting + checking:
+            count, expires_at = state.get(rule.key, (0, now))
+            # a counted event is over when it exceeds the limit; a checked one when the limit is reached
+            over = count > rule.limit if rule.count else (expires_at > now and count >= rule.limit)
             if over:
+                self._remember_refusal(rule.key, expires_at, now)
                 wait = max(1, int(expires_at - now))
                 if worst is None or wait > worst.retry_after:
                     worst = Refusal(rule.key, wait)
         return worst
 
+    # A refusal seen by this process is remembered for a few seconds, so a flood of requests a
+    # limit refuses is answered without touching the database (no read, no write lock). The hint
+    # can only err towards refusing, for at most REFUSAL_HINT_SECONDS after a slot was given back
+    # by another process; it never lets a request past a limit: every request that passes here is
+    # still decided by the write transaction.
+    REFUSAL_HINT_SECONDS = 5
+    REFUSAL_HINT_MAX = 10000
+
+    def _already_refused(self, rules: Sequence[Rule], now: int) -> Refusal | None:
+        hints = self._refusal_hints
+        worst: Refusal | None = None
+        for rule in rules:
+            hint = hints.get(rule.key)
+            if hint is not None and hint[0] > now and rule.limit > 0:
+                wait = max(1, int(hint[1] - now))
+                if worst is None or wait > worst.retry_after:
+                    worst = Refusal(rule.key, wait)
+        return worst
+
+    def _remember_refusal(self, key: str, window_end: int, now: int) -> None:
+        hints = self._refusal_hints
+        if len(hints) >= self.REFUSAL_HINT_MAX:
+            hints.clear()
+        hints[key] = (min(window_end, now + self.REFUSAL_HINT_SECONDS), window_end)
+
+    @property
+    def _refusal_hints(self) -> dict[str, tuple[int, int]]:
+        try:
+            return self.__dict__["_hints"]
+        except KeyError:
+            return self.__dict__.setdefault("_hints", {})
+
     def hit(self, rules: Sequence[Rule], now: int) -> Refusal | None:
         """Count an event against every rule, all or nothing."""
+        refused = self._already_refused(rules, now)
+        if refused:
+            return refused
         try:
             with self._transaction() as cur:
                 refusal = self._apply_rules(cur, rules, now)
@@ -130,6 +193,8 @@ class SqlStore:
 
     def give_back(self, rules: Sequence[Rule], now: int) -> None:
         """Undo one counted event (a send that failed must not lock the user out)."""
+        for rule in rules:
+            self._refusal_hints.pop(rule.key, None)
         with self._transaction() as cur:
             for rule in rules:
                 if rule.count and rule.limit > 0:
@@ -142,12 +207,15 @@ class SqlStore:
     def count(self, key: str, window: int, now: int) -> int:
         """Count one event with no limit (e.g. a wrong answer); returns the count in the window."""
         with self._transaction() as cur:
-            return self._exec(cur, _BUMP, (key, now + window, now, now)).fetchone()[0]
+            return self._exec(cur, _BUMP, (key, now + window, now, now)).fetchall()[0][0]
 
     # -- codes ----------------------------------------------------------------
 
     def issue(self, code: CodeRecord, rules: Sequence[Rule], now: int) -> Refusal | None:
         """Count the send against the rules and store the code (replacing any older one), atomically."""
+        refused = self._already_refused(rules, now)
+        if refused:
+            return refused
         try:
             with self._transaction() as cur:
                 refusal = self._apply_rules(cur, rules, now)
@@ -164,40 +232,51 @@ class SqlStore:
             return rollback.refusal
         return None
 
-    def claim_attempt(
-        self, address: str, appid: str, rules: Sequence[Rule], now: int, max_attempts: int
-    ) -> CodeRecord | Refusal | None:
-        """Check the rules, then spend one attempt on the live code and return it (None: no live code).
+    def check_code(
+        self,
+        address: str,
+        appid: str,
+        rules: Sequence[Rule],
+        now: int,
+        max_attempts: int,
+        matches: Callable[[str], bool],
+        failure: tuple[str, int] | None = None,
+    ) -> CodeRecord | Refusal | str | None:
+        """Check an answer against the live code, in one transaction.
 
-        Spending the attempt before comparing makes ``max_attempts`` hold under concurrency.
+        The rules are checked and counted, one attempt is spent on the code (spending it before
+        comparing is what makes ``max_attempts`` hold under concurrency), and ``matches(digest)``
+        compares the answer. A right answer deletes the code and returns it (so exactly one of
+        many concurrent right answers gets it); a wrong one counts ``failure`` (key, window) and
+        returns WRONG. None: there is no live code.
         """
+        refused = self._already_refused(rules, now)
+        if refused:
+            return refused
         try:
             with self._transaction() as cur:
                 refusal = self._apply_rules(cur, rules, now)
                 if refusal:
                     raise _RefusedError(refusal)
-                row = self._exec(
+                # fetchall, not fetchone: SQLite cannot commit while a RETURNING statement is unfinished
+                rows = self._exec(
                     cur,
                     """UPDATE codes SET attempts = attempts + 1
                        WHERE address = ? AND appid = ? AND expires_at > ? AND attempts < ?
                        RETURNING digest, expires_at, attempts""",
                     (address, appid, now, max_attempts),
-                ).fetchone()
+                ).fetchall()
+                if not rows:
+                    return None
+                code = CodeRecord(address, appid, *rows[0])
+                if not matches(code.digest):
+                    if failure:
+                        self._exec(cur, _BUMP, (failure[0], now + failure[1], now, now)).fetchall()
+                    return WRONG
+                self._exec(cur, "DELETE FROM codes WHERE address = ? AND appid = ?", (address, appid))
+                return code
         except _RefusedError as rollback:
             return rollback.refusal
-        if row is None:
-            return None
-        return CodeRecord(address, appid, row[0], row[1], row[2])
-
-    def consume(self, code: CodeRecord) -> bool:
-        """Remove the code; True for exactly one caller however many race for it."""
-        with self._transaction() as cur:
-            cur = self._exec(
-                cur,
-                "DELETE FROM codes WHERE address = ? AND appid = ? AND digest = ?",
-                (code.address, code.appid, code.digest),
-            )
-            return cur.rowcount == 1
 
     def restore(self, code: CodeRecord, now: int) -> None:
         """Put a consumed code back (the upstream failed); a newer code for the address wins."""
@@ -253,7 +332,7 @@ class SqlStore:
             current = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             for version in range(current + 1, target + 1):
                 for statement in MIGRATIONS[version - 1]:
-                    self._exec(cur, statement)
+                    self._exec(cur, statement.format(table_options=self.table_options))
                 self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
         return current, max(current, target)
 

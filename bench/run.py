@@ -1,0 +1,418 @@
+"""The benchmark: the service against the framework's floor, measured side by side in one run.
+
+    python bench/run.py            # the full run: 10 s per measurement, 3 repetitions (about 6 minutes)
+    python bench/run.py --quick    # a few seconds: proves the harness works (CI runs this)
+
+Everything runs on 127.0.0.1: the stand-in for mesibo, the service under gunicorn with the shipped
+configuration (deploy/gunicorn.conf.py, 2 workers), and a baseline - a bare Flask app that parses a
+JSON body and answers a constant JSON object - under the same settings. wrk drives each in turn,
+alternating service and baseline. Results go to bench/results/ as JSON and a markdown table.
+See docs/PERFORMANCE.md for the method and the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from servers import free_port, stop, wait_for_port  # noqa: E402
+
+from app.codes import Codes  # noqa: E402
+
+APP_TOKEN = "bench-app-token-0123456789"
+OTP_SECRET = "bench-otp-secret-0123456789abcdef"
+CODE = "123456"
+BIN = Path(sys.executable).parent
+LUA = ROOT / "bench" / "wrk_script.lua"
+# wrk's threads each count phones in a range of their own (see wrk_script.lua); each repetition
+# starts further along so no phone is asked twice (the cooldown would refuse it).
+REP_STRIDE = 150_000
+
+TARGETS = {
+    "a": "≥ 0.6 × baseline req/s",
+    "b": "≥ 0.5 × baseline req/s",
+    "c": "≥ 768 req/s (0.6 × 64 / 0.05 s), p99 ≤ 250 ms",
+    "d": "≥ 0.8 × baseline req/s",
+    "e": "p50 and p99 within 1.2 × of the empty store",
+}
+
+
+def find_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if shutil.which("apt-get"):
+        print("wrk not found: installing Debian's package", flush=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is needed: apt-get install wrk")
+    return found
+
+
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int, log: Path) -> subprocess.Popen:
+    """gunicorn with the shipped configuration; its own messages go to ``log`` (the service's
+    request lines and the log sender's lines are written there too: a discarded log)."""
+    full = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "GUNICORN_"))},
+        **env,
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}",
+    }
+    with open(log, "ab") as sink:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), app],
+            cwd=ROOT,
+            env=full,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        wait_for_port(port, process)
+    except RuntimeError:
+        sys.exit(f"gunicorn did not start ({app}):\n{log.read_text()[-3000:]}")
+    time.sleep(1.0)  # every worker booted and accepting
+    return process
+
+
+def workers_rss_mib(master: subprocess.Popen) -> list[float]:
+    sizes = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(master.pid):
+            sizes.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return sorted(sizes)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.wrk = find_wrk()
+        self.tmp = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
+        self.codes = Codes(OTP_SECRET.encode())
+        self.processes: list[subprocess.Popen] = []
+
+    def close(self) -> None:
+        for process in self.processes:
+            stop(process)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- processes -------------------------------------------------------------
+
+    def start_fake_mesibo(self) -> None:
+        self.fake_port = free_port()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "fake_mesibo.py"),
+                "--port",
+                str(self.fake_port),
+                "--app-token",
+                APP_TOKEN,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.fake_port, process)
+        self.processes.append(process)
+
+    def fake_control(self, **settings) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.fake_port}/_control", data=json.dumps(settings).encode()
+        )
+        urllib.request.urlopen(request, timeout=5).read()
+
+    def start_service(self, database: Path) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        env = {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": f"http://127.0.0.1:{self.fake_port}/backend/",
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "MESSENGER_SENDER_NAME": "log",
+            # limits raised for the run: every request comes from 127.0.0.1
+            "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "1000000",
+            "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "1000000",
+            "MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR": "1000000",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / f"metrics-{port}"),
+        }
+        process = gunicorn("wsgi:app", port, env, self.args.workers, self.tmp / f"service-{port}.log")
+        self.processes.append(process)
+        return process, port
+
+    def stop_process(self, process: subprocess.Popen) -> None:
+        stop(process)
+        self.processes.remove(process)
+
+    # -- load ------------------------------------------------------------------
+
+    def wrk_run(self, port: int, body: str, *, connections: int, offset: int = 0, path: str = "/") -> dict:
+        out = self.tmp / f"wrk-{time.monotonic_ns()}.json"
+        env = {**os.environ, "BENCH_BODY": body, "BENCH_OUT": str(out), "BENCH_OFFSET": str(offset)}
+        subprocess.run(
+            [
+                self.wrk,
+                "-t2",
+                f"-c{connections}",
+                f"-d{self.args.duration}s",
+                "--timeout",
+                "5s",
+                "-s",
+                str(LUA),
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        result = json.loads(out.read_text())
+        result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+        return result
+
+    def pre_issue(self, database: Path, appid: str, offset: int, per_thread: int) -> None:
+        """Right codes for the phones wrk will use (both threads' ranges), written straight into the store."""
+        expires = int(time.time()) + 600
+        rows = []
+        for thread in range(2):
+            start = 2000000 + thread * 1000000 + offset
+            for n in range(start, start + per_thread):
+                phone = f"1201{n}"
+                rows.append((phone, appid, self.codes.digest(phone, appid, CODE), expires))
+        with sqlite3.connect(database) as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)",
+                rows,
+            )
+
+    @staticmethod
+    def fill_expired(database: Path, count: int) -> None:
+        """``count`` expired codes and ``count`` expired counters, as months of traffic would leave."""
+        past = int(time.time()) - 86400
+        with sqlite3.connect(database) as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO codes (address, appid, digest, expires_at, attempts) "
+                "VALUES (?, 'old-app', ?, ?, 0)",
+                ((f"4470{n:08d}", "0" * 64, past - n % 3600) for n in range(count)),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO counters (key, count, expires_at) VALUES (?, 1, ?)",
+                ((f"send:4470{n:08d}", past - n % 3600) for n in range(count)),
+            )
+
+    @staticmethod
+    def metrics_of(port: int) -> dict[str, float]:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        counts: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("messenger_requests_total{"):
+                labels, value = line.rsplit(" ", 1)
+                counts[labels[len("messenger_requests_total") :]] = float(value)
+        return counts
+
+    # -- the run ---------------------------------------------------------------
+
+    def run(self) -> dict:
+        args = self.args
+        self.start_fake_mesibo()
+        per_thread = 3000 if args.quick else 60000
+        step1 = '{"op":"login","phone":"{phone}","appid":"bench"}'
+        step2 = '{"op":"login","phone":"{phone}","appid":"bench-2","otp":"' + CODE + '"}'
+        flood = '{"op":"login","phone":"12015550123","appid":"bench"}'
+        useradd = json.dumps({"op": "useradd", "token": APP_TOKEN, "user": {"address": "x", "token": {"appid": "a"}}})
+        samples: dict[str, list[dict]] = {key: [] for key in ("stand-in", "baseline", "a", "b", "c", "d")}
+
+        baseline_port = free_port()
+        baseline = gunicorn("baseline:app", baseline_port, {}, args.workers, self.tmp / "baseline.log")
+        self.processes.append(baseline)
+        database = self.tmp / "bench.db"
+        service, port = self.start_service(database)
+
+        for rep in range(args.reps):
+            offset = rep * REP_STRIDE
+            print(f"repetition {rep + 1}/{args.reps}", flush=True)
+            samples["stand-in"].append(self.wrk_run(self.fake_port, useradd, connections=16, path="/backend/"))
+            samples["baseline"].append(self.wrk_run(baseline_port, '{"op":"login"}', connections=16))
+            samples["a"].append(self.wrk_run(port, step1, connections=16, offset=offset))
+            samples["baseline"].append(self.wrk_run(baseline_port, '{"op":"login"}', connections=16))
+            self.pre_issue(database, "bench-2", offset, per_thread)
+            samples["b"].append(self.wrk_run(port, step2, connections=16, offset=offset))
+            samples["baseline"].append(self.wrk_run(baseline_port, '{"op":"login"}', connections=16))
+            samples["d"].append(self.wrk_run(port, flood, connections=16))
+            self.fake_control(latency_ms=50)
+            self.pre_issue(database, "bench-2", offset + REP_STRIDE // 2, per_thread // 4)
+            samples["c"].append(self.wrk_run(port, step2, connections=64, offset=offset + REP_STRIDE // 2))
+            self.fake_control(latency_ms=0)
+        rss = workers_rss_mib(service)
+        outcomes = self.metrics_of(port)
+        self.stop_process(service)
+
+        # (e): the same step 2 load on a fresh store, then on one holding a million expired rows of each kind
+        e: dict[str, list[dict]] = {"empty": [], "full": []}
+        for kind in ("empty", "full"):
+            fresh = self.tmp / f"e-{kind}.db"
+            service, port = self.start_service(fresh)
+            if kind == "full":
+                self.fill_expired(fresh, 20000 if args.quick else 1_000_000)
+            for rep in range(args.reps):
+                self.pre_issue(fresh, "bench-e", rep * REP_STRIDE, per_thread)
+                e[kind].append(
+                    self.wrk_run(port, step2.replace("bench-2", "bench-e"), connections=16, offset=rep * REP_STRIDE)
+                )
+            self.stop_process(service)
+        return {"samples": samples, "e": e, "rss_mib": rss, "outcomes": outcomes}
+
+
+def median(runs: list[dict], key: str) -> float:
+    if key == "rps":
+        return statistics.median(run["rps"] for run in runs)
+    return statistics.median(run["latency_us"][key] for run in runs) / 1000
+
+
+def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
+    samples, e = result["samples"], result["e"]
+    base = median(samples["baseline"], "rps")
+    rows, summary = [], {}
+
+    def row(name, label, runs, ratio_to, target, ok):
+        rps, p50, p99 = median(runs, "rps"), median(runs, "p50"), median(runs, "p99")
+        summary[name] = {
+            "rps": round(rps),
+            "p50_ms": round(p50, 2),
+            "p99_ms": round(p99, 2),
+            "ratio": round(rps / ratio_to, 2) if ratio_to else None,
+            "target": target,
+            "met": ok,
+        }
+        ratio = f"{rps / ratio_to:.2f}" if ratio_to else "—"
+        rows.append(
+            f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio} | {target} | "
+            f"{'yes' if ok else 'no' if ok is not None else '—'} |"
+        )
+
+    row(
+        "stand-in",
+        "stand-in for mesibo (useradd)",
+        samples["stand-in"],
+        base,
+        "never the bottleneck",
+        median(samples["stand-in"], "rps") > 2 * median(samples["c"], "rps"),
+    )
+    row("baseline", "baseline: bare Flask JSON route", samples["baseline"], base, "—", None)
+    row(
+        "a",
+        "(a) step 1, a new phone each time",
+        samples["a"],
+        base,
+        TARGETS["a"],
+        median(samples["a"], "rps") >= 0.6 * base,
+    )
+    row(
+        "b",
+        "(b) step 2, right codes, mesibo 0 ms",
+        samples["b"],
+        base,
+        TARGETS["b"],
+        median(samples["b"], "rps") >= 0.5 * base,
+    )
+    c_ok = median(samples["c"], "rps") >= 768 and median(samples["c"], "p99") <= 250
+    row("c", "(c) step 2, mesibo 50 ms, 64 connections", samples["c"], 1280, TARGETS["c"] + " (ratio: to 1,280)", c_ok)
+    row(
+        "d",
+        "(d) step 1 flood, one phone (RATELIMIT)",
+        samples["d"],
+        base,
+        TARGETS["d"],
+        median(samples["d"], "rps") >= 0.8 * base,
+    )
+    empty_p50, empty_p99 = median(e["empty"], "p50"), median(e["empty"], "p99")
+    full_p50, full_p99 = median(e["full"], "p50"), median(e["full"], "p99")
+    e_ok = full_p50 <= 1.2 * empty_p50 and full_p99 <= 1.2 * empty_p99
+    row("e-empty", "(e) step 2, empty store", e["empty"], base, "—", None)
+    row(
+        "e-full",
+        f"(e) step 2, {'20 thousand' if args.quick else '1 million'} expired codes + counters",
+        e["full"],
+        base,
+        TARGETS["e"],
+        e_ok,
+    )
+    rss = result["rss_mib"]
+    summary["rss_mib_per_worker"] = [round(x, 1) for x in rss]
+    summary["outcomes"] = result["outcomes"]
+    table = "\n".join(
+        [
+            "| scenario | req/s | p50 ms | p99 ms | ratio | target | met |",
+            "|---|---:|---:|---:|---:|---|---|",
+            *rows,
+            "",
+            f"RSS per service worker: {', '.join(f'{x:.1f} MiB' for x in rss)} (target ≤ 60 MiB: "
+            f"{'yes' if rss and max(rss) <= 60 else 'no'}).",
+            f"(e) p50 {full_p50:.2f} vs {empty_p50:.2f} ms ({full_p50 / empty_p50:.2f}×), "
+            f"p99 {full_p99:.2f} vs {empty_p99:.2f} ms ({full_p99 / empty_p99:.2f}×).",
+        ]
+    )
+    return summary, table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the service against a bare Flask baseline.")
+    parser.add_argument("--quick", action="store_true", help="1 s per measurement, 1 repetition")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.reps = 1, 1
+    bench = Bench(args)
+    try:
+        result = bench.run()
+    finally:
+        bench.close()
+    summary, table = report(result, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {args.workers} gunicorn workers"
+    (args.out / f"bench-{stamp}.json").write_text(
+        json.dumps(
+            {"machine": machine, "duration_s": args.duration, "reps": args.reps, "summary": summary, "raw": result},
+            indent=2,
+        )
+    )
+    (args.out / f"bench-{stamp}.md").write_text(
+        f"{machine}; {args.duration} s × {args.reps} repetitions, medians.\n\n{table}\n"
+    )
+    print(table)
+    print(f"\nwritten to {args.out}/bench-{stamp}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
