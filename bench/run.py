@@ -163,6 +163,8 @@ class Bench:
             "MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR": "1000000",
             "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / f"metrics-{port}"),
         }
+        if self.args.threads:
+            env["GUNICORN_THREADS"] = str(self.args.threads)
         process = gunicorn("wsgi:app", port, env, self.args.workers, self.tmp / f"service-{port}.log")
         self.processes.append(process)
         return process, port
@@ -267,7 +269,7 @@ class Bench:
             samples["baseline"].append(self.wrk_run(baseline_port, '{"op":"login"}', connections=16))
             samples["d"].append(self.wrk_run(port, flood, connections=16))
             self.fake_control(latency_ms=50)
-            self.pre_issue(database, "bench-2", offset + REP_STRIDE // 2, per_thread // 4)
+            self.pre_issue(database, "bench-2", offset + REP_STRIDE // 2, per_thread // 2)
             samples["c"].append(self.wrk_run(port, step2, connections=64, offset=offset + REP_STRIDE // 2))
             self.fake_control(latency_ms=0)
         rss = workers_rss_mib(service)
@@ -388,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="threads per worker (default: the shipped config's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     if args.quick:

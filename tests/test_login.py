@@ -265,3 +265,10 @@ def test_login_notice_is_off_by_default_and_configurable(make_app, client):
     app = make_app(**{"login.notice": True, "login.notice_title": "Hi", "login.notice_delay": 30})
     answer = post(app.test_client(), {"op": "login", "phone": "447911123456", "appid": APPID})
     assert answer["title"] == "Hi" and isinstance(answer["message"], str) and answer["delay"] == 30
+
+
+def test_a_bad_name_is_refused_before_the_code_is_spent(client, outbox, mesibo_api):
+    mint_ok(mesibo_api)
+    code = ask_code(client, outbox)
+    assert prove(client, code, name=["not", "a", "name"])["error"] == "BADREQUEST"
+    assert prove(client, code, name="Ann")["result"] == "OK"

@@ -103,6 +103,7 @@ class CodeLogin:
     def prove(self, request: LoginRequest, services: Services) -> Identity:
         address, _ = self.address(request, services)
         answer = request.fields.text("otp", error="BADCODE").replace(" ", "")
+        name = request.fields.text("name", error="BADREQUEST")[:128]  # before the code is spent
         store = services.store
         codes = services.codes
         checked = store.check_code(
@@ -118,7 +119,6 @@ class CodeLogin:
             raise refuse(checked, services)
         if not isinstance(checked, CodeRecord):
             raise ApiError("BADCODE")  # wrong, expired, used, unknown, attempts spent: one answer
-        name = request.fields.text("name", error="BADREQUEST")[:128]
         return Identity(address, name, release=lambda: store.restore(checked, services.clock()))
 
 

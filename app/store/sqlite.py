@@ -4,7 +4,9 @@ WAL lets readers work while one writer commits; a busy timeout makes concurrent 
 (several gunicorn workers, several threads) wait for the lock instead of failing; every
 write transaction starts with ``BEGIN IMMEDIATE`` so it takes the write lock before it
 reads, which is what makes check-then-count limits and single use atomic across processes.
-Connections are per thread and per process: one made before a fork is never reused after it.
+Every statement runs inside a transaction that holds this process's writer lock, so one
+connection per process serves all its threads, with one warm page cache; it is made in the
+process that uses it, never inherited across a fork.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class SqliteStore(SqlStore):
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid: int | None = None
         self._making_lock = threading.Lock()
         self._lock: _WriterLock | None = None
         self._lock_pid: int | None = None
@@ -47,6 +50,8 @@ class SqliteStore(SqlStore):
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         self._use_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        # One connection per process, so its page cache can be larger than the 2 MB default.
+        conn.execute("PRAGMA cache_size = -8000")
         return conn
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
@@ -69,11 +74,11 @@ class SqliteStore(SqlStore):
             return
 
     def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            local.conn = self._connect()
-            local.pid = os.getpid()
-        return local.conn
+        """This process's connection; only used inside ``_transaction`` (under the writer lock)."""
+        if self._conn_pid != os.getpid():
+            self._conn = self._connect()
+            self._conn_pid = os.getpid()
+        return self._conn  # type: ignore[return-value]
 
     def _writer_lock(self) -> _WriterLock:
         if self._lock_pid != os.getpid():  # made in each process: a lock file opened before a fork is shared
@@ -85,9 +90,9 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
-        conn = self._connection()
-        cur = conn.cursor()
         with self._writer_lock():
+            conn = self._connection()
+            cur = conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
@@ -103,10 +108,9 @@ class SqliteStore(SqlStore):
         if self._lock is not None and self._lock_pid == os.getpid():
             self._lock.close()
         self._lock, self._lock_pid = None, None
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local = threading.local()
+        if self._conn is not None and self._conn_pid == os.getpid():
+            self._conn.close()
+        self._conn, self._conn_pid = None, None
 
 
 class _WriterLock:
