@@ -57,12 +57,15 @@ class CodeLogin:
 
     def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:
         address, test_code = self.address(request, services)
+        rules = services.limits.for_send(address, request.client_ip, test_number=test_code is not None)
+        refusal = services.store.known_refusal(rules, request.now)  # a flood stops here, before any work
+        if refusal:
+            raise refuse(refusal, services)
         codes = services.codes
         code = test_code or codes.new_code()
         record = CodeRecord(
             address, request.appid, codes.digest(address, request.appid, code), request.now + codes.ttl_seconds
         )
-        rules = services.limits.for_send(address, request.client_ip, test_number=test_code is not None)
         refusal = services.store.issue(record, rules, request.now)
         if refusal:
             raise refuse(refusal, services)

@@ -153,6 +153,10 @@ class SqlStore:
     REFUSAL_HINT_SECONDS = 5
     REFUSAL_HINT_MAX = 10000
 
+    def known_refusal(self, rules: Sequence[Rule], now: int) -> Refusal | None:
+        """A refusal this process has just seen for one of the rules, without asking the database."""
+        return self._already_refused(rules, now)
+
     def _already_refused(self, rules: Sequence[Rule], now: int) -> Refusal | None:
         hints = self._refusal_hints
         worst: Refusal | None = None
