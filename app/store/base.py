@@ -155,9 +155,6 @@ class SqlStore:
 
     def known_refusal(self, rules: Sequence[Rule], now: int) -> Refusal | None:
         """A refusal this process has just seen for one of the rules, without asking the database."""
-        return self._already_refused(rules, now)
-
-    def _already_refused(self, rules: Sequence[Rule], now: int) -> Refusal | None:
         hints = self._refusal_hints
         worst: Refusal | None = None
         for rule in rules:
@@ -183,7 +180,7 @@ class SqlStore:
 
     def hit(self, rules: Sequence[Rule], now: int) -> Refusal | None:
         """Count an event against every rule, all or nothing."""
-        refused = self._already_refused(rules, now)
+        refused = self.known_refusal(rules, now)
         if refused:
             return refused
         try:
@@ -217,7 +214,7 @@ class SqlStore:
 
     def issue(self, code: CodeRecord, rules: Sequence[Rule], now: int) -> Refusal | None:
         """Count the send against the rules and store the code (replacing any older one), atomically."""
-        refused = self._already_refused(rules, now)
+        refused = self.known_refusal(rules, now)
         if refused:
             return refused
         try:
@@ -254,7 +251,7 @@ class SqlStore:
         many concurrent right answers gets it); a wrong one counts ``failure`` (key, window) and
         returns WRONG. None: there is no live code.
         """
-        refused = self._already_refused(rules, now)
+        refused = self.known_refusal(rules, now)
         if refused:
             return refused
         try:
