@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 import responses
-from conftest import API_URL, APP_TOKEN, OTP_SECRET
+from conftest import API_URL, base_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,18 +58,8 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 @pytest.fixture(name="fuzz_app", scope="module")
 def _fuzz_app(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz")
-    config = {
-        "database.url": f"sqlite:///{path}/fuzz.db",
-        "sender.name": "memory",
-        "mesibo.app_token": APP_TOKEN,
-        "mesibo.api_url": API_URL,
-        "otp.secret": OTP_SECRET,
-        "server.development": "false",
-        "logging.requests": False,
-        "server.trusted_proxies": 1,
-    }
-    app = create_app(config, environ={})
-    app.db_path = path / "fuzz.db"
+    app = create_app(base_config(path, **{"server.trusted_proxies": 1}), environ={})
+    app.db_path = path / "test.db"
     return app
 
 

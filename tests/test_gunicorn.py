@@ -118,3 +118,19 @@ def test_one_code_mints_one_token_across_four_workers(start_service, fake_mesibo
     assert sum(a["result"] == "OK" for a in answers) == 1
     assert {a.get("error") for a in answers if a["result"] == "FAIL"} == {"BADCODE"}
     assert fake_mesibo.stats()["useradd"] == 1
+
+
+def test_metrics_on_a_separate_port_add_up_every_worker(start_service):
+    """metrics.port: the gunicorn master serves /metrics for all workers; the service's port does not."""
+    from servers import free_port, wait_for_port
+
+    metrics_port = free_port()
+    service = start_service(workers=2, MESSENGER_METRICS_PORT=str(metrics_port))
+    wait_for_port(metrics_port, service.process)
+    for _ in range(20):
+        requests.post(service.url, json={"op": "logout"}, timeout=10)
+    text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    [count] = re.findall(r'messenger_requests_total\{error="",op="logout",result="OK"\} (\S+)', text)
+    assert float(count) == 20
+    assert len(set(re.findall(r"\[(\d+)\] app.requests", service.log()))) >= 1
+    assert requests.get(service.url + "metrics", timeout=10).status_code == 404

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import responses
 import schemathesis
-from conftest import API_URL, APP_TOKEN, OTP_SECRET
+from conftest import API_URL, base_config
 from hypothesis import HealthCheck, settings
 
 from app import create_app
@@ -20,20 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def _app():
     import tempfile
 
-    folder = tempfile.mkdtemp(prefix="schemathesis-")
-    return create_app(
-        {
-            "database.url": f"sqlite:///{folder}/s.db",
-            "sender.name": "memory",
-            "mesibo.app_token": APP_TOKEN,
-            "mesibo.api_url": API_URL,
-            "otp.secret": OTP_SECRET,
-            "server.development": "false",
-            "logging.requests": False,
-            "login.notice": True,
-        },
-        environ={},
-    )
+    # Module level: schemathesis collects its cases from a live app at import time.
+    return create_app(base_config(tempfile.mkdtemp(prefix="schemathesis-"), **{"login.notice": True}), environ={})
 
 
 APP = _app()

@@ -178,8 +178,11 @@ class SqlStore:
         except KeyError:
             return self.__dict__.setdefault("_hints", {})
 
-    def hit(self, rules: Sequence[Rule], now: int) -> Refusal | None:
-        """Count an event against every rule, all or nothing."""
+    def _counted(self, rules: Sequence[Rule], now: int, work: Callable[[Any], Any] = lambda cur: None) -> Any:
+        """Count the rules and, if none refuses, do ``work(cursor)`` in the same transaction.
+
+        Returns the Refusal (nothing counted, nothing done) or what ``work`` returned.
+        """
         refused = self.known_refusal(rules, now)
         if refused:
             return refused
@@ -188,9 +191,13 @@ class SqlStore:
                 refusal = self._apply_rules(cur, rules, now)
                 if refusal:
                     raise _RefusedError(refusal)
+                return work(cur)
         except _RefusedError as rollback:
             return rollback.refusal
-        return None
+
+    def hit(self, rules: Sequence[Rule], now: int) -> Refusal | None:
+        """Count an event against every rule, all or nothing."""
+        return self._counted(rules, now)
 
     def give_back(self, rules: Sequence[Rule], now: int) -> None:
         """Undo one counted event (a send that failed must not lock the user out)."""
@@ -214,24 +221,17 @@ class SqlStore:
 
     def issue(self, code: CodeRecord, rules: Sequence[Rule], now: int) -> Refusal | None:
         """Count the send against the rules and store the code (replacing any older one), atomically."""
-        refused = self.known_refusal(rules, now)
-        if refused:
-            return refused
-        try:
-            with self._transaction() as cur:
-                refusal = self._apply_rules(cur, rules, now)
-                if refusal:
-                    raise _RefusedError(refusal)
-                self._exec(
-                    cur,
-                    """INSERT INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)
-                       ON CONFLICT (address, appid) DO UPDATE SET
-                           digest = excluded.digest, expires_at = excluded.expires_at, attempts = 0""",
-                    (code.address, code.appid, code.digest, code.expires_at),
-                )
-        except _RefusedError as rollback:
-            return rollback.refusal
-        return None
+
+        def store(cur: Any) -> None:
+            self._exec(
+                cur,
+                """INSERT INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)
+                   ON CONFLICT (address, appid) DO UPDATE SET
+                       digest = excluded.digest, expires_at = excluded.expires_at, attempts = 0""",
+                (code.address, code.appid, code.digest, code.expires_at),
+            )
+
+        return self._counted(rules, now, store)
 
     def check_code(
         self,
@@ -251,33 +251,27 @@ class SqlStore:
         many concurrent right answers gets it); a wrong one counts ``failure`` (key, window) and
         returns WRONG. None: there is no live code.
         """
-        refused = self.known_refusal(rules, now)
-        if refused:
-            return refused
-        try:
-            with self._transaction() as cur:
-                refusal = self._apply_rules(cur, rules, now)
-                if refusal:
-                    raise _RefusedError(refusal)
-                # fetchall, not fetchone: SQLite cannot commit while a RETURNING statement is unfinished
-                rows = self._exec(
-                    cur,
-                    """UPDATE codes SET attempts = attempts + 1
-                       WHERE address = ? AND appid = ? AND expires_at > ? AND attempts < ?
-                       RETURNING digest, expires_at, attempts""",
-                    (address, appid, now, max_attempts),
-                ).fetchall()
-                if not rows:
-                    return None
-                code = CodeRecord(address, appid, *rows[0])
-                if not matches(code.digest):
-                    if failure:
-                        self._exec(cur, _BUMP, (failure[0], now + failure[1], now, now)).fetchall()
-                    return WRONG
-                self._exec(cur, "DELETE FROM codes WHERE address = ? AND appid = ?", (address, appid))
-                return code
-        except _RefusedError as rollback:
-            return rollback.refusal
+
+        def check(cur: Any) -> CodeRecord | str | None:
+            # fetchall, not fetchone: SQLite cannot commit while a RETURNING statement is unfinished
+            rows = self._exec(
+                cur,
+                """UPDATE codes SET attempts = attempts + 1
+                   WHERE address = ? AND appid = ? AND expires_at > ? AND attempts < ?
+                   RETURNING digest, expires_at, attempts""",
+                (address, appid, now, max_attempts),
+            ).fetchall()
+            if not rows:
+                return None
+            code = CodeRecord(address, appid, *rows[0])
+            if not matches(code.digest):
+                if failure:
+                    self._exec(cur, _BUMP, (failure[0], now + failure[1], now, now)).fetchall()
+                return WRONG
+            self._exec(cur, "DELETE FROM codes WHERE address = ? AND appid = ?", (address, appid))
+            return code
+
+        return self._counted(rules, now, check)
 
     def restore(self, code: CodeRecord, now: int) -> None:
         """Put a consumed code back (the upstream failed); a newer code for the address wins."""
