@@ -220,6 +220,12 @@ KEYS: tuple[Key, ...] = (
     Key("sender.smtp.security", "starttls", str, "starttls, ssl or none.", check=_one_of("starttls", "ssl", "none")),
     Key("sender.smtp.username", "", str, "SMTP login (empty: no login)."),
     Key("sender.smtp.password", "", str, "SMTP password. Secret.", secret=True),
+    Key(
+        "sender.smtp.ca_file",
+        "",
+        str,
+        "CA bundle that signs the SMTP server's certificate (empty: the system's trusted CAs).",
+    ),
     Key("sender.smtp.from_address", "", str, "From: address of code e-mails."),
     Key("sender.smtp.subject", "Your {app_name} verification code", str, "Subject; fields as in the template."),
     # -- how users prove who they are

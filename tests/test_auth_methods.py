@@ -96,6 +96,65 @@ class _AnyValue:
 _ANY = _AnyValue()
 
 
+def _certificate(folder):
+    """A self-signed certificate for 127.0.0.1, as an internal mail server might have."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_email_code_over_tls_with_login(make_app, tmp_path, security):
+    """STARTTLS and implicit TLS, with the server's certificate verified against the configured CA."""
+    import ssl
+
+    cert_path, key_path = _certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_path, key_path)
+    inbox = _Inbox()
+    port = free_port()
+    if security == "starttls":  # the server refuses AUTH until the connection is upgraded
+        options = {"tls_context": server_tls, "require_starttls": True, "auth_require_tls": True}
+    else:  # TLS from the first byte (aiosmtpd does not count implicit TLS for auth_require_tls)
+        options = {"ssl_context": server_tls, "auth_require_tls": False}
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=_authenticator,
+                            server_hostname="127.0.0.1", **options)
+    controller.start()
+    try:
+        app = email_app(make_app, port, **{"sender.smtp.security": security, "sender.smtp.ca_file": str(cert_path),
+                                           "sender.smtp.username": "mailer", "sender.smtp.password": "pw-123456"})
+        assert post(app.test_client(), {"op": "login", "email": "bo@example.org", "appid": APPID})["result"] == "OK"
+        [mail] = inbox.messages
+        assert mail["To"] == "bo@example.org"
+        # without the server's CA the certificate is refused: no code goes out unencrypted or unverified
+        untrusting = email_app(make_app, port, **{"sender.smtp.security": security, "sender.timeout": 2.0,
+                                                  "sender.smtp.username": "mailer", "sender.smtp.password": "pw-123456"})
+        answer = post(untrusting.test_client(), {"op": "login", "email": "cy@example.org", "appid": APPID})
+        assert answer["error"] == "SENDFAIL" and len(inbox.messages) == 1
+    finally:
+        controller.stop()
+
+
 def test_email_login_refuses_a_bad_address(make_app, smtp_server):
     port, inbox = smtp_server
     client = email_app(make_app, port).test_client()

@@ -134,3 +134,28 @@ def test_metrics_on_a_separate_port_add_up_every_worker(start_service):
     assert float(count) == 20
     assert len(set(re.findall(r"\[(\d+)\] app.requests", service.log()))) >= 1
     assert requests.get(service.url + "metrics", timeout=10).status_code == 404
+
+
+def _flask_check(tmp_path, fake_mesibo, token):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_"))}
+    env.update({"MESIBO_APP_TOKEN": token, "MESIBO_API_URL": fake_mesibo.url, "OTP_SECRET": OTP_SECRET,
+                "DATABASE_URL": f"sqlite:///{tmp_path}/check.db"})
+    flask = Path(sys.executable).parent / "flask"
+    return subprocess.run([str(flask), "--app", "app", "check"], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_check_command_against_the_stand_in(tmp_path, fake_mesibo):
+    """`flask --app app check` says in plain words whether mesibo takes the app token."""
+    good = _flask_check(tmp_path, fake_mesibo, APP_TOKEN)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "mesibo accepted the app token" in good.stdout
+    bad = _flask_check(tmp_path, fake_mesibo, "not-the-right-token-123")
+    assert bad.returncode == 1
+    assert "app token rejected by mesibo" in bad.stdout
+    assert "not-the-right-token-123" not in bad.stdout + bad.stderr

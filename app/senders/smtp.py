@@ -21,7 +21,8 @@ class SmtpSender:
     def _connect(self) -> smtplib.SMTP:
         c = self.config
         timeout = c["sender.timeout"]
-        context = ssl.create_default_context()
+        # Certificates are always verified; an internal server's own CA can be named instead.
+        context = ssl.create_default_context(cafile=c["sender.smtp.ca_file"] or None)
         if c["sender.smtp.security"] == "ssl":
             return smtplib.SMTP_SSL(c["sender.smtp.host"], c["sender.smtp.port"], timeout=timeout, context=context)
         server = smtplib.SMTP(c["sender.smtp.host"], c["sender.smtp.port"], timeout=timeout)
