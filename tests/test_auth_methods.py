@@ -109,8 +109,12 @@ def _certificate(folder):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
@@ -118,8 +122,11 @@ def _certificate(folder):
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -137,18 +144,27 @@ def test_email_code_over_tls_with_login(make_app, tmp_path, security):
         options = {"tls_context": server_tls, "require_starttls": True, "auth_require_tls": True}
     else:  # TLS from the first byte (aiosmtpd does not count implicit TLS for auth_require_tls)
         options = {"ssl_context": server_tls, "auth_require_tls": False}
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=_authenticator,
-                            server_hostname="127.0.0.1", **options)
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=_authenticator, server_hostname="127.0.0.1", **options
+    )
     controller.start()
     try:
-        app = email_app(make_app, port, **{"sender.smtp.security": security, "sender.smtp.ca_file": str(cert_path),
-                                           "sender.smtp.username": "mailer", "sender.smtp.password": "pw-123456"})
+        app = email_app(
+            make_app,
+            port,
+            **{
+                "sender.smtp.security": security,
+                "sender.smtp.ca_file": str(cert_path),
+                "sender.smtp.username": "mailer",
+                "sender.smtp.password": "pw-123456",
+            },
+        )
         assert post(app.test_client(), {"op": "login", "email": "bo@example.org", "appid": APPID})["result"] == "OK"
         [mail] = inbox.messages
         assert mail["To"] == "bo@example.org"
         # without the server's CA the certificate is refused: no code goes out unencrypted or unverified
-        untrusting = email_app(make_app, port, **{"sender.smtp.security": security, "sender.timeout": 2.0,
-                                                  "sender.smtp.username": "mailer", "sender.smtp.password": "pw-123456"})
+        login = {"sender.smtp.username": "mailer", "sender.smtp.password": "pw-123456"}
+        untrusting = email_app(make_app, port, **{"sender.smtp.security": security, "sender.timeout": 2.0, **login})
         answer = post(untrusting.test_client(), {"op": "login", "email": "cy@example.org", "appid": APPID})
         assert answer["error"] == "SENDFAIL" and len(inbox.messages) == 1
     finally:

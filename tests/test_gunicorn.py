@@ -143,11 +143,23 @@ def _flask_check(tmp_path, fake_mesibo, token):
     from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_"))}
-    env.update({"MESIBO_APP_TOKEN": token, "MESIBO_API_URL": fake_mesibo.url, "OTP_SECRET": OTP_SECRET,
-                "DATABASE_URL": f"sqlite:///{tmp_path}/check.db"})
+    env.update(
+        {
+            "MESIBO_APP_TOKEN": token,
+            "MESIBO_API_URL": fake_mesibo.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/check.db",
+        }
+    )
     flask = Path(sys.executable).parent / "flask"
-    return subprocess.run([str(flask), "--app", "app", "check"], env=env, capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parent.parent)
+    return subprocess.run(
+        [str(flask), "--app", "app", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
 
 
 def test_check_command_against_the_stand_in(tmp_path, fake_mesibo):
