@@ -17,6 +17,7 @@ case with a GUNICORN_ prefix (GUNICORN_WORKERS=4).
 
 import multiprocessing
 import os
+import tempfile
 
 
 def _env(name, default):
@@ -46,6 +47,14 @@ loglevel = _env("loglevel", "info")
 # Only the address nginx connects from may set X-Forwarded-For for gunicorn itself; the
 # service's own trust rule is server.trusted_proxies (see README, "Behind nginx").
 forwarded_allow_ips = _env("forwarded_allow_ips", "127.0.0.1")
+# gunicorn's control socket (gunicornc): one per instance, so several instances on one machine
+# (nodes, tests, the benchmark) never share it; systemd's RuntimeDirectory holds it in production.
+control_socket = _env(
+    "control_socket",
+    os.path.join(
+        os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), f"messenger-backend-{bind.rsplit(':', 1)[-1]}.ctl"
+    ),
+)
 
 
 # -- Prometheus metrics across workers (prometheus_client's multiprocess mode) -------------------
@@ -54,8 +63,6 @@ forwarded_allow_ips = _env("forwarded_allow_ips", "127.0.0.1")
 # counted again), so it is prepared here, in the master, before anything else.
 _metrics_dir_made = False
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    import tempfile
-
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="messenger-metrics-")
     _metrics_dir_made = True
 else:
