@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl
 
 import json5
 from flask import Blueprint, Response, current_app, g, redirect, request
-from werkzeug.datastructures import Headers
 
 from .errors import ApiError, envelope, failure
 from .fields import Fields
@@ -112,20 +111,6 @@ def _discard_body(length: int) -> None:
 def _op_of(fields: dict[str, Any]) -> str:
     op = fields.get("op")
     return op.strip().lower()[:32] if isinstance(op, str) else ""
-
-
-def static_headers(cors_origin: str) -> Headers:
-    """The headers of every answer (contract section 1), built once (copying them is cheap)."""
-    return Headers(
-        [
-            ("Cache-Control", "no-cache, no-store, must-revalidate"),
-            ("Pragma", "no-cache"),
-            ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
-            ("Access-Control-Allow-Origin", cors_origin),
-            ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Content-Type"),
-        ]
-    )
 
 
 def answer(body: dict[str, Any]) -> Response:

@@ -13,6 +13,7 @@ from . import config as config_module
 from .auth import AuthMethod, build_method
 from .codes import Codes
 from .config import ConfigError
+from .errors import static_headers
 from .limits import Limits
 from .mesibo import MesiboClient
 from .phones import PhonePolicy
@@ -93,8 +94,6 @@ class Services:
         self.metrics = metrics
         self.database_url = database_url
         self._last_tidy = 0
-        from .api import static_headers
-
         self.answer_headers = static_headers(values["server.cors_origin"])
         self.codes = Codes(
             _otp_secret(values, database_url, development),
