@@ -494,6 +494,20 @@ def _looks_secret(name: str, value: Any) -> bool:
     return isinstance(value, str) and any(word in last for word in ("token", "secret", "password", "key"))
 
 
+def load_object(spec: str, key: str) -> Any:
+    """Import ``module:Name``; a wrong spec stops start-up naming ``key``."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(key, f"expected a known name or module:Class, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(key, f"cannot load {spec!r}: {exc}") from None
+
+
 def development_mode(values: Mapping[str, Any], environ: Mapping[str, str]) -> bool:
     setting = str(values["server.development"]).lower()
     if setting == "auto":

@@ -57,8 +57,13 @@ class Metrics:
             registry=registry,
         )
 
+    # Label values must come from a small, known set: an op taken from the request as it is would
+    # let anyone create a new time series (and, in multiprocess mode, file entries) per request.
+    KNOWN_OPS = frozenset({"login", "logout"})
+
     def request(self, op: str, result: str, error: str) -> None:
-        self.requests.labels(op or "none", result, error or "").inc()
+        label = op if op in self.KNOWN_OPS else ("unknown" if op else "none")
+        self.requests.labels(label, result, error or "").inc()
 
     def sent(self, sender: str, outcome: str) -> None:
         self.codes_sent.labels(sender, outcome).inc()

@@ -51,7 +51,7 @@ class AuthMethod(Protocol):
 
 def build_method(config: Any) -> AuthMethod:
     """The login method named by ``auth.method``: phone, email, oidc, or ``module:Class``."""
-    from ..senders import load_object
+    from ..config import load_object
 
     name = config["auth.method"]
     if name == "phone":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import ConfigError
+from ..config import load_object
 from .base import Message, Sender, SendError, render
 
-__all__ = ["Message", "Sender", "SendError", "build_sender", "render", "load_object"]
+__all__ = ["Message", "Sender", "SendError", "build_sender", "render"]
 
 
 def _log(config):
@@ -56,18 +55,6 @@ SENDERS: dict[str, Callable[[Mapping[str, Any]], Sender]] = {
     "webhook": _webhook,
     "smtp": _smtp,
 }
-
-
-def load_object(spec: str, key: str) -> Any:
-    """Import ``module:Name``; a wrong spec stops start-up naming ``key``."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(key, f"expected a known name or module:Class, got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(key, f"cannot load {spec!r}: {exc}") from None
 
 
 def build_sender(config: Mapping[str, Any]) -> Sender:
