@@ -105,7 +105,8 @@ class OidcLogin:
     def is_proof(self, fields: Fields) -> bool:
         return True
 
-    def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:  # pragma: no cover
+    def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:
+        # Never reached (is_proof is always True): an OpenID Connect login has one step.
         raise ApiError("BADTOKEN")
 
     def verify(self, token: str, now: float, nonce: str = "") -> dict[str, Any]:

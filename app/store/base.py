@@ -99,7 +99,7 @@ class SqlStore:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 
     @contextlib.contextmanager
-    def _transaction(self, migration: bool = False) -> Iterator[Any]:  # pragma: no cover - by the engines
+    def _transaction(self, migration: bool = False) -> Iterator[Any]:  # each engine provides it
         raise NotImplementedError
         yield
 
@@ -330,9 +330,6 @@ class SqlStore:
                     self._exec(cur, statement.format(table_options=self.table_options))
                 self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
         return current, max(current, target)
-
-    def close(self) -> None:  # pragma: no cover - engines override when they hold resources
-        pass
 
 
 class _RefusedError(Exception):
