@@ -66,6 +66,15 @@ def _url(value: str) -> str | None:
     return None
 
 
+def _template(value: str) -> str | None:
+    """A message template must render with the fields it is given, or every login would fail later."""
+    try:
+        value.format(code="123456", app_name="App", minutes=5)
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"is not a valid template ({type(exc).__name__}: {exc}); use {{code}}, {{app_name}}, {{minutes}}"
+    return None
+
+
 def _database_url(value: str) -> str | None:
     if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
         return "must start with sqlite:/// or postgresql://"
@@ -185,6 +194,7 @@ KEYS: tuple[Key, ...] = (
         "{code} is your {app_name} verification code. It expires in {minutes} minutes.",
         str,
         "The message text; fields: {code}, {app_name}, {minutes}.",
+        check=_template,
     ),
     Key(
         "sender.sms_retriever_hash",
@@ -227,7 +237,13 @@ KEYS: tuple[Key, ...] = (
         "CA bundle that signs the SMTP server's certificate (empty: the system's trusted CAs).",
     ),
     Key("sender.smtp.from_address", "", str, "From: address of code e-mails."),
-    Key("sender.smtp.subject", "Your {app_name} verification code", str, "Subject; fields as in the template."),
+    Key(
+        "sender.smtp.subject",
+        "Your {app_name} verification code",
+        str,
+        "Subject; fields as in the template.",
+        check=_template,
+    ),
     # -- how users prove who they are
     Key("auth.method", "phone", str, "phone, email, oidc, or module:Class."),
     Key("auth.oidc.issuer", "", str, "OpenID Connect issuer (https://accounts.google.com, https://appleid.apple.com)."),

@@ -71,6 +71,8 @@ def test_secret_from_a_file(tmp_path):
         ({"MESSENGER_PHONES_TEST_NUMBERS": "{broken"}, "phones.test_numbers"),
         ({"MESSENGER_PHONES_ALLOW_CALLING_CODES": "1,abc"}, "phones.allow_calling_codes"),
         ({"MESSENGER_CONFIG": "/nonexistent/file.toml"}, "MESSENGER_CONFIG"),
+        ({"MESSENGER_SENDER_TEMPLATE": "Your code: {otp}"}, "sender.template"),
+        ({"MESSENGER_SENDER_SMTP_SUBJECT": "Code {"}, "sender.smtp.subject"),
     ],
 )
 def test_a_wrong_value_stops_start_up_naming_the_key(environ, key):
