@@ -1,7 +1,7 @@
 """The benchmark: the service against the framework's floor, measured side by side in one run.
 
     python bench/run.py            # the full run: 10 s per measurement, 3 repetitions (about 6 minutes)
-    python bench/run.py --quick    # a few seconds: proves the harness works (CI runs this)
+    python bench/run.py --quick    # about 20 seconds: proves the harness works (CI runs this)
 
 Everything runs on 127.0.0.1: the stand-in for mesibo, the service under gunicorn with the shipped
 configuration (deploy/gunicorn.conf.py, 2 workers), and a baseline - a bare Flask app that parses a
