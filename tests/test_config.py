@@ -45,10 +45,19 @@ def test_environment_variables(env, raw, key, expected):
     assert load({env: raw})[key] == expected
 
 
-def test_every_key_has_an_environment_name_following_the_rule():
+def test_every_key_is_documented_and_settable_from_the_environment_by_the_rule():
+    """The README's rule: MESSENGER_<SECTION>_<KEY> in upper case sets any key."""
+    samples = {str: "sample", int: "7", float: "7.5", list: "1,44", dict: '{"15550001111": "1234"}'}
     for key in KEYS:
-        assert key.env == "MESSENGER_" + key.name.replace(".", "_").upper()
         assert key.doc
+        sample = ("false" if key.default else "true") if key.kind is bool else samples[key.kind]
+        environ = {"MESSENGER_" + key.name.replace(".", "_").upper(): sample}
+        try:
+            value = load(environ)[key.name]
+        except ConfigError as refused:  # a value the key's own check refuses still proves it was read
+            assert refused.key == key.name
+        else:
+            assert value != key.default, key.name
 
 
 def test_secret_from_a_file(tmp_path):
