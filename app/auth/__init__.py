@@ -49,21 +49,17 @@ class AuthMethod(Protocol):
         ...
 
 
+# The built-in methods by name; anything else is taken as module:Class. Imported only when chosen.
+METHODS = {
+    "phone": "app.auth.phone:PhoneLogin",
+    "email": "app.auth.email:EmailLogin",
+    "oidc": "app.auth.oidc:OidcLogin",
+}
+
+
 def build_method(config: Any) -> AuthMethod:
     """The login method named by ``auth.method``: phone, email, oidc, or ``module:Class``."""
     from ..config import load_object
 
     name = config["auth.method"]
-    if name == "phone":
-        from .phone import PhoneLogin
-
-        return PhoneLogin(config)
-    if name == "email":
-        from .email import EmailLogin
-
-        return EmailLogin(config)
-    if name == "oidc":
-        from .oidc import OidcLogin
-
-        return OidcLogin(config)
-    return load_object(name, "auth.method")(config)
+    return load_object(METHODS.get(name, name), "auth.method")(config)
