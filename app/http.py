@@ -3,14 +3,14 @@ every call, and a retry policy that only repeats what cannot have reached the ot
 
 from __future__ import annotations
 
-import os
-import threading
 import urllib.request
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from .forks import PerProcess
 
 
 def connect_only_retry() -> Retry:
@@ -39,27 +39,24 @@ class TimeoutSession(requests.Session):
 
 
 class SessionHolder:
-    """Makes the session lazily in each process, so a fork (gunicorn preload) never shares a socket."""
+    """One session per process (see app.forks), with the retry policy and a default timeout."""
 
     def __init__(self, timeout: Any, *, pool_maxsize: int = 64, user_agent: str = "messenger-backend-python"):
         self.timeout = timeout
         self.pool_maxsize = pool_maxsize
         self.user_agent = user_agent
-        self._session: TimeoutSession | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
+        self._session = PerProcess(self._make, close=lambda session: session.close())
+
+    def _make(self) -> TimeoutSession:
+        session = TimeoutSession(self.timeout)
+        adapter = HTTPAdapter(max_retries=connect_only_retry(), pool_maxsize=self.pool_maxsize)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers["User-Agent"] = self.user_agent
+        # requests reads proxy variables and ~/.netrc from the environment on every call, a
+        # large part of its cost; when no proxy is configured there is nothing to read.
+        session.trust_env = bool(urllib.request.getproxies())
+        return session
 
     def get(self) -> TimeoutSession:
-        if self._session is None or self._pid != os.getpid():
-            with self._lock:
-                if self._session is None or self._pid != os.getpid():
-                    session = TimeoutSession(self.timeout)
-                    # requests reads proxy variables and ~/.netrc from the environment on every call, a
-                    # large part of its cost; when no proxy is configured there is nothing to read.
-                    session.trust_env = bool(urllib.request.getproxies())
-                    adapter = HTTPAdapter(max_retries=connect_only_retry(), pool_maxsize=self.pool_maxsize)
-                    session.mount("https://", adapter)
-                    session.mount("http://", adapter)
-                    session.headers["User-Agent"] = self.user_agent
-                    self._session, self._pid = session, os.getpid()
-        return self._session
+        return self._session.get()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
+from .forks import PerProcess
 from .http import SessionHolder
 
 logger = logging.getLogger("app.mesibo")
@@ -51,7 +51,7 @@ class MesiboClient:
         self.timeout = (connect_timeout, read_timeout)
         self._observe = observe
         self._sessions = SessionHolder(self.timeout)
-        self._templates: dict[int, tuple[requests.PreparedRequest, dict[str, str]]] = {}
+        self._template = PerProcess(self._make_template)
 
     def __repr__(self) -> str:
         return f"MesiboClient(api_url={self.api_url!r}, style={self.style!r})"
@@ -107,19 +107,18 @@ class MesiboClient:
         without the rest of Session.request - environment lookups, cookies, hooks, redirects -
         which costs more than the network call itself on this hot path."""
         session = self.session()
-        made = self._templates.get(os.getpid())
-        if made is None:
-            headers = {**session.headers, "Content-Type": "application/json"}
-            # HTTPS_PROXY / NO_PROXY still apply: read once for this URL.
-            made = (
-                requests.Request("POST", self.api_url, headers=headers).prepare(),
-                requests.utils.get_environ_proxies(self.api_url),
-            )
-            self._templates = {os.getpid(): made}
-        template, proxies = made
+        template, proxies = self._template.get()
         prepared = template.copy()
         prepared.prepare_body(data=json.dumps(payload, separators=(",", ":")).encode(), files=None)
         return session.get_adapter(self.api_url).send(prepared, timeout=self.timeout, proxies=proxies)
+
+    def _make_template(self) -> tuple[requests.PreparedRequest, dict[str, str]]:
+        headers = {**self.session().headers, "Content-Type": "application/json"}
+        # HTTPS_PROXY / NO_PROXY still apply: read once for this URL.
+        return (
+            requests.Request("POST", self.api_url, headers=headers).prepare(),
+            requests.utils.get_environ_proxies(self.api_url),
+        )
 
     @property
     def legacy_url(self) -> str:

@@ -10,11 +10,10 @@ the same time upgrade the schema once.
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from ..forks import PerProcess
 from .base import SqlStore
 
 # An arbitrary constant that names this service's migration lock.
@@ -27,30 +26,18 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, pool_size: int = 10):
         self.url = url
         self.pool_size = pool_size
-        self._pool: Any = None
-        self._pid = 0
-        self._lock = threading.Lock()
+        self._pool = PerProcess(self._make_pool, close=lambda pool: pool.close())
 
-    def _get_pool(self) -> Any:
-        if self._pool is None or self._pid != os.getpid():
-            with self._lock:
-                if self._pool is None or self._pid != os.getpid():
-                    from psycopg_pool import ConnectionPool
+    def _make_pool(self) -> Any:
+        from psycopg_pool import ConnectionPool
 
-                    self._pool = ConnectionPool(
-                        self.url,
-                        min_size=1,
-                        max_size=self.pool_size,
-                        kwargs={"autocommit": True},
-                        open=True,
-                        name="messenger",
-                    )
-                    self._pid = os.getpid()
-        return self._pool
+        return ConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, kwargs={"autocommit": True}, open=True, name="messenger"
+        )
 
     @contextlib.contextmanager
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
-        with self._get_pool().connection() as conn:
+        with self._pool.get().connection() as conn:
             with conn.transaction():
                 with conn.cursor() as cur:
                     if migration:
@@ -58,6 +45,4 @@ class PostgresStore(SqlStore):
                     yield cur
 
     def close(self) -> None:
-        if self._pool is not None and self._pid == os.getpid():
-            self._pool.close()
-        self._pool = None
+        self._pool.close()

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..forks import PerProcess
 from .base import SqlStore
 
 
@@ -35,11 +36,8 @@ class SqliteStore(SqlStore):
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
-        self._conn: sqlite3.Connection | None = None
-        self._conn_pid: int | None = None
-        self._making_lock = threading.Lock()
-        self._lock: _WriterLock | None = None
-        self._lock_pid: int | None = None
+        self._conn = PerProcess(self._connect, close=lambda conn: conn.close())
+        self._lock = PerProcess(lambda: _WriterLock(self.path + ".lock"), close=lambda lock: lock.close())
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
 
@@ -73,25 +71,10 @@ class SqliteStore(SqlStore):
                 raise RuntimeError(f"SQLite at {self.path} refused WAL mode (got {mode})")
             return
 
-    def _connection(self) -> sqlite3.Connection:
-        """This process's connection; only used inside ``_transaction`` (under the writer lock)."""
-        if self._conn_pid != os.getpid():
-            self._conn = self._connect()
-            self._conn_pid = os.getpid()
-        return self._conn  # type: ignore[return-value]
-
-    def _writer_lock(self) -> _WriterLock:
-        if self._lock_pid != os.getpid():  # made in each process: a lock file opened before a fork is shared
-            with self._making_lock:
-                if self._lock_pid != os.getpid():
-                    self._lock = _WriterLock(self.path + ".lock")
-                    self._lock_pid = os.getpid()
-        return self._lock
-
     @contextlib.contextmanager
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
-        with self._writer_lock():
-            conn = self._connection()
+        with self._lock.get():
+            conn = self._conn.get()  # one per process, only ever used under the writer lock
             cur = conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -105,12 +88,8 @@ class SqliteStore(SqlStore):
                 cur.close()
 
     def close(self) -> None:
-        if self._lock is not None and self._lock_pid == os.getpid():
-            self._lock.close()
-        self._lock, self._lock_pid = None, None
-        if self._conn is not None and self._conn_pid == os.getpid():
-            self._conn.close()
-        self._conn, self._conn_pid = None, None
+        self._lock.close()
+        self._conn.close()
 
 
 class _WriterLock:
