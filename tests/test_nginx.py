@@ -131,6 +131,19 @@ def test_login_through_nginx_with_the_forwarded_client_ip(stack):
     assert APP_TOKEN not in service.log()
 
 
+def test_health_checks_pass_through_while_the_api_keeps_its_envelope(stack):
+    """With the service down, /readyz must fail for the load balancer, while an app still gets JSON."""
+    port, service, _ = stack
+    status, _, body = call(port, None, path="/readyz", method="GET")
+    assert status == 200 and json.loads(body) == {"status": "ready", "database": "ok"}
+    service.stop()
+    status, _, body = call(port, None, path="/readyz", method="GET")
+    assert status == 503 and json.loads(body)["status"] == "unavailable"  # not turned into a 200 envelope
+    status, _, body = call(port, {"op": "login", "phone": "18005551234", "appid": "a"})
+    answer = json.loads(body)
+    assert status == 200 and answer["result"] == "FAIL" and answer["error"] == "INTERNAL"
+
+
 def test_nginx_answers_its_own_errors_with_the_envelope(stack):
     port, _, _ = stack
     status, headers, body = call(port, b'{"op":"login","pad":"' + b"x" * 200_000 + b'"}')
