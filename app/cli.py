@@ -11,18 +11,10 @@ def _services():
     return current_app.extensions["messenger"]
 
 
-@click.command("init-db")
-@with_appcontext
-def init_db() -> None:
-    """Create the schema (or bring it to the current version)."""
-    before, after = _services().store.migrate()
-    click.echo(f"database schema at version {after} (was {before})")
-
-
 @click.command("migrate")
 @with_appcontext
 def migrate() -> None:
-    """Bring the database schema to the current version."""
+    """Create the schema or bring it to the current version (also: init-db)."""
     before, after = _services().store.migrate()
     click.echo(f"database schema at version {after} (was {before})")
 
@@ -87,5 +79,6 @@ def send_test_code(address: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (init_db, migrate, purge, check, send_test_code):
+    app.cli.add_command(migrate, "init-db")
+    for command in (migrate, purge, check, send_test_code):
         app.cli.add_command(command)
