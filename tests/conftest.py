@@ -90,6 +90,14 @@ def mint_ok(mock, token="user-token-1"):  # noqa: S107 - a fake user token
     return mock.post(API_URL, json={"result": True, "user": {"uid": 7, "token": token}})
 
 
+def expect_useradd(mock, user, token="user-token-1", more=()):  # noqa: S107 - a fake user token
+    """mesibo answers only the exact useradd request for ``user`` (with the app token), minting ``token``."""
+    from responses import matchers
+
+    expected = matchers.json_params_matcher({"op": "useradd", "token": APP_TOKEN, "user": user})
+    return mock.post(API_URL, json={"result": True, "user": {"token": token}}, match=[expected, *more])
+
+
 def post(client, body, **kwargs):
     """POST a JSON-able dict (or raw str/bytes) and return the parsed answer."""
     if isinstance(body, dict):

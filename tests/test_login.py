@@ -7,7 +7,7 @@ import threading
 
 import pytest
 import requests
-from conftest import API_URL, APP_TOKEN, APPID, PHONE, ask_code, mint_ok, post
+from conftest import API_URL, APP_TOKEN, APPID, PHONE, ask_code, expect_useradd, mint_ok, post
 from responses import matchers
 
 
@@ -35,17 +35,11 @@ def test_full_login_returns_every_field_with_the_right_types(client, outbox, mes
 
 
 def test_mesibo_gets_the_documented_useradd_request(client, outbox, mesibo_api):
-    call = mesibo_api.post(
-        API_URL,
-        json={"result": True, "user": {"token": "t"}},
-        match=[
-            matchers.json_params_matcher(
-                {
-                    "op": "useradd",
-                    "token": APP_TOKEN,
-                    "user": {"address": PHONE, "name": "Ann", "token": {"appid": APPID, "expiry": 525600}},
-                }
-            ),
+    call = expect_useradd(
+        mesibo_api,
+        {"address": PHONE, "name": "Ann", "token": {"appid": APPID, "expiry": 525600}},
+        "t",
+        more=[
             matchers.header_matcher({"Content-Type": "application/json"}),
             matchers.request_kwargs_matcher({"timeout": (3.0, 10.0)}),
         ],
