@@ -1,5 +1,10 @@
-"""WSGI entry point: ``gunicorn wsgi:app``."""
+"""WSGI entry point: ``gunicorn wsgi:app``. A configuration error stops start-up with one line."""
 
-from app import create_app
+import sys
 
-app = create_app()
+from app import ConfigError, create_app
+
+try:
+    app = create_app()
+except ConfigError as error:
+    sys.exit(f"messenger-backend cannot start: {error}")

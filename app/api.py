@@ -1,4 +1,8 @@
-"""The one endpoint: read the body (JSON, relaxed JSON, form, query), dispatch on op, answer the envelope."""
+"""The one endpoint: read the body (JSON, relaxed JSON, form, query), dispatch on op, answer the envelope.
+
+Also the one place that turns a failure - the contract's ApiError, a limit's refusal, an HTTP error
+werkzeug raised while reading the request, or any unexpected exception - into the envelope.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import json5
-from flask import Blueprint, Response, current_app, g, redirect, request
+from flask import Blueprint, Flask, Response, current_app, g, redirect, request
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException
 
+from . import services as services_module
 from .errors import ApiError, envelope, failure
 from .fields import Fields
 from .ops import OPS
-from .services import Services
+from .store import Refused
 
 bp = Blueprint("api", __name__)
 logger = logging.getLogger("app.api")
@@ -25,10 +32,6 @@ request_log = logging.getLogger("app.requests")
 # pure Python - 4 KiB of made-up object took 42 ms of CPU when measured - so only small bodies
 # get it, or it would be a cheap way to burn the server's CPU.
 RELAXED_MAX_BYTES = 512
-
-
-def services() -> Services:
-    return current_app.extensions["messenger"]
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
@@ -113,11 +116,30 @@ def _op_of(fields: dict[str, Any]) -> str:
     return op.strip().lower()[:32] if isinstance(op, str) else ""
 
 
-def answer(body: dict[str, Any]) -> Response:
+def answer_headers(cors_origin: str) -> Headers:
+    """The headers of every answer (contract section 1), built once (copying them is cheap)."""
+    return Headers(
+        [
+            ("Cache-Control", "no-cache, no-store, must-revalidate"),
+            ("Pragma", "no-cache"),
+            ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
+            ("Access-Control-Allow-Origin", cors_origin),
+            ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+            ("Access-Control-Allow-Headers", "Content-Type"),
+        ]
+    )
+
+
+HEADERS = "messenger.headers"
+
+
+def answer(body: dict[str, Any], status: int = 200) -> Response:
     """An API answer, with the headers every answer carries."""
     # A copy: werkzeug keeps a Headers object it is given, and every answer sets its own length.
-    headers = services().answer_headers.copy()
-    response = Response(json.dumps(body, separators=(",", ":")), mimetype="application/json", headers=headers)
+    headers = current_app.extensions[HEADERS].copy()
+    response = Response(
+        json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json", headers=headers
+    )
     response.headers["X-Request-ID"] = g.get("request_id", "")
     return response
 
@@ -129,28 +151,21 @@ def endpoint() -> Response:
     if request.method == "OPTIONS":
         return Response(status=204)
     if request.method == "GET":
-        return redirect(services().config["server.redirect_url"], code=302)
+        return redirect(services_module.current().settings.server.redirect_url, code=302)  # type: ignore[return-value]
     return handle_post()
 
 
 def handle_post() -> Response:
-    svc = services()
-    op = ""
-    try:
-        fields = read_fields(svc.config["server.max_body_bytes"])
-        op = _op_of(fields)
-        g.op = op
-        raw_op = fields.get("op")
-        if raw_op is None or (isinstance(raw_op, str) and not raw_op.strip()):
-            raise ApiError("NOOP")
-        handler = OPS.get(op)
-        if handler is None:
-            raise ApiError("BADOP")
-        body = envelope(op, handler(Fields(fields), client_ip(), svc))
-    except ApiError as error:
-        body = failure(op, error, message_text=svc.config["server.error_message_text"])
-        g.error = error.code
-        g.error_detail = error.detail
+    svc = services_module.current()
+    fields = read_fields(svc.settings.server.max_body_bytes)
+    op = g.op = _op_of(fields)
+    raw_op = fields.get("op")
+    if raw_op is None or (isinstance(raw_op, str) and not raw_op.strip()):
+        raise ApiError("NOOP")
+    handler = OPS.get(op)
+    if handler is None:
+        raise ApiError("BADOP")
+    body = envelope(op, handler(Fields(fields), client_ip(), svc))
     g.result = body["result"]
     return answer(body)
 
@@ -160,12 +175,43 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-def internal_error(exc: Exception) -> Response:
-    """Any unexpected exception on a POST: logged with the request id, answered INTERNAL."""
+# -- the one error path ---------------------------------------------------------------------------
+
+
+def _fail(error: ApiError, status: int = 200) -> Response:
+    g.result, g.error, g.error_detail = "FAIL", error.code, error.detail
+    message_text = services_module.current().settings.server.error_message_text
+    return answer(failure(g.get("op", ""), error, message_text=message_text), status)
+
+
+def _refused(refusal: Refused) -> Response:
+    # DEBUG: a flood makes thousands of these; the request line already says RATELIMIT.
+    logger.debug("limit %s refused a request (retry after %ds)", refusal.kind, refusal.retry_after)
+    services_module.current().metrics.refusal(refusal.kind)
+    return _fail(ApiError("RATELIMIT", retry_after=refusal.retry_after, detail=f"limit {refusal.kind}"))
+
+
+def _http_error(exc: HTTPException) -> Response:
+    """POSTs always get the envelope; other methods keep the HTTP error, as JSON."""
+    status = exc.code or 400
+    if request.method == "POST":
+        # An over-long body is the contract's BADREQUEST with 200, as the apps expect.
+        response = _fail(ApiError("BADREQUEST", detail=exc.name.lower()), 200 if status == 413 else status)
+    else:
+        response = answer({"error": exc.name, "status": status}, status)
+    allow = exc.get_response().headers.get("Allow")  # a 405 must say what is allowed
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+def _internal_error(exc: Exception) -> Response:
+    """Any unexpected exception: logged with the request id, answered INTERNAL."""
     logger.error("unexpected error in request %s", g.get("request_id", "-"), exc_info=exc)
-    op = g.get("op", "")
-    g.result, g.error = "FAIL", "INTERNAL"
-    return answer(failure(op, ApiError("INTERNAL"), message_text=services().config["server.error_message_text"]))
+    return _fail(ApiError("INTERNAL", detail=type(exc).__name__))
+
+
+# -- around every request ------------------------------------------------------------------------
 
 
 def before_request() -> None:
@@ -175,23 +221,28 @@ def before_request() -> None:
 
 
 def after_request(response: Response) -> Response:
-    svc = services()
+    svc = services_module.current()
     if "X-Request-ID" not in response.headers:  # answers made by answer() have them all already
-        response.headers.extend(svc.answer_headers)
+        response.headers.extend(current_app.extensions[HEADERS])
         response.headers["X-Request-ID"] = g.get("request_id", "")
     if request.method == "POST":
-        if svc.metrics:
-            svc.metrics.request(g.get("op", ""), g.get("result", "FAIL"), g.get("error", ""))
-        if svc.config["logging.requests"]:
-            log_request(response)
+        svc.metrics.request(g.get("op", ""), g.get("result", "FAIL"), g.get("error", ""))
+        if svc.settings.logging.requests:
+            log_request(response, svc.settings.logging.json)
     return response
 
 
-def log_request(response: Response) -> None:
+def _printable(text: str) -> str:
+    """Control characters escaped, so a field cannot forge a line of its own in the log."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def log_request(response: Response, as_json: bool) -> None:
     elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    op, result, error, request_id = g.get("op", ""), g.get("result", ""), g.get("error", ""), g.get("request_id", "")
-    path, ip = request.path, client_ip()
-    if services().config["logging.json"]:
+    op, result, error = _printable(g.get("op", "")), g.get("result", ""), g.get("error", "")
+    detail, request_id = _printable(g.get("error_detail", "")), g.get("request_id", "")
+    path, ip = _printable(request.path), _printable(client_ip())
+    if as_json:
         request_log.info(
             "%s op=%s result=%s error=%s",
             path,
@@ -203,6 +254,7 @@ def log_request(response: Response) -> None:
                 "op": op,
                 "result": result,
                 "error": error,
+                "detail": detail,
                 "duration_ms": round(elapsed_ms, 1),
                 "client_ip": ip,
                 "request_id": request_id,
@@ -211,7 +263,19 @@ def log_request(response: Response) -> None:
         )
     else:
         # One string, no arguments: the cheapest record to make, check for secrets and write.
+        why = f" detail={detail!r}" if detail else ""
         request_log.info(
-            f"{path} op={op or '-'} result={result or '-'} error={error or '-'} ms={elapsed_ms:.1f} "
+            f"{path} op={op or '-'} result={result or '-'} error={error or '-'}{why} ms={elapsed_ms:.1f} "
             f"ip={ip} id={request_id or '-'}"
         )
+
+
+def init_app(app: Flask, cors_origin: str) -> None:
+    app.extensions[HEADERS] = answer_headers(cors_origin)
+    app.register_blueprint(bp)
+    app.before_request(before_request)
+    app.after_request(after_request)
+    app.register_error_handler(ApiError, _fail)
+    app.register_error_handler(Refused, _refused)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import with_appcontext
 
-
-def _services():
-    return current_app.extensions["messenger"]
+from .services import current as _services
 
 
 @click.command("migrate")
@@ -21,7 +19,9 @@ def migrate() -> None:
 
 @click.command("purge")
 @with_appcontext
-@click.option("--batch", default=1000, show_default=True, help="Rows deleted per transaction.")
+@click.option(
+    "--batch", default=1000, show_default=True, type=click.IntRange(min=1), help="Rows deleted per transaction."
+)
 def purge(batch: int) -> None:
     """Delete expired codes and limit counters."""
     services = _services()
@@ -34,8 +34,9 @@ def purge(batch: int) -> None:
 def check() -> None:
     """Check the configuration and ask mesibo whether it accepts the app token."""
     services = _services()
-    store = services.database_url.split("@")[-1]
-    click.echo(f"configuration: ok (store {store}, sender {services.config['sender.name']})")
+    settings = services.settings
+    store = settings.database_url.split("@")[-1]
+    click.echo(f"configuration: ok (store {store}, sender {settings.sender.name}, login {settings.auth.method})")
     try:
         services.store.ping()
     except Exception as exc:
@@ -46,7 +47,7 @@ def check() -> None:
         click.echo("mesibo: no app token configured - set MESIBO_APP_TOKEN")
         raise SystemExit(1)
     ok, verdict = services.mesibo.check()
-    click.echo(f"mesibo ({services.config['mesibo.api_url']}): {verdict}")
+    click.echo(f"mesibo ({settings.mesibo.api_url}): {verdict}")
     if not ok:
         raise SystemExit(1)
 
@@ -56,26 +57,27 @@ def check() -> None:
 @with_appcontext
 def send_test_code(address: str) -> None:
     """Send a code to ADDRESS through the configured sender (the code is not valid for login)."""
+    from .auth.otp import CodeLogin
     from .senders import SendError
 
     services = _services()
-    config = services.config
-    method = services.auth
-    if not hasattr(method, "normalize_address"):
-        click.echo(f"the {config['auth.method']!r} login sends no codes")
+    settings = services.settings
+    method = services.login
+    if not isinstance(method, CodeLogin):
+        click.echo(f"the {settings.auth.method!r} login sends no codes")
         raise SystemExit(2)
-    normalized = method.normalize_address(address, services)
+    normalized = method.normalize_address(address)
     if not normalized:
-        click.echo(f"{address!r} is not a valid address for the {config['auth.method']!r} login")
+        click.echo(f"{address!r} is not a valid address for the {settings.auth.method!r} login")
         raise SystemExit(2)
     code = services.codes.new_code()
-    message = method.message(normalized, code, services.now() + services.codes.ttl_seconds, services)
+    message = method.message(normalized, code, services.now() + services.codes.ttl_seconds)
     try:
         message_id = services.sender.send(message)
     except SendError as exc:
-        click.echo(f"sender {config['sender.name']} failed: {exc} (provider error {exc.provider_code or 'none'})")
+        click.echo(f"sender {settings.sender.name} failed: {exc} (provider error {exc.provider_code or 'none'})")
         raise SystemExit(1) from None
-    click.echo(f"sent test code {code} to {normalized} with {config['sender.name']} (message id {message_id})")
+    click.echo(f"sent test code {code} to {normalized} with {settings.sender.name} (message id {message_id})")
 
 
 def init_app(app: Flask) -> None:

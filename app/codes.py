@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import os
 import secrets
+
+from .settings import OtpSettings
+
+logger = logging.getLogger("app.codes")
 
 
 class Codes:
@@ -14,13 +20,13 @@ class Codes:
     address (or a leaked table) proves nothing.
     """
 
-    def __init__(self, secret: bytes, *, digits: int = 6, ttl_seconds: int = 300, max_attempts: int = 5):
+    def __init__(self, secret: bytes, settings: OtpSettings):
         if len(secret) < 16:
             raise ValueError("the code-hashing key must be at least 16 bytes")
         self._secret = secret
-        self.digits = digits
-        self.ttl_seconds = ttl_seconds
-        self.max_attempts = max_attempts
+        self.digits = settings.digits
+        self.ttl_seconds = settings.ttl_seconds
+        self.max_attempts = settings.max_attempts
 
     def new_code(self) -> str:
         return f"{secrets.randbelow(10**self.digits):0{self.digits}d}"
@@ -32,3 +38,21 @@ class Codes:
     def matches(self, stored_digest: str, address: str, appid: str, code: str) -> bool:
         """Constant-time comparison of a stored digest with the digest of an answer."""
         return hmac.compare_digest(stored_digest, self.digest(address, appid, code))
+
+
+def hashing_key(configured: str, database_url: str) -> bytes:
+    """The code-hashing key: the configured one, or (development on SQLite, as the start-up gate
+    allows) one generated once and kept beside the database file."""
+    if configured:
+        return configured.encode()
+    path = os.path.abspath(database_url[len("sqlite:///") :]) + ".otp-key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip().encode()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        key = secrets.token_hex(32)
+        handle.write(key + "\n")
+    logger.warning("generated a code-hashing key in %s (set OTP_SECRET in production)", path)
+    return key.encode()

@@ -1,11 +1,13 @@
-"""The contract's error codes, the one error type that carries them, and the answer envelope."""
+"""The contract's error codes, the one error type that carries them, and the answer envelope.
+
+No Flask here: the API layer (``app.api``) turns an ApiError, a refusal by a limit, or any
+unexpected exception into the envelope, in one place.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
-
-from werkzeug.datastructures import Headers
 
 # code -> a short human text (sent only when server.error_message_text is on)
 CODES = {
@@ -54,17 +56,3 @@ def failure(op: str, error: ApiError, *, message_text: bool = False) -> dict[str
     if message_text:
         body["message_text"] = CODES[error.code]
     return body
-
-
-def static_headers(cors_origin: str) -> Headers:
-    """The headers of every answer (contract section 1), built once (copying them is cheap)."""
-    return Headers(
-        [
-            ("Cache-Control", "no-cache, no-store, must-revalidate"),
-            ("Pragma", "no-cache"),
-            ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
-            ("Access-Control-Allow-Origin", cors_origin),
-            ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Content-Type"),
-        ]
-    )

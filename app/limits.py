@@ -1,47 +1,47 @@
-"""The abuse limits as rules for the store. No Flask; the store does the counting atomically."""
+"""The abuse limits as rules for the store: every rule the service applies is made here.
+
+No Flask; the store does the counting atomically.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from .settings import LimitSettings
 from .store import Rule
 
 HOUR = 3600
 DAY = 86400
+TEN_MINUTES = 600
 
 
 class Limits:
-    def __init__(self, config: Mapping[str, Any]):
-        self.cooldown = config["limits.resend_cooldown_seconds"]
-        self.per_phone = config["limits.sends_per_phone_per_hour"]
-        self.per_ip = config["limits.sends_per_ip_per_hour"]
-        self.checks_per_ip = config["limits.checks_per_ip_per_10min"]
-        self.failures_per_phone = config["limits.failures_per_phone_per_day"]
-        self.global_sends = config["limits.global_sends_per_hour"]
+    def __init__(self, settings: LimitSettings):
+        self.settings = settings
 
-    def lockout(self, address: str) -> Rule:
+    def lockout(self, subject: str) -> Rule:
         """Checked, not counted here: wrong answers feed it through ``failure``."""
-        return Rule(f"fail:{address}", self.failures_per_phone, DAY, count=False)
+        return Rule(f"fail:{subject}", self.settings.failures_per_phone_per_day, DAY, count=False)
 
-    def failure(self, address: str) -> tuple[str, int]:
-        return f"fail:{address}", DAY
+    def failure(self, subject: str) -> tuple[str, int]:
+        """The counter (key, window) a wrong answer for ``subject`` adds to."""
+        return f"fail:{subject}", DAY
 
     def for_send(self, address: str, ip: str, *, test_number: bool = False) -> list[Rule]:
         """Rules a code request must pass. Test numbers send nothing, so only the cooldown applies."""
-        rules = [self.lockout(address), Rule(f"cooldown:{address}", 1 if self.cooldown else 0, self.cooldown)]
+        s = self.settings
+        cooldown = s.resend_cooldown_seconds
+        rules = [self.lockout(address), Rule(f"cooldown:{address}", 1 if cooldown else 0, cooldown)]
         if not test_number:
             rules += [
-                Rule(f"send:{address}", self.per_phone, HOUR),
-                Rule(f"send-ip:{ip}", self.per_ip, HOUR),
-                Rule("send-all", self.global_sends, HOUR),
+                Rule(f"send:{address}", s.sends_per_phone_per_hour, HOUR),
+                Rule(f"send-ip:{ip}", s.sends_per_ip_per_hour, HOUR),
+                Rule("send-all", s.global_sends_per_hour, HOUR),
             ]
         return rules
 
-    def for_check(self, address: str, ip: str) -> list[Rule]:
-        return [self.lockout(address), Rule(f"check-ip:{ip}", self.checks_per_ip, 600)]
+    def for_check(self, subject: str, ip: str) -> list[Rule]:
+        """Rules an answer (a code, a password) for ``subject`` from ``ip`` must pass."""
+        return [self.lockout(subject), self.per_address(ip)]
 
-    @staticmethod
-    def kind(key: str) -> str:
-        """The rule's kind without its subject, for logs and metrics (``send-ip:1.2.3.4`` -> ``send-ip``)."""
-        return key.split(":", 1)[0]
+    def per_address(self, ip: str) -> Rule:
+        """Proofs from one client address per 10 minutes (the one-step logins' only rule)."""
+        return Rule(f"check-ip:{ip}", self.settings.checks_per_ip_per_10min, TEN_MINUTES)

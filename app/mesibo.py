@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import requests
 
 from .forks import PerProcess
 from .http import SessionHolder
+from .metrics import NoMetrics
+from .settings import MesiboSettings
 
 logger = logging.getLogger("app.mesibo")
 
@@ -35,21 +36,13 @@ class MesiboClient:
     (GET ``api.php`` with the token in the query string, as the PHP original does).
     """
 
-    def __init__(
-        self,
-        api_url: str,
-        app_token: str,
-        *,
-        style: str = "backend",
-        connect_timeout: float = 3.0,
-        read_timeout: float = 10.0,
-        observe: Callable[[str, float, str], None] | None = None,
-    ):
-        self.api_url = api_url
-        self._app_token = app_token
-        self.style = style
-        self.timeout = (connect_timeout, read_timeout)
-        self._observe = observe
+    def __init__(self, settings: MesiboSettings, metrics: NoMetrics | None = None):
+        self.api_url = settings.api_url
+        self._app_token = settings.app_token
+        self.style = settings.api_style
+        self.expiry_minutes = settings.token_expiry_minutes
+        self.timeout = (settings.connect_timeout, settings.read_timeout)
+        self._metrics = metrics or NoMetrics()
         self._sessions = SessionHolder(self.timeout)
         self._template = PerProcess(self._make_template)
 
@@ -75,8 +68,7 @@ class MesiboClient:
             outcome = "error"
             raise
         finally:
-            if self._observe:
-                self._observe(op, time.perf_counter() - started, outcome)
+            self._metrics.mesibo(op, time.perf_counter() - started, outcome)
 
     def _exchange(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -130,8 +122,9 @@ class MesiboClient:
             url = url[: -len("/backend")]
         return url + "/api.php"
 
-    def add_user(self, address: str, appid: str, *, name: str = "", expiry_minutes: int = 525600) -> str:
+    def add_user(self, address: str, appid: str, *, name: str = "") -> str:
         """Create (or find) the user and mint a token for ``appid``; return the token."""
+        expiry_minutes = self.expiry_minutes
         user: dict[str, Any] = {"address": address, "token": {"appid": appid, "expiry": expiry_minutes}}
         if name:
             user["name"] = name

@@ -20,7 +20,25 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-class Metrics:
+class NoMetrics:
+    """Metrics turned off (``metrics.enabled = false``): the same calls, recording nothing."""
+
+    def request(self, op: str, result: str, error: str) -> None:
+        pass
+
+    def sent(self, sender: str, outcome: str) -> None:
+        pass
+
+    def mesibo(self, op: str, seconds: float, outcome: str) -> None:
+        pass
+
+    def refusal(self, kind: str) -> None:
+        pass
+
+
+class Metrics(NoMetrics):
+    """The service's Prometheus metrics."""
+
     def __init__(self) -> None:
         # In multiprocess mode samples go to files, not to a registry; exposition collects them.
         registry = None if multiprocess_mode() else CollectorRegistry()

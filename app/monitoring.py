@@ -7,7 +7,10 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, jsonify
+
+from .metrics import Metrics
+from .services import current
 
 logger = logging.getLogger("app.monitoring")
 
@@ -20,7 +23,7 @@ def healthz() -> Response:
 def readyz() -> Response:
     """The database answers; a load balancer sends traffic only when this is 200."""
     try:
-        current_app.extensions["messenger"].store.ping()
+        current().store.ping()
     except Exception as exc:
         logger.warning("readiness check failed: %s", type(exc).__name__)
         response = jsonify(status="unavailable", database="unreachable")
@@ -30,7 +33,9 @@ def readyz() -> Response:
 
 
 def metrics() -> Response:
-    body, content_type = current_app.extensions["messenger"].metrics.exposition()
+    metrics = current().metrics
+    assert isinstance(metrics, Metrics)  # the route exists only when metrics are on
+    body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 
 

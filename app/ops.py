@@ -1,4 +1,7 @@
-"""The ops the apps send, by name. Thin: the work is in auth/, mesibo and the store."""
+"""The ops the apps send, by name, and the answers they need (contract section 3).
+
+Thin: the login method proves who the user is, mesibo mints the token, the store keeps state.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from .errors import ApiError
 from .fields import Fields
 from .mesibo import MesiboError
 from .services import Services
+from .settings import AppSettings, LoginSettings
 
 logger = logging.getLogger("app.ops")
 
@@ -20,38 +24,55 @@ def login(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
     if not appid:
         raise ApiError("MISSINGAPPID")
     request = LoginRequest(fields, appid[:256], client_ip, services.now())
-    method = services.auth
+    method = services.login
     if not method.is_proof(fields):
-        answer = method.begin(request, services)
-        services.tidy(request.now)
+        answer = {**method.begin(request), **notice(services.settings.login)}
+        services.store.tidy(request.now)
         return answer
-    identity = method.prove(request, services)
+    identity = method.prove(request)
     try:
-        token = services.mesibo.add_user(
-            identity.address,
-            request.appid,
-            name=identity.name,
-            expiry_minutes=services.config["mesibo.token_expiry_minutes"],
-        )
-    except MesiboError as exc:
-        identity.release()
+        token = services.mesibo.add_user(identity.address, request.appid, name=identity.name)
+    except BaseException as exc:
+        identity.release()  # the proof was good: the user may try again with it
+        if not isinstance(exc, MesiboError):
+            raise
         logger.warning("mesibo did not mint a token: %s", exc)
-        raise ApiError(exc.code) from None
-    except Exception:
-        identity.release()
-        raise
-    return services.login_answer(identity.address, token)
+        raise ApiError(exc.code, detail=str(exc)) from None
+    return login_answer(services.settings.app, identity.address, token)
 
 
 def logout(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
-    if services.config["mesibo.revoke_on_logout"]:
+    settings = services.settings.mesibo
+    if settings.revoke_on_logout:
         try:
             token = fields.text("token", error="BADREQUEST")
         except ApiError:
             token = ""
         if token:
-            services.mesibo.revoke(token, services.config["mesibo.revoke_op"])
+            services.mesibo.revoke(token, settings.revoke_op)
     return {}
+
+
+def notice(settings: LoginSettings) -> dict[str, Any]:
+    """The optional notice a successful step 1 carries."""
+    if not settings.notice:
+        return {}
+    return {"title": settings.notice_title, "message": settings.notice_message, "delay": settings.notice_delay}
+
+
+def login_answer(app: AppSettings, address: str, token: str) -> dict[str, Any]:
+    """The fields of a successful login, with the types the apps parse (contract section 3)."""
+    return {
+        "token": token,
+        "phone": address,
+        "urls": {"upload": app.upload_url, "download": app.download_url},
+        "share": {"text": app.invite_text, "subject": app.invite_subject, "title": app.invite_title},
+        "invite": app.invite_text,
+        "fileurl": app.fileurl,
+        "downloadurl": app.downloadurl,
+        "uploadurl": app.uploadurl,
+        "uiconfig": app.uiconfig,
+    }
 
 
 OPS: dict[str, Callable[[Fields, str, Services], dict[str, Any]]] = {"login": login, "logout": logout}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import phonenumbers
+
+from .schema import day_end
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 
@@ -45,3 +48,31 @@ class PhonePolicy:
         if calling_code in self.deny:
             return None
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+
+
+class TestNumbers:
+    """Configured phone -> fixed code, each optionally until an end date (for app-store review)."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(self, table: Mapping[str, Any]):
+        self._codes: dict[str, tuple[str, float | None]] = {}
+        for phone, entry in table.items():
+            if isinstance(entry, dict):
+                until = day_end(entry["until"]) if entry.get("until") else None
+                self._codes[str(phone).lstrip("+")] = (str(entry["code"]), until)
+            else:
+                self._codes[str(phone).lstrip("+")] = (str(entry), None)
+
+    def __bool__(self) -> bool:
+        return bool(self._codes)
+
+    def phones(self) -> list[str]:
+        return sorted(self._codes)
+
+    def code_for(self, digits: str, now: float) -> str | None:
+        found = self._codes.get(digits)
+        if found is None:
+            return None
+        code, until = found
+        return code if until is None or now < until else None

@@ -28,11 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers import free_port, stop, wait_for_port  # noqa: E402
 
 from app.codes import Codes  # noqa: E402
+from app.settings import OtpSettings  # noqa: E402
+from tools.processes import FakeMesibo, Service, free_port  # noqa: E402
 
 APP_TOKEN = "bench-app-token-0123456789"
 OTP_SECRET = "bench-otp-secret-0123456789abcdef"
@@ -70,30 +69,12 @@ def find_wrk() -> str:
     return found
 
 
-def gunicorn(app: str, port: int, env: dict[str, str], workers: int, log: Path) -> subprocess.Popen:
-    """gunicorn with the shipped configuration; its own messages go to ``log`` (the service's
-    request lines and the log sender's lines are written there too: a discarded log)."""
-    full = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "GUNICORN_"))},
-        **env,
-        "GUNICORN_WORKERS": str(workers),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}",
-    }
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), app],
-            cwd=ROOT,
-            env=full,
-            stdout=sink,
-            stderr=sink,
-        )
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int, folder: Path) -> Service:
+    """An app under gunicorn with the shipped configuration (its log is kept in ``folder``)."""
     try:
-        wait_for_port(port, process)
-    except RuntimeError:
-        sys.exit(f"gunicorn did not start ({app}):\n{log.read_text()[-3000:]}")
-    time.sleep(1.0)  # every worker booted and accepting
-    return process
+        return Service(folder, env, workers=workers, port=port, app=app)
+    except RuntimeError as exc:
+        sys.exit(str(exc)[-3000:])
 
 
 def workers_rss_mib(master: subprocess.Popen) -> list[float]:
@@ -116,40 +97,25 @@ class Bench:
         self.args = args
         self.wrk = find_wrk()
         self.tmp = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
-        self.codes = Codes(OTP_SECRET.encode())
-        self.processes: list[subprocess.Popen] = []
+        self.codes = Codes(OTP_SECRET.encode(), OtpSettings())
+        self.processes: list[FakeMesibo | Service] = []
 
     def close(self) -> None:
         for process in self.processes:
-            stop(process)
+            process.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- processes -------------------------------------------------------------
 
     def start_fake_mesibo(self) -> None:
-        self.fake_port = free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "fake_mesibo.py"),
-                "--port",
-                str(self.fake_port),
-                "--app-token",
-                APP_TOKEN,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.fake_port, process)
-        self.processes.append(process)
+        self.fake = FakeMesibo(APP_TOKEN)
+        self.fake_port = self.fake.port
+        self.processes.append(self.fake)
 
     def fake_control(self, **settings) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.fake_port}/_control", data=json.dumps(settings).encode()
-        )
-        urllib.request.urlopen(request, timeout=5).read()
+        self.fake.control(**settings)
 
-    def start_service(self, database: Path) -> tuple[subprocess.Popen, int]:
+    def start_service(self, database: Path) -> tuple[Service, int]:
         port = free_port()
         env = {
             "MESIBO_APP_TOKEN": APP_TOKEN,
@@ -165,13 +131,13 @@ class Bench:
         }
         if self.args.threads:
             env["GUNICORN_THREADS"] = str(self.args.threads)
-        process = gunicorn("wsgi:app", port, env, self.args.workers, self.tmp / f"service-{port}.log")
-        self.processes.append(process)
-        return process, port
+        service = gunicorn("wsgi:app", port, env, self.args.workers, self.tmp)
+        self.processes.append(service)
+        return service, port
 
-    def stop_process(self, process: subprocess.Popen) -> None:
-        stop(process)
-        self.processes.remove(process)
+    def stop_process(self, service: Service) -> None:
+        service.stop()
+        self.processes.remove(service)
 
     # -- load ------------------------------------------------------------------
 
@@ -252,7 +218,7 @@ class Bench:
         samples: dict[str, list[dict]] = {key: [] for key in ("stand-in", "baseline", "a", "b", "c", "d")}
 
         baseline_port = free_port()
-        baseline = gunicorn("baseline:app", baseline_port, {}, args.workers, self.tmp / "baseline.log")
+        baseline = gunicorn("baseline:app", baseline_port, {}, args.workers, self.tmp)
         self.processes.append(baseline)
         database = self.tmp / "bench.db"
         service, port = self.start_service(database)
@@ -272,7 +238,7 @@ class Bench:
             self.pre_issue(database, "bench-2", offset + REP_STRIDE // 2, per_thread // 2)
             samples["c"].append(self.wrk_run(port, step2, connections=64, offset=offset + REP_STRIDE // 2))
             self.fake_control(latency_ms=0)
-        rss = workers_rss_mib(service)
+        rss = workers_rss_mib(service.process)
         outcomes = self.metrics_of(port)
         self.stop_process(service)
 

@@ -83,14 +83,14 @@ def when_ready(server):
     """metrics.port: serve /metrics on a port of its own, from the master, for all workers."""
     from app.config import load
 
-    values = load()
-    if values["metrics.enabled"] and values["metrics.port"]:
+    metrics = load().metrics
+    if metrics.enabled and metrics.port:
         from prometheus_client import start_http_server
 
         from app.metrics import multiprocess_registry
 
-        start_http_server(values["metrics.port"], addr=values["metrics.bind"], registry=multiprocess_registry())
-        server.log.info("metrics on http://%s:%s/metrics", values["metrics.bind"], values["metrics.port"])
+        start_http_server(metrics.port, addr=metrics.bind, registry=multiprocess_registry())
+        server.log.info("metrics on http://%s:%s/metrics", metrics.bind, metrics.port)
 
 
 def on_exit(server):

@@ -20,13 +20,13 @@ import hashlib
 import hmac
 import os
 import sqlite3
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from app.auth import Identity, LoginRequest
+from app.auth import Identity, LoginKit, LoginRequest
 from app.errors import ApiError
 from app.fields import Fields
-from app.store import Rule
+from app.schema import setting
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -48,31 +48,38 @@ def add_user(database: str, username: str, password: str, address: str, name: st
         )
 
 
+@dataclass(frozen=True)
+class PasswordSettings:
+    """The section ``[auth.password]``: checked at start-up like the service's own (a typo is an error)."""
+
+    database: str = setting("users.db", "The SQLite file that holds the users table.")
+
+
 class PasswordLogin:
     """The three methods every login method has: is_proof, begin, prove."""
+
+    section = "auth.password"
+    Settings = PasswordSettings
 
     # Compared against when the user does not exist, so an unknown name takes as long as a known one.
     _DUMMY_SALT = b"\0" * 16
 
-    def __init__(self, config: Mapping[str, Any]):
-        self.database = config.get("auth.password.database", "users.db")
+    def __init__(self, options: PasswordSettings, kit: LoginKit):
+        self.database = options.database
+        self.kit = kit  # the store and the limit rules are all this method uses
 
     def is_proof(self, fields: Fields) -> bool:
         return True  # one step: every login request carries the password
 
-    def begin(self, request: LoginRequest, services) -> dict[str, Any]:
+    def begin(self, request: LoginRequest) -> dict[str, Any]:
         raise ApiError("BADCODE")
 
-    def prove(self, request: LoginRequest, services) -> Identity:
+    def prove(self, request: LoginRequest) -> Identity:
         # The service's own limits apply: checks per client IP and the per-user failure lock-out.
+        # A refusal raises Refused, which the service answers RATELIMIT with the wait.
         username = request.fields.text("username", error="BADCODE").lower()
-        rules = [
-            Rule(f"check-ip:{request.client_ip}", services.limits.checks_per_ip, 600),
-            services.limits.lockout(f"user:{username}"),
-        ]
-        refusal = services.store.hit(rules, request.now)
-        if refusal:
-            raise ApiError("RATELIMIT", retry_after=refusal.retry_after)
+        subject = f"user:{username}"
+        self.kit.store.hit(self.kit.limits.for_check(subject, request.client_ip), request.now)
         password = request.fields.text("password", error="BADCODE")
         with sqlite3.connect(self.database) as conn:
             row = conn.execute(
@@ -80,7 +87,6 @@ class PasswordLogin:
             ).fetchone()
         salt, stored, address, name = row or (self._DUMMY_SALT, b"", "", "")
         if not (hmac.compare_digest(hash_password(password, salt), stored) and row):
-            key, window = services.limits.failure(f"user:{username}")
-            services.store.count(key, window, request.now)
+            self.kit.store.count(self.kit.limits.failure(subject), request.now)
             raise ApiError("BADCODE")
         return Identity(address, name)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import responses
-from conftest import API_URL, APPID, PHONE, post
+from helpers import API_URL, APPID, PHONE, post
 
 TUTORIAL_BODY = '{op: "login", phone: "18005551234", appid: "com.messenger.appid"}'
 
@@ -244,7 +244,7 @@ def test_logout_always_answers_ok(client):
 
 
 def test_logout_revokes_at_mesibo_when_configured(make_app, mesibo_api):
-    from conftest import APP_TOKEN
+    from helpers import APP_TOKEN
     from responses import matchers
 
     call = mesibo_api.post(

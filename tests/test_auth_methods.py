@@ -12,9 +12,10 @@ import pytest
 import responses
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest import APPID, expect_useradd, mint_ok, post
 from cryptography.hazmat.primitives.asymmetric import rsa
-from servers import free_port
+from helpers import APPID, expect_useradd, mint_ok, post
+
+from tools.processes import free_port
 
 ISSUER = "https://issuer.example.com"
 CLIENT_ID = "my-client.apps.example.com"

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from servers import ROOT
+
+from tools.processes import ROOT
 
 pytestmark = [
     pytest.mark.slow,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from conftest import ask_code
+from helpers import ask_code
 
 
 def test_init_db_and_migrate_report_the_schema_version(app):

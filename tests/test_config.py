@@ -1,36 +1,54 @@
-"""Configuration: defaults, TOML file, environment, validation that names the key, start-up rules."""
+"""Configuration: defaults, TOML file, environment, typed sections, unknown names, errors that name
+the key, and the start-up gate."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import APP_TOKEN, APPID, OTP_SECRET, PHONE, post
+from helpers import APP_TOKEN, APPID, OTP_SECRET, PHONE, post, services_of
 
 from app import ConfigError, create_app
-from app.config import KEYS, load
+from app.config import all_keys, load
+from app.reference import example_toml, key_table
+
+ROOT = Path(__file__).resolve().parent.parent
+# What production needs, so a test can look at one other key.
+PRODUCTION = {"MESIBO_APP_TOKEN": APP_TOKEN, "OTP_SECRET": OTP_SECRET}
+
+
+def value(settings, dotted):
+    """A setting by its dotted name (``sender.twilio.from`` included)."""
+    section, _, name = dotted.rpartition(".")
+    key = next(key for key in all_keys() if key.dotted == dotted)
+    holder = getattr(settings, section) if "." not in section else settings.plugin(section)
+    return getattr(holder, key.attr)
 
 
 def test_defaults_load_with_no_configuration():
-    values = load({})
-    assert values["otp.digits"] == 6 and values["otp.ttl_seconds"] == 300
-    assert values["mesibo.api_url"] == "https://api.mesibo.com/backend/"
-    assert values["server.max_body_bytes"] == 65536
+    settings = load({})
+    assert settings.otp.digits == 6 and settings.otp.ttl_seconds == 300
+    assert settings.mesibo.api_url == "https://api.mesibo.com/backend/"
+    assert settings.server.max_body_bytes == 65536
+    assert settings.development  # nothing configured: the first-run mode
 
 
 def test_toml_file_then_environment(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[otp]\ndigits = 8\nttl_seconds = 120\n[mesibo]\napi_url = "https://file.example/backend/"\n')
-    values = load({"MESSENGER_CONFIG": str(path), "MESSENGER_OTP_DIGITS": "7"})
-    assert values["otp.digits"] == 7  # the environment wins over the file
-    assert values["otp.ttl_seconds"] == 120
-    assert values["mesibo.api_url"] == "https://file.example/backend/"
+    settings = load({"MESSENGER_CONFIG": str(path), "MESSENGER_OTP_DIGITS": "7", **PRODUCTION})
+    assert settings.otp.digits == 7  # the environment wins over the file
+    assert settings.otp.ttl_seconds == 120
+    assert settings.mesibo.api_url == "https://file.example/backend/"
 
 
 @pytest.mark.parametrize(
     ("env", "raw", "key", "expected"),
     [
-        ("MESIBO_APP_TOKEN", "tok", "mesibo.app_token", "tok"),
+        ("MESIBO_APP_TOKEN", "tok-123456", "mesibo.app_token", "tok-123456"),
         ("MESIBO_API_URL", "https://onprem.example/backend/", "mesibo.api_url", "https://onprem.example/backend/"),
         ("DATABASE_URL", "sqlite:///x.db", "database.url", "sqlite:///x.db"),
         ("OTP_SECRET", "s" * 32, "otp.secret", "s" * 32),
@@ -39,31 +57,33 @@ def test_toml_file_then_environment(tmp_path):
         ("MESSENGER_MESIBO_READ_TIMEOUT", "2.5", "mesibo.read_timeout", 2.5),
         ("MESSENGER_PHONES_ALLOW_CALLING_CODES", "1, 44", "phones.allow_calling_codes", ["1", "44"]),
         ("MESSENGER_PHONES_TEST_NUMBERS", '{"15550001111": "1234"}', "phones.test_numbers", {"15550001111": "1234"}),
+        ("MESSENGER_SENDER_VONAGE_FROM", "Acme", "sender.vonage.from", "Acme"),
     ],
 )
 def test_environment_variables(env, raw, key, expected):
-    assert load({env: raw})[key] == expected
+    assert value(load({**PRODUCTION, env: raw}), key) == expected
 
 
 def test_every_key_is_documented_and_settable_from_the_environment_by_the_rule():
-    """The README's rule: MESSENGER_<SECTION>_<KEY> in upper case sets any key."""
+    """The README's rule: MESSENGER_<SECTION>_<KEY> in upper case sets any key, a plug-in's too."""
     samples = {str: "sample", int: "7", float: "7.5", list: "1,44", dict: '{"15550001111": "1234"}'}
-    for key in KEYS:
+    for key in all_keys():
         assert key.doc
         sample = ("false" if key.default else "true") if key.kind is bool else samples[key.kind]
-        environ = {"MESSENGER_" + key.name.replace(".", "_").upper(): sample}
+        environ = {**PRODUCTION, "MESSENGER_" + key.dotted.replace(".", "_").upper(): sample}
         try:
-            value = load(environ)[key.name]
+            found = value(load(environ), key.dotted)
         except ConfigError as refused:  # a value the key's own check refuses still proves it was read
-            assert refused.key == key.name
+            assert refused.key == key.dotted, refused
         else:
-            assert value != key.default, key.name
+            assert found != key.default, key.dotted
 
 
 def test_secret_from_a_file(tmp_path):
     secret_file = tmp_path / "token"
     secret_file.write_text("file-token-123\n")
-    assert load({"MESIBO_APP_TOKEN_FILE": str(secret_file)})["mesibo.app_token"] == "file-token-123"
+    settings = load({"MESIBO_APP_TOKEN_FILE": str(secret_file), "OTP_SECRET": OTP_SECRET})
+    assert settings.mesibo.app_token == "file-token-123"
 
 
 @pytest.mark.parametrize(
@@ -82,20 +102,63 @@ def test_secret_from_a_file(tmp_path):
         ({"MESSENGER_CONFIG": "/nonexistent/file.toml"}, "MESSENGER_CONFIG"),
         ({"MESSENGER_SENDER_TEMPLATE": "Your code: {otp}"}, "sender.template"),
         ({"MESSENGER_SENDER_SMTP_SUBJECT": "Code {"}, "sender.smtp.subject"),
+        ({"MESSENGER_SENDER_NAME": "twilio"}, "sender.twilio.account_sid"),
+        ({"MESSENGER_AUTH_METHOD": "oidc"}, "auth.oidc.issuer"),
     ],
 )
 def test_a_wrong_value_stops_start_up_naming_the_key(environ, key):
     with pytest.raises(ConfigError) as caught:
-        load(environ)
+        load({**PRODUCTION, **environ})
     assert caught.value.key == key
     assert key in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "hint"),
+    [
+        ("[otp]\ndigit = 8\n", "otp.digit", "did you mean 'digits'?"),
+        ("[otpp]\ndigits = 8\n", "otpp.digits", "did you mean 'otp'?"),
+        ("[sender.twilio]\naccount_sd = 'AC1'\n", "sender.twilio.account_sd", "did you mean 'account_sid'?"),
+        ("[sender.twillio]\naccount_sid = 'AC1'\n", "sender.twillio.account_sid", "unknown section [sender.twillio]"),
+        ("[auth.oidc]\nissuerr = 'https://x'\n", "auth.oidc.issuerr", "did you mean 'issuer'?"),
+    ],
+)
+def test_an_unknown_key_or_section_in_the_file_stops_start_up_naming_the_nearest(tmp_path, toml, key, hint):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load({"MESSENGER_CONFIG": str(path), **PRODUCTION})
+    assert caught.value.key == key and hint in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("MESSENGER_OTP_DIGIT", "MESSENGER_OTP_DIGITS"),
+        ("MESSENGER_SENDER_TWILIO_AUTH_TOKN", "MESSENGER_SENDER_TWILIO_AUTH_TOKEN"),
+        ("MESSENGER_LIMITS_SEND_PER_IP_PER_HOUR", "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR"),
+    ],
+)
+def test_an_unknown_variable_stops_start_up_naming_the_nearest(variable, hint):
+    with pytest.raises(ConfigError) as caught:
+        load({variable: "8", **PRODUCTION})
+    assert caught.value.key == variable and f"did you mean {hint!r}?" in str(caught.value)
+
+
+def test_an_unknown_key_in_the_overrides_stops_start_up():
+    with pytest.raises(ConfigError, match="otp.digit"):
+        load(PRODUCTION, {"otp.digit": 8})
+
+
+def test_other_variables_are_left_alone():
+    load({**PRODUCTION, "MESSENGER_INSTANCE_PATH": "/tmp/x", "PATH": "/bin", "MESIBO_SOMETHING": "x"})
 
 
 def test_a_wrong_type_in_the_toml_file_names_the_key(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[otp]\ndigits = "six"\n')
-    with pytest.raises(ConfigError, match="otp.digits"):
-        load({"MESSENGER_CONFIG": str(path)})
+    with pytest.raises(ConfigError, match="otp.digits.*expected a whole number, got 'six'"):
+        load({"MESSENGER_CONFIG": str(path), **PRODUCTION})
 
 
 def test_broken_toml_names_the_file(tmp_path):
@@ -105,14 +168,24 @@ def test_broken_toml_names_the_file(tmp_path):
         load({"MESSENGER_CONFIG": str(path)})
 
 
+def test_a_custom_plugin_declares_its_own_section(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[sender]\nname = "plugins:ListSender"\n[sender.list]\nprefix = "p-"\n')
+    settings = load({"MESSENGER_CONFIG": str(path), **PRODUCTION})
+    assert settings.plugin("sender.list").prefix == "p-"
+    path.write_text('[sender]\nname = "plugins:ListSender"\n[sender.list]\nprefx = "p-"\n')
+    with pytest.raises(ConfigError, match="did you mean 'prefix'"):
+        load({"MESSENGER_CONFIG": str(path), **PRODUCTION})
+
+
 def test_zero_configuration_starts_in_development_with_a_persisted_key(tmp_path, monkeypatch, caplog):
     """No configuration at all: SQLite in the instance folder, log sender, generated key kept on disk."""
     instance = tmp_path / "instance"
     environ = {"MESSENGER_INSTANCE_PATH": str(instance)}
     app = create_app(environ=environ)
-    services = app.extensions["messenger"]
-    assert services.development
-    assert services.database_url == f"sqlite:///{instance}/messenger.db"
+    services = services_of(app)
+    assert services.settings.development
+    assert services.settings.database_url == f"sqlite:///{instance}/messenger.db"
     assert type(services.sender).__name__ == "LogSender"
     key_file = instance / "messenger.db.otp-key"
     assert key_file.exists() and oct(os.stat(key_file).st_mode & 0o777) == "0o600"
@@ -159,13 +232,33 @@ def test_unknown_sender_stops_start_up(tmp_path):
         create_app(config, environ={})
 
 
-def test_config_example_documents_every_key_and_loads():
-    """config.example.toml is generated from the key list; it must be current and valid."""
-    from pathlib import Path
+def test_config_example_documents_every_key_and_loads(tmp_path):
+    """config.example.toml is generated from the settings; it must be current and load as the defaults."""
+    path = ROOT / "config.example.toml"
+    assert path.read_text() == example_toml(), "regenerate: python -m app.reference"
+    settings = load({"MESSENGER_CONFIG": str(path), **PRODUCTION})
+    assert settings.otp == load(PRODUCTION).otp and settings.limits == load(PRODUCTION).limits
 
-    from app.config import example_toml
 
-    path = Path(__file__).resolve().parent.parent / "config.example.toml"
-    assert path.read_text() == example_toml(), "regenerate config.example.toml (see app/config.py example_toml)"
-    values = load({"MESSENGER_CONFIG": str(path)})
-    assert all(values[key.name] == key.default for key in KEYS)
+def test_readme_key_table_is_current():
+    assert key_table() in (ROOT / "README.md").read_text(), "regenerate: python -m app.reference"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-c", "import wsgi"],
+        [str(Path(sys.executable).parent / "flask"), "--app", "app", "check"],
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
+    ],
+    ids=["wsgi", "flask", "gunicorn"],
+)
+def test_a_configuration_error_is_one_line_from_every_entry_point(command, tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))
+    }
+    env.update(PRODUCTION, MESSENGER_OTP_DIGIT="8", GUNICORN_BIND="127.0.0.1:0", MESSENGER_INSTANCE_PATH=str(tmp_path))
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "MESSENGER_OTP_DIGIT" in done.stderr and "did you mean 'MESSENGER_OTP_DIGITS'?" in done.stderr

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 import responses
-from conftest import API_URL, base_config
+from helpers import API_URL, base_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 import requests
-from conftest import APP_TOKEN, OTP_SECRET
-from servers import FakeMesibo, Service
+from helpers import APP_TOKEN, OTP_SECRET, together
+
+from tools.processes import FakeMesibo, Service
 
 pytestmark = pytest.mark.slow
 
@@ -47,25 +47,6 @@ def code_lines(service):
     return re.findall(r"login code for (\d+): (\d+)", service.log())
 
 
-def concurrently(count, call):
-    barrier = threading.Barrier(count)
-    answers, lock = [], threading.Lock()
-
-    def worker():
-        with requests.Session() as session:
-            barrier.wait()
-            answer = call(session)
-        with lock:
-            answers.append(answer)
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return answers
-
-
 def test_tutorial_flow_over_http(start_service, fake_mesibo):
     """The tutorial's curl body (unquoted keys) sends a code to the log; the code then mints a token."""
     service = start_service()
@@ -91,8 +72,9 @@ def test_send_cap_holds_across_four_workers(start_service):
     service = start_service(
         workers=4, MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS="0", MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR="1000"
     )
-    answers = concurrently(
-        50, lambda s: s.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=30).json()
+    answers = together(
+        50,
+        lambda: requests.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=30).json()
     )
     assert len(answers) == 50
     assert sum(a["result"] == "OK" for a in answers) == 5
@@ -109,9 +91,9 @@ def test_one_code_mints_one_token_across_four_workers(start_service, fake_mesibo
     service = start_service(workers=4)
     requests.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=10)
     [(_, code)] = code_lines(service)
-    answers = concurrently(
+    answers = together(
         20,
-        lambda s: s.post(
+        lambda: requests.post(
             service.url, json={"op": "login", "phone": PHONE, "appid": "a", "otp": code}, timeout=30
         ).json(),
     )
@@ -122,7 +104,7 @@ def test_one_code_mints_one_token_across_four_workers(start_service, fake_mesibo
 
 def test_metrics_on_a_separate_port_add_up_every_worker(start_service):
     """metrics.port: the gunicorn master serves /metrics for all workers; the service's port does not."""
-    from servers import free_port, wait_for_port
+    from tools.processes import free_port, wait_for_port
 
     metrics_port = free_port()
     service = start_service(workers=2, MESSENGER_METRICS_PORT=str(metrics_port))

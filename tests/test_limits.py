@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import APPID, PHONE, mint_ok, post, unique_phone
+from helpers import APPID, PHONE, mint_ok, post, services_of, unique_phone
 
 
 def ask(client, phone=PHONE, ip="203.0.113.5", headers=None, appid=APPID):
@@ -132,7 +132,7 @@ def test_country_policy(make_app, config, phone, allowed):
     assert (answer["result"] == "OK") is allowed
     if not allowed:
         assert answer["error"] == "BADPHONE"
-        assert app.extensions["messenger"].sender.outbox == []
+        assert services_of(app).sender.outbox == []
 
 
 def test_test_numbers_send_nothing_and_take_their_fixed_code(make_app, clock, mesibo_api, caplog):
@@ -143,7 +143,7 @@ def test_test_numbers_send_nothing_and_take_their_fixed_code(make_app, clock, me
     assert "15550001111" in started and "424242" not in started
     client = app.test_client()
     assert ask(client, phone="+1 555 000 1111")["result"] == "OK"  # fictional numbers are fine here
-    assert app.extensions["messenger"].sender.outbox == []
+    assert services_of(app).sender.outbox == []
     assert ask(client, phone="15550001111")["error"] == "RATELIMIT"  # they still obey the cooldown
     assert prove(client, "424242", phone="15550001111")["token"] == "user-token-1"
 
@@ -161,7 +161,7 @@ def test_test_number_ends_on_its_date(make_app, clock):
     client = app.test_client()
     assert ask(client, phone="15550001111")["error"] == "BADPHONE"  # now just an invalid number
     assert ask(client, phone="18005551234")["result"] == "OK"
-    assert app.extensions["messenger"].sender.outbox == []
+    assert services_of(app).sender.outbox == []
 
 
 def test_forged_forwarded_for_is_ignored_without_trusted_proxies(make_app):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 import requests
-from conftest import API_URL, APP_TOKEN, APPID, PHONE, ask_code, expect_useradd, mint_ok, post
+from helpers import API_URL, APP_TOKEN, APPID, PHONE, ask_code, expect_useradd, mint_ok, post, services_of
 from responses import matchers
 
 
@@ -50,7 +50,7 @@ def test_mesibo_gets_the_documented_useradd_request(client, outbox, mesibo_api):
 
 def test_legacy_api_style_sends_the_php_get(make_app, mesibo_api):
     app = make_app(**{"mesibo.api_style": "legacy", "mesibo.token_expiry_minutes": 60})
-    client, outbox = app.test_client(), app.extensions["messenger"].sender
+    client, outbox = app.test_client(), services_of(app).sender
     call = mesibo_api.get(
         "https://mesibo.test/api.php",
         json={"result": True, "user": {"token": "legacy-tok"}},
@@ -76,7 +76,7 @@ def test_code_is_six_digits_by_default_and_configurable(make_app, client, outbox
     code = ask_code(client, outbox)
     assert len(code) == 6 and code.isdigit()
     app = make_app(**{"otp.digits": 8})
-    assert len(ask_code(app.test_client(), app.extensions["messenger"].sender, phone="447911123456")) == 8
+    assert len(ask_code(app.test_client(), services_of(app).sender, phone="447911123456")) == 8
 
 
 def test_code_is_stored_only_as_a_keyed_hash(app, client, outbox, tmp_path):
@@ -85,7 +85,7 @@ def test_code_is_stored_only_as_a_keyed_hash(app, client, outbox, tmp_path):
     assert len(rows) == 1
     address, appid, digest = rows[0]
     assert code not in digest
-    services = app.extensions["messenger"]
+    services = services_of(app)
     assert digest == services.codes.digest(address, appid, code)
     assert len(digest) == 64
 
@@ -225,7 +225,7 @@ def test_mesibo_refusing_the_user_answers_baduser_and_keeps_the_code(client, out
 def test_no_app_token_answers_badapp_without_calling_mesibo(make_app, mesibo_api):
     app = make_app(**{"mesibo.app_token": "", "server.development": "true"})
     client = app.test_client()
-    code = ask_code(client, app.extensions["messenger"].sender)
+    code = ask_code(client, services_of(app).sender)
     assert prove(client, code)["error"] == "BADAPP"
     assert len(mesibo_api.calls) == 0
 

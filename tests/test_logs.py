@@ -6,7 +6,7 @@ import io
 import logging
 
 import pytest
-from conftest import API_URL, APP_TOKEN, APPID, OTP_SECRET, PHONE, mint_ok, post
+from helpers import API_URL, APP_TOKEN, APPID, OTP_SECRET, PHONE, mint_ok, post, services_of
 
 
 @pytest.fixture(name="all_logs")
@@ -66,7 +66,7 @@ def test_an_exception_that_carries_the_token_is_redacted(make_app, mesibo_api, a
     app = make_app(**{"logging.level": "DEBUG"})
     client = app.test_client()
     post(client, {"op": "login", "phone": PHONE, "appid": APPID})
-    code = app.extensions["messenger"].sender.last_code(PHONE)
+    code = services_of(app).sender.last_code(PHONE)
     answer = post(client, {"op": "login", "phone": PHONE, "appid": APPID, "otp": code})
     assert answer["error"] == "INTERNAL"
     logs = all_logs.getvalue()

@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import shutil
-import subprocess
 
 import pytest
-from conftest import APP_TOKEN, OTP_SECRET
-from servers import ROOT, FakeMesibo, Service, free_port, stop, wait_for_port
+from helpers import APP_TOKEN, OTP_SECRET
+
+from tools.processes import FakeMesibo, Nginx, Service, free_port, nginx_installed
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
-        reason="nginx is not installed (.ci/run installs Debian's nginx-light)",
-    ),
+    pytest.mark.skipif(not nginx_installed(), reason="nginx is not installed (.ci/run installs Debian's nginx-light)"),
 ]
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def site_config(listen_port: int, redirect_port: int, backend_port: int) -> str:
-    """deploy/nginx.conf with its TLS parts swapped for plain HTTP on test ports."""
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
-    text = re.sub(r"^\s*listen \[::\].*\n", "", text, flags=re.M)
-    text = re.sub(r"^\s*(ssl_\w+|add_header Strict-Transport-Security).*\n", "", text, flags=re.M)
-    text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};")
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{redirect_port};")
-    text = text.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{backend_port};")
-    assert f"listen 127.0.0.1:{listen_port};" in text and f"127.0.0.1:{backend_port}" in text
-    return text
 
 
 @pytest.fixture(name="stack")
@@ -53,40 +35,9 @@ def _stack(tmp_path):
         },
         port=backend_port,
     )
-    port, redirect_port = free_port(), free_port()
-    root = tmp_path / "nginx"
-    root.mkdir()
-    root.chmod(0o777)
-    (root / "site.conf").write_text(site_config(port, redirect_port, backend_port))
-    # As root, nginx's workers would run as "nobody", who cannot write under pytest's private tmp folder.
-    user = "user root;" if os.geteuid() == 0 else ""
-    (root / "nginx.conf").write_text(f"""
-{user}
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    include {root}/site.conf;
-}}
-""")
-    check = subprocess.run(
-        [NGINX, "-t", "-c", str(root / "nginx.conf"), "-p", str(root)], capture_output=True, text=True
-    )
-    assert check.returncode == 0, check.stderr
-    nginx = subprocess.Popen(
-        [NGINX, "-c", str(root / "nginx.conf"), "-p", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    wait_for_port(port, nginx)
-    yield port, service, fake
-    stop(nginx)
+    nginx = Nginx(tmp_path, backend_port)
+    yield nginx.port, service, fake
+    nginx.stop()
     service.stop()
     fake.stop()
 

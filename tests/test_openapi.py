@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import responses
 import schemathesis
-from conftest import API_URL, base_config
+from helpers import API_URL, base_config
 from hypothesis import HealthCheck, settings
 
 from app import create_app
@@ -74,7 +74,7 @@ def test_hand_picked_answers_validate_against_the_answer_schema(client, body):
 
 def test_a_successful_login_and_a_refusal_validate_against_the_answer_schema(client, outbox, mesibo_api, clock):
     """schemathesis cannot guess a code, so the success answer is checked here."""
-    from conftest import ask_code, mint_ok, post
+    from helpers import ask_code, mint_ok, post
 
     mint_ok(mesibo_api)
     code = ask_code(client, outbox)

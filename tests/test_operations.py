@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import API_URL, APP_TOKEN, APPID, PHONE, ask_code, mint_ok, post
+from helpers import API_URL, APP_TOKEN, APPID, PHONE, ask_code, mint_ok, post
 from responses import matchers
 
 

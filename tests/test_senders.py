@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
-from conftest import APPID, PHONE, post
+from helpers import APPID, PHONE, post
 from responses import matchers
 
 from app.config import ConfigError
@@ -110,18 +110,15 @@ def test_twilio_error_answers_sendfail_and_logs_the_provider_code(make_app, capl
     assert ask(app.test_client())["error"] == "SENDFAIL"  # no cooldown after a failed send: tried again
 
 
-def test_twilio_needs_its_keys():
-    from app.senders import build_sender
-
+def test_twilio_needs_its_keys(make_app):
     config = {
         "sender.name": "twilio",
-        "sender.timeout": 10.0,
         "sender.twilio.account_sid": TWILIO_SID,
         "sender.twilio.auth_token": "",
         "sender.twilio.from_number": "+1",
     }
     with pytest.raises(ConfigError, match="sender.twilio.auth_token"):
-        build_sender(config)
+        make_app(**config)
 
 
 @responses.activate

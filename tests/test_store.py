@@ -6,14 +6,13 @@ test gets its own schema there.
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
-from conftest import postgres_url
+from helpers import postgres_url, together
 
-from app.store import SCHEMA_VERSION, WRONG, CodeRecord, Refusal, Rule
-from app.store.base import MIGRATIONS
+from app.store import SCHEMA_VERSION, CodeRecord, Refused, Rule
+from app.store.sql import MIGRATIONS
 from app.store.sqlite import SqliteStore
 
 NOW = 1_800_000_000
@@ -82,24 +81,13 @@ def code(address="15551230000", appid="app", digest="d" * 64, expires_at=NOW + 3
     return CodeRecord(address, appid, digest, expires_at)
 
 
-def run_concurrently(count, target):
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            results.append(target())
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
+def hit(store, rules, now):
+    """Count against the rules: the refusal, or None when they all let it pass."""
+    try:
+        store.hit(rules, now)
+    except Refused as refusal:
+        return refusal
+    return None
 
 
 def answer(store, right, address="15551230000", appid="app", now=NOW, **kwargs):
@@ -123,7 +111,7 @@ def test_the_digest_is_handed_to_the_comparison(store):
 
 def test_a_new_code_replaces_the_old_and_resets_attempts(store):
     store.issue(code(digest="a" * 64), [], NOW)
-    assert answer(store, False) == WRONG
+    assert answer(store, False) is None
     store.issue(code(digest="b" * 64), [], NOW)
     checked = store.check_code("15551230000", "app", [], NOW, 5, lambda digest: digest == "b" * 64)
     assert checked.digest == "b" * 64 and checked.attempts == 1
@@ -136,8 +124,9 @@ def test_expired_code_cannot_be_checked(store):
 
 def test_attempts_are_capped_under_concurrency(store):
     store.issue(code(), [], NOW)
-    results = run_concurrently(20, lambda: answer(store, False))
-    assert results.count(WRONG) == 5 and results.count(None) == 15
+    results = together(20, lambda: answer(store, False, failure=("fail:x", 86400)))
+    assert results == [None] * 20
+    assert store.count(("fail:x", 86400), NOW) == 6  # five wrong answers were compared, fifteen found no code
     assert answer(store, True) is None  # the code is dead
 
 
@@ -145,7 +134,7 @@ def test_exactly_one_of_many_concurrent_right_answers_wins(store):
     for round_ in range(3):
         address = f"1555123000{round_}"
         store.issue(code(address=address), [], NOW)
-        results = run_concurrently(12, lambda address=address: answer(store, True, address=address))
+        results = together(12, lambda address=address: answer(store, True, address=address))
         assert sum(isinstance(result, CodeRecord) for result in results) == 1
         assert results.count(None) == 11
 
@@ -154,16 +143,17 @@ def test_a_wrong_answer_counts_a_failure(store):
     store.issue(code(), [], NOW)
     lock = Rule("fail:x", 2, 86400, count=False)
     answer(store, False, failure=("fail:x", 86400))
-    assert store.hit([lock], NOW) is None
+    assert hit(store, [lock], NOW) is None
     answer(store, False, failure=("fail:x", 86400))
-    assert store.hit([lock], NOW).key == "fail:x"
+    assert hit(store, [lock], NOW).key == "fail:x"
 
 
 def test_rules_refuse_a_check_before_any_attempt_is_spent(store):
     store.issue(code(), [], NOW)
     rule = Rule("check-ip:x", 1, 600)
-    assert store.check_code("15551230000", "app", [rule], NOW, 5, lambda d: False) == WRONG
-    assert isinstance(store.check_code("15551230000", "app", [rule], NOW, 5, lambda d: True), Refusal)
+    assert store.check_code("15551230000", "app", [rule], NOW, 5, lambda d: False) is None
+    with pytest.raises(Refused):
+        store.check_code("15551230000", "app", [rule], NOW, 5, lambda d: True)
     assert isinstance(answer(store, True), CodeRecord)  # the refused check spent nothing: 2 of 5 attempts used
 
 
@@ -185,63 +175,63 @@ def test_restore_never_overwrites_a_newer_code(store):
 
 def test_hit_counts_up_to_the_limit_then_refuses_with_the_wait(store):
     rule = Rule("send:x", 3, 3600)
-    assert [store.hit([rule], NOW + i) for i in range(3)] == [None, None, None]
-    refusal = store.hit([rule], NOW + 100)
-    assert isinstance(refusal, Refusal) and refusal.key == "send:x"
+    assert [hit(store, [rule], NOW + i) for i in range(3)] == [None, None, None]
+    refusal = hit(store, [rule], NOW + 100)
+    assert isinstance(refusal, Refused) and refusal.key == "send:x"
     assert refusal.retry_after == 3500
-    assert store.hit([rule], NOW + 3600) is None  # a new window
+    assert hit(store, [rule], NOW + 3600) is None  # a new window
 
 
 def test_a_refused_hit_counts_nothing(store):
     """All or nothing: a refusal by one rule must not use up the others."""
     tight, loose = Rule("cooldown:x", 1, 60), Rule("send:x", 5, 3600)
-    assert store.hit([tight, loose], NOW) is None
+    assert hit(store, [tight, loose], NOW) is None
     for i in range(10):
-        assert store.hit([tight, loose], NOW + 1 + i) is not None
+        assert hit(store, [tight, loose], NOW + 1 + i) is not None
     # only 1 of 5 used: the ten refused hits counted nothing
-    assert [store.hit([loose], NOW + 20) for _ in range(4)] == [None] * 4
-    assert store.hit([loose], NOW + 20) is not None
+    assert [hit(store, [loose], NOW + 20) for _ in range(4)] == [None] * 4
+    assert hit(store, [loose], NOW + 20) is not None
 
 
 def test_refusal_reports_the_longest_wait(store):
-    store.hit([Rule("a", 1, 60), Rule("b", 1, 3600)], NOW)
-    assert store.hit([Rule("a", 1, 60), Rule("b", 1, 3600)], NOW + 1).retry_after == 3599
+    hit(store, [Rule("a", 1, 60), Rule("b", 1, 3600)], NOW)
+    assert hit(store, [Rule("a", 1, 60), Rule("b", 1, 3600)], NOW + 1).retry_after == 3599
 
 
 def test_give_back_undoes_one_hit(store):
     rule = Rule("cooldown:y", 1, 60)
-    store.hit([rule], NOW)
+    hit(store, [rule], NOW)
     store.give_back([rule], NOW)
-    assert store.hit([rule], NOW + 1) is None
+    assert hit(store, [rule], NOW + 1) is None
 
 
 def test_check_only_rule_refuses_at_the_limit_without_counting(store):
     lock = Rule("fail:x", 2, 86400, count=False)
-    assert store.hit([lock], NOW) is None
-    store.count("fail:x", 86400, NOW)
-    assert store.hit([lock], NOW) is None
-    store.count("fail:x", 86400, NOW + 5)
-    refusal = store.hit([lock], NOW + 10)
+    assert hit(store, [lock], NOW) is None
+    store.count(("fail:x", 86400), NOW)
+    assert hit(store, [lock], NOW) is None
+    store.count(("fail:x", 86400), NOW + 5)
+    refusal = hit(store, [lock], NOW + 10)
     assert refusal.retry_after == 86390
-    assert store.hit([lock], NOW + 86400) is None
+    assert hit(store, [lock], NOW + 86400) is None
 
 
 def test_limit_holds_under_concurrency(store):
     rule = Rule("send-all", 5, 3600)
-    results = run_concurrently(40, lambda: store.hit([rule], NOW))
+    results = together(40, lambda: hit(store, [rule], NOW))
     assert results.count(None) == 5
 
 
 def test_zero_limit_is_off(store):
-    assert all(store.hit([Rule("off", 0, 60)], NOW) is None for _ in range(5))
+    assert all(hit(store, [Rule("off", 0, 60)], NOW) is None for _ in range(5))
 
 
 def test_purge_removes_only_what_expired_in_batches(store):
     for i in range(25):
         store.issue(code(address=f"1555000{i:04d}", expires_at=NOW + (10 if i % 2 else 1000)), [], NOW)
-        store.hit([Rule(f"k{i}", 5, 10 if i % 2 else 1000)], NOW)
+        hit(store, [Rule(f"k{i}", 5, 10 if i % 2 else 1000)], NOW)
     assert store.purge(NOW + 100, batch=4) == 24
-    assert answer(store, False, address="15550000000", now=NOW + 100) == WRONG  # still live
+    assert answer(store, True, address="15550000000", now=NOW + 100) is not None  # still live
     assert store.purge(NOW + 100, batch=4) == 0
 
 
@@ -265,25 +255,21 @@ def test_migrate_from_each_earlier_version(make_store, start):
 
 def test_concurrent_migrations_apply_once(make_store):
     stores = [make_store() for _ in range(4)]
-    results = []
-    lock = threading.Lock()
-
-    def migrate(store):
-        outcome = store.migrate()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    queue = list(stores)
+    results = together(4, lambda: queue.pop().migrate())
     assert sorted(results)[0] == (0, SCHEMA_VERSION)
     assert stores[0].schema_version() == SCHEMA_VERSION
 
 
 def test_purge_can_stop_after_a_number_of_batches(store):
     for i in range(10):
-        store.hit([Rule(f"k{i}", 5, 10)], NOW)
+        hit(store, [Rule(f"k{i}", 5, 10)], NOW)
     assert store.purge(NOW + 100, batch=3, max_batches=1) == 3
     assert store.purge(NOW + 100, batch=3) == 7
+
+
+@pytest.mark.parametrize("batch", [0, -1])
+def test_purge_refuses_a_batch_below_one(store, batch):
+    """A batch of 0 would delete nothing and never end."""
+    with pytest.raises(ValueError, match="at least 1"):
+        store.purge(NOW, batch=batch)

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 import requests
-from conftest import APP_TOKEN, OTP_SECRET, postgres_url
-from servers import FakeMesibo, Service
-from test_gunicorn import concurrently
+from helpers import APP_TOKEN, OTP_SECRET, postgres_url, together
+
+from tools.processes import FakeMesibo, Service
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,7 +68,7 @@ def test_one_code_mints_one_token_across_both_nodes(nodes):
     [code] = codes_in(node_b)
     urls = iter([node_a.url, node_b.url] * 10)
     targets = [next(urls) for _ in range(20)]
-    answers = concurrently(20, lambda s: s.post(targets.pop(), json={**login, "otp": code}, timeout=30).json())
+    answers = together(20, lambda: requests.post(targets.pop(), json={**login, "otp": code}, timeout=30).json())
     assert sum(a["result"] == "OK" for a in answers) == 1
     assert fake.stats()["useradd"] == 1
 
@@ -77,7 +77,7 @@ def test_the_per_phone_cap_holds_across_both_nodes(nodes):
     node_a, node_b, _ = nodes
     login = {"op": "login", "phone": PHONE, "appid": "a"}
     targets = [node_a.url, node_b.url] * 25
-    answers = concurrently(50, lambda s: s.post(targets.pop(), json=login, timeout=30).json())
+    answers = together(50, lambda: requests.post(targets.pop(), json=login, timeout=30).json())
     assert sum(a["result"] == "OK" for a in answers) == 5
     assert {a["error"] for a in answers if a["result"] == "FAIL"} == {"RATELIMIT"}
     assert len(codes_in(node_a, node_b)) == 5

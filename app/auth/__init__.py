@@ -1,20 +1,30 @@
-"""How a user proves who they are. One method is chosen with ``auth.method``."""
+"""How a user proves who they are. One method is chosen with ``auth.method``.
+
+A method is built once with its own settings (its ``Settings`` section, or None) and a
+``LoginKit`` - the narrow set of services a login may use - and then answers two calls:
+``begin`` (step 1, e.g. send a code) and ``prove`` (step 2, who is this?). Raise ``ApiError``
+to refuse; a limit's ``Refused`` may pass through, the API layer answers it RATELIMIT.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from ..codes import Codes
 from ..fields import Fields
-
-if TYPE_CHECKING:
-    from ..services import Services
+from ..limits import Limits
+from ..metrics import NoMetrics
+from ..phones import PhonePolicy, TestNumbers
+from ..senders import Sender
+from ..settings import SenderSettings
+from ..store import SqlStore
 
 
 @dataclass(frozen=True)
 class LoginRequest:
-    """What a login handler needs from the HTTP request, without Flask."""
+    """What a login needs from the HTTP request, without Flask."""
 
     fields: Fields
     appid: str
@@ -35,31 +45,31 @@ class Identity:
     release: Callable[[], None] = field(default=lambda: None)
 
 
-class AuthMethod(Protocol):
+@dataclass(frozen=True)
+class LoginKit:
+    """What a login method may use: the store and the limit rules, the codes and their delivery,
+    phone policy, metrics and the clock. Nothing else of the service."""
+
+    store: SqlStore
+    limits: Limits
+    codes: Codes
+    sender: Sender
+    messages: SenderSettings  # the sender's name and the message text (template, app name)
+    phones: PhonePolicy
+    test_numbers: TestNumbers
+    metrics: NoMetrics
+    clock: Callable[[], float]
+
+
+class LoginMethod(Protocol):
     def is_proof(self, fields: Fields) -> bool:
         """True when the request proves identity (step 2); False for a request to start (step 1)."""
         ...
 
-    def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:
+    def begin(self, request: LoginRequest) -> dict[str, Any]:
         """Step 1: start the login (send a code); return extra answer fields. Raise ApiError to refuse."""
         ...
 
-    def prove(self, request: LoginRequest, services: Services) -> Identity:
+    def prove(self, request: LoginRequest) -> Identity:
         """Step 2: check the proof and return who this is. Raise ApiError to refuse."""
         ...
-
-
-# The built-in methods by name; anything else is taken as module:Class. Imported only when chosen.
-METHODS = {
-    "phone": "app.auth.phone:PhoneLogin",
-    "email": "app.auth.email:EmailLogin",
-    "oidc": "app.auth.oidc:OidcLogin",
-}
-
-
-def build_method(config: Any) -> AuthMethod:
-    """The login method named by ``auth.method``: phone, email, oidc, or ``module:Class``."""
-    from ..config import load_object
-
-    name = config["auth.method"]
-    return load_object(METHODS.get(name, name), "auth.method")(config)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from email_validator import EmailNotValidError, validate_email
 
-from .phone import CodeLogin
-
-if TYPE_CHECKING:
-    from ..services import Services
+from .otp import CodeLogin
 
 
 class EmailLogin(CodeLogin):
@@ -17,10 +12,7 @@ class EmailLogin(CodeLogin):
     invalid = "BADEMAIL"
     channel = "email"
 
-    def __init__(self, config=None):
-        pass
-
-    def normalize_address(self, raw: str, services: Services) -> str | None:
+    def normalize_address(self, raw: str) -> str | None:
         """A syntactically valid address (no DNS lookups on the login path), lower-cased so
         ``Ann@Example.com`` and ``ann@example.com`` are one mesibo user."""
         try:

@@ -12,21 +12,17 @@ import hashlib
 import hmac
 import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import jwt
 import requests
 
-from ..config import ConfigError
 from ..errors import ApiError
 from ..fields import Fields
 from ..http import SessionHolder
-from ..store import Rule
-from . import Identity, LoginRequest
-
-if TYPE_CHECKING:
-    from ..services import Services
+from ..schema import ConfigError, between, one_of, setting
+from . import Identity, LoginKit, LoginRequest
 
 logger = logging.getLogger("app.auth.oidc")
 
@@ -80,32 +76,47 @@ class JwksCache:
             return self._keys.get(kid)
 
 
+@dataclass(frozen=True)
+class OidcSettings:
+    """The OpenID Connect login (``[auth.oidc]``)."""
+
+    issuer: str = setting("", "OpenID Connect issuer (https://accounts.google.com, https://appleid.apple.com).")
+    audience: list[str] = setting([], "Accepted audiences: your OAuth client ids.")
+    jwks_url: str = setting("", "JWKS URL (empty: from the issuer's discovery document).")
+    algorithms: list[str] = setting(["RS256", "ES256"], "Accepted signature algorithms.")
+    address_claim: str = setting("sub", "Claim that becomes the mesibo address: sub or email.",
+                                 check=one_of("sub", "email"))
+    address_prefix: str = setting("", "Prefix for that address (e.g. 'google:').")
+    leeway_seconds: int = setting(30, "Clock skew allowed on exp/iat/nbf.", check=between(0, 300))
+    jwks_cache_seconds: int = setting(3600, "How long fetched signing keys are trusted before a refresh.",
+                                      check=between(60, 86400))
+
+    def validate(self) -> None:
+        if not self.issuer:
+            raise ConfigError("auth.oidc.issuer", "is required by auth.method = oidc")
+        if not self.audience:
+            raise ConfigError("auth.oidc.audience", "is required by auth.method = oidc (your OAuth client ids)")
+
+
 class OidcLogin:
     channel = "oidc"
+    section = "auth.oidc"
+    Settings = OidcSettings
 
-    def __init__(self, config: Mapping[str, Any]):
-        if not config["auth.oidc.issuer"]:
-            raise ConfigError("auth.oidc.issuer", "is required by auth.method = oidc")
-        if not config["auth.oidc.audience"]:
-            raise ConfigError("auth.oidc.audience", "is required by auth.method = oidc (your OAuth client ids)")
-        self.issuer = config["auth.oidc.issuer"]
-        self.audience = list(config["auth.oidc.audience"])
-        self.algorithms = list(config["auth.oidc.algorithms"])
-        self.address_claim = config["auth.oidc.address_claim"]
-        self.prefix = config["auth.oidc.address_prefix"]
-        self.leeway = config["auth.oidc.leeway_seconds"]
-        self.checks_per_ip = config["limits.checks_per_ip_per_10min"]
-        self.keys = JwksCache(
-            self.issuer,
-            config["auth.oidc.jwks_url"],
-            config["auth.oidc.jwks_cache_seconds"],
-            SessionHolder((3.05, 10.0)),
-        )
+    def __init__(self, options: OidcSettings, kit: LoginKit):
+        self.kit = kit
+        self.issuer = options.issuer
+        self.audience = list(options.audience)
+        self.algorithms = list(options.algorithms)
+        self.address_claim = options.address_claim
+        self.prefix = options.address_prefix
+        self.leeway = options.leeway_seconds
+        self.keys = JwksCache(self.issuer, options.jwks_url, options.jwks_cache_seconds, SessionHolder((3.05, 10.0)))
 
     def is_proof(self, fields: Fields) -> bool:
         return True
 
-    def begin(self, request: LoginRequest, services: Services) -> dict[str, Any]:
+    def begin(self, request: LoginRequest) -> dict[str, Any]:
         # Never reached (is_proof is always True): an OpenID Connect login has one step.
         raise ApiError("BADTOKEN")
 
@@ -139,12 +150,8 @@ class OidcLogin:
                 raise ApiError("BADTOKEN", detail="nonce mismatch")
         return claims
 
-    def prove(self, request: LoginRequest, services: Services) -> Identity:
-        refusal = services.store.hit([Rule(f"check-ip:{request.client_ip}", self.checks_per_ip, 600)], request.now)
-        if refusal:
-            from .phone import refuse
-
-            raise refuse(refusal, services)
+    def prove(self, request: LoginRequest) -> Identity:
+        self.kit.store.hit([self.kit.limits.per_address(request.client_ip)], request.now)
         token = request.fields.text("id_token", error="BADTOKEN")
         if not token:
             raise ApiError("BADTOKEN")

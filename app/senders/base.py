@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,15 @@ class Sender(Protocol):
     def send(self, message: Message) -> str:
         """Deliver ``message``; return the provider's message id or raise SendError."""
         ...
+
+
+class BaseSender:
+    """What every built-in sender keeps: its own settings (None when it declares none) and the
+    ``[sender]`` section's (timeout, app name, message text)."""
+
+    def __init__(self, options: Any, common: Any):
+        self.options = options
+        self.common = common
 
 
 def render(template: str, *, code: str, app_name: str, minutes: int, retriever_hash: str = "") -> str:

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import requests
 
-from ..config import ConfigError
 from ..http import SessionHolder
+from ..schema import ConfigError
+from ..settings import SenderSettings
+from .base import BaseSender, SendError
 
 logger = logging.getLogger("app.senders")
 
 
-def require(config: Mapping[str, Any], *keys: str) -> None:
-    for key in keys:
-        if not config.get(key):
-            raise ConfigError(key, f"is required by sender {config['sender.name']!r}")
+def require(section: str, options: Any, *names: str) -> None:
+    """Stop start-up when one of these settings of a sender's section is empty."""
+    for name in names:
+        if not getattr(options, name):
+            key = name.rstrip("_")  # from_ is the key "from"
+            raise ConfigError(f"{section}.{key}", f"is required by sender {section.rpartition('.')[2]!r}")
 
 
-class HttpSender:
+class HttpSender(BaseSender):
     """Base of the senders that call a provider's HTTP API."""
 
     provider = "http"
 
-    def __init__(self, config: Mapping[str, Any]):
-        self.config = config
-        self._sessions = SessionHolder((3.05, config["sender.timeout"]))
+    def __init__(self, options: Any, common: SenderSettings):
+        super().__init__(options, common)
+        self._sessions = SessionHolder((3.05, common.timeout))
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
-        from .base import SendError
-
         try:
             return self._sessions.get().post(url, **kwargs)
         except requests.Timeout:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import logging
 import uuid
 
-from .base import Message
+from .base import BaseSender, Message
 
 logger = logging.getLogger("app.senders.log")
 
 
-class LogSender:
-    def __init__(self, config=None):
-        pass
-
+class LogSender(BaseSender):
     def send(self, message: Message) -> str:
         message_id = uuid.uuid4().hex
         # The one log line that carries a code, on purpose: "check the log for the OTP".

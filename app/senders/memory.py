@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any
 
-from .base import Message, SendError
+from .base import BaseSender, Message, SendError
 
 
-class MemorySender:
-    def __init__(self, config=None):
+class MemorySender(BaseSender):
+    def __init__(self, options: Any = None, common: Any = None):
+        super().__init__(options, common)
         self.outbox: list[Message] = []
         self.fail_next = 0
         self._lock = threading.Lock()

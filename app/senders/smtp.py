@@ -4,47 +4,66 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Any
 
-from .base import Message, SendError
+from ..schema import between, one_of, setting, template
+from ..settings import SenderSettings
+from .base import BaseSender, Message, SendError
 from .http_base import require
 
 
-class SmtpSender:
-    def __init__(self, config: Mapping[str, Any]):
-        require(config, "sender.smtp.host", "sender.smtp.from_address")
-        self.config = config
+@dataclass(frozen=True)
+class SmtpSettings:
+    """E-mail codes over SMTP (``[sender.smtp]``)."""
+
+    host: str = setting("localhost", "SMTP server.")
+    port: int = setting(587, "SMTP port (587 STARTTLS, 465 SSL, 25 plain).", check=between(1, 65535))
+    security: str = setting("starttls", "starttls, ssl or none.", check=one_of("starttls", "ssl", "none"))
+    username: str = setting("", "SMTP login (empty: no login).")
+    password: str = setting("", "SMTP password. Secret.", secret=True)
+    ca_file: str = setting("", "CA bundle that signs the SMTP server's certificate (empty: the system's trusted CAs).")
+    from_address: str = setting("", "From: address of code e-mails.")
+    subject: str = setting("Your {app_name} verification code", "Subject; fields as in the template.",
+                           check=template)
+
+    def validate(self) -> None:
+        require("sender.smtp", self, "host", "from_address")
+
+
+class SmtpSender(BaseSender):
+    section = "sender.smtp"
+    Settings = SmtpSettings
+    options: SmtpSettings
+    common: SenderSettings
 
     def _connect(self) -> smtplib.SMTP:
-        c = self.config
-        timeout = c["sender.timeout"]
+        o = self.options
         # Certificates are always verified; an internal server's own CA can be named instead.
-        context = ssl.create_default_context(cafile=c["sender.smtp.ca_file"] or None)
-        if c["sender.smtp.security"] == "ssl":
-            return smtplib.SMTP_SSL(c["sender.smtp.host"], c["sender.smtp.port"], timeout=timeout, context=context)
-        server = smtplib.SMTP(c["sender.smtp.host"], c["sender.smtp.port"], timeout=timeout)
-        if c["sender.smtp.security"] == "starttls":
+        context = ssl.create_default_context(cafile=o.ca_file or None)
+        if o.security == "ssl":
+            return smtplib.SMTP_SSL(o.host, o.port, timeout=self.common.timeout, context=context)
+        server = smtplib.SMTP(o.host, o.port, timeout=self.common.timeout)
+        if o.security == "starttls":
             server.starttls(context=context)
         return server
 
     def send(self, message: Message) -> str:
-        c = self.config
+        o = self.options
         mail = EmailMessage()
-        mail["From"] = c["sender.smtp.from_address"]
+        mail["From"] = o.from_address
         mail["To"] = message.address
-        mail["Subject"] = c["sender.smtp.subject"].format(
-            code=message.code, app_name=c["sender.app_name"], minutes=message.ttl_minutes
+        mail["Subject"] = o.subject.format(
+            code=message.code, app_name=self.common.app_name, minutes=message.ttl_minutes
         )
-        message_id = make_msgid(domain=c["sender.smtp.from_address"].rpartition("@")[2] or None)
+        message_id = make_msgid(domain=o.from_address.rpartition("@")[2] or None)
         mail["Message-ID"] = message_id
         mail.set_content(message.text)
         try:
             with self._connect() as server:
-                if c["sender.smtp.username"]:
-                    server.login(c["sender.smtp.username"], c["sender.smtp.password"])
+                if o.username:
+                    server.login(o.username, o.password)
                 server.send_message(mail)
         except smtplib.SMTPResponseException as exc:
             raise SendError(

@@ -2,35 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
-from ..config import ConfigError
+from ..schema import ConfigError, setting, url
+from ..settings import SenderSettings
 from .base import Message, SendError
 from .http_base import HttpSender, require
 
 
-class TwilioSender(HttpSender):
-    provider = "twilio"
+@dataclass(frozen=True)
+class TwilioSettings:
+    """Twilio (``[sender.twilio]``): https://www.twilio.com/docs/messaging/api/message-resource"""
 
-    def __init__(self, config: Mapping[str, Any]):
-        super().__init__(config)
-        require(config, "sender.twilio.account_sid", "sender.twilio.auth_token")
-        if not (config["sender.twilio.from_number"] or config["sender.twilio.messaging_service_sid"]):
+    account_sid: str = setting("", "Twilio Account SID (AC...).")
+    auth_token: str = setting("", "Twilio auth token (or API key secret). Secret.", secret=True)
+    api_key_sid: str = setting("", "Optional Twilio API key SID (SK...) used instead of the account SID.")
+    from_number: str = setting("", "Sender number in E.164 (+1...), or use messaging_service_sid.")
+    messaging_service_sid: str = setting("", "Twilio Messaging Service SID (MG...).")
+    api_url: str = setting("https://api.twilio.com", "Twilio API base URL.", check=url)
+
+    def validate(self) -> None:
+        require("sender.twilio", self, "account_sid", "auth_token")
+        if not (self.from_number or self.messaging_service_sid):
             raise ConfigError(
                 "sender.twilio.from_number", "set from_number or messaging_service_sid for sender 'twilio'"
             )
-        account = config["sender.twilio.account_sid"]
-        self.url = f"{config['sender.twilio.api_url'].rstrip('/')}/2010-04-01/Accounts/{account}/Messages.json"
+
+
+class TwilioSender(HttpSender):
+    provider = "twilio"
+    section = "sender.twilio"
+    Settings = TwilioSettings
+
+    options: TwilioSettings
+
+    def __init__(self, options: TwilioSettings, common: SenderSettings):
+        super().__init__(options, common)
+        account = options.account_sid
+        self.url = f"{options.api_url.rstrip('/')}/2010-04-01/Accounts/{account}/Messages.json"
         # An API key (SK...) authenticates with its own SID; otherwise the account SID.
-        self.auth = (config["sender.twilio.api_key_sid"] or account, config["sender.twilio.auth_token"])
+        self.auth = (options.api_key_sid or account, options.auth_token)
 
     def send(self, message: Message) -> str:
         form = {"To": "+" + message.address.lstrip("+"), "Body": message.text}
-        if self.config["sender.twilio.messaging_service_sid"]:
-            form["MessagingServiceSid"] = self.config["sender.twilio.messaging_service_sid"]
+        if self.options.messaging_service_sid:
+            form["MessagingServiceSid"] = self.options.messaging_service_sid
         else:
-            form["From"] = self.config["sender.twilio.from_number"]
+            form["From"] = self.options.from_number
         response = self.post(self.url, data=form, auth=self.auth)
         answer = self.json_of(response)
         if response.status_code not in (200, 201) or not answer.get("sid"):

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
+from ..schema import setting, url
 from .base import Message, SendError
 from .http_base import HttpSender, require
 
 
+@dataclass(frozen=True)
+class VonageSettings:
+    """Vonage (``[sender.vonage]``): https://developer.vonage.com/en/api/sms"""
+
+    api_key: str = setting("", "Vonage API key.")
+    api_secret: str = setting("", "Vonage API secret. Secret.", secret=True)
+    from_: str = setting("", "Sender id: a number or an alphanumeric name.", name="from")
+    api_url: str = setting("https://rest.nexmo.com/sms/json", "Vonage SMS API URL.", check=url)
+
+    def validate(self) -> None:
+        require("sender.vonage", self, "api_key", "api_secret", "from_")
+
+
 class VonageSender(HttpSender):
     provider = "vonage"
+    section = "sender.vonage"
+    Settings = VonageSettings
 
-    def __init__(self, config: Mapping[str, Any]):
-        super().__init__(config)
-        require(config, "sender.vonage.api_key", "sender.vonage.api_secret", "sender.vonage.from")
+    options: VonageSettings
 
     def send(self, message: Message) -> str:
         body = {
-            "api_key": self.config["sender.vonage.api_key"],
-            "api_secret": self.config["sender.vonage.api_secret"],
-            "from": self.config["sender.vonage.from"],
+            "api_key": self.options.api_key,
+            "api_secret": self.options.api_secret,
+            "from": self.options.from_,
             "to": message.address.lstrip("+"),
             "text": message.text,
         }
-        response = self.post(self.config["sender.vonage.api_url"], json=body)
+        response = self.post(self.options.api_url, json=body)
         answer = self.json_of(response)
         messages = answer.get("messages") if isinstance(answer.get("messages"), list) else []
         if response.status_code != 200 or not messages:

@@ -15,9 +15,12 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from ..schema import ConfigError, optional_url, setting
+from ..settings import SenderSettings
 from .base import Message, SendError
 from .http_base import HttpSender, require
 
@@ -27,10 +30,21 @@ def signing_key(secret: str) -> bytes:
         try:
             return base64.b64decode(secret[len("whsec_") :], validate=True)
         except binascii.Error:
-            from ..config import ConfigError
-
             raise ConfigError("sender.webhook.secret", "a whsec_ secret must be base64 after the prefix") from None
     return secret.encode()
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The webhook sender (``[sender.webhook]``), signed as https://www.standardwebhooks.com/ says."""
+
+    url: str = setting("", "Where to POST codes for delivery.", check=optional_url)
+    secret: str = setting("", "Signing secret, whsec_<base64> (Standard Webhooks) or any string. Secret.",
+                          secret=True)
+
+    def validate(self) -> None:
+        require("sender.webhook", self, "url", "secret")
+        signing_key(self.secret)
 
 
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -40,11 +54,13 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
 
 class WebhookSender(HttpSender):
     provider = "webhook"
+    section = "sender.webhook"
+    Settings = WebhookSettings
 
-    def __init__(self, config: Mapping[str, Any], clock=time.time):
-        super().__init__(config)
-        require(config, "sender.webhook.url", "sender.webhook.secret")
-        self.key = signing_key(config["sender.webhook.secret"])
+    def __init__(self, options: WebhookSettings, common: SenderSettings, clock: Callable[[], float] = time.time):
+        super().__init__(options, common)
+        self.url = options.url
+        self.key = signing_key(options.secret)
         self.clock = clock
 
     def payload(self, message: Message) -> dict[str, Any]:
@@ -72,7 +88,7 @@ class WebhookSender(HttpSender):
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self.key, message_id, timestamp, body),
         }
-        response = self.post(self.config["sender.webhook.url"], data=body, headers=headers)
+        response = self.post(self.url, data=body, headers=headers)
         if not 200 <= response.status_code < 300:
             status = response.status_code
             raise SendError(f"webhook answered HTTP {status}", provider_code=f"http-{status}")

@@ -1,24 +1,22 @@
-"""Where codes and limit counters live: one interface, chosen by ``database.url``."""
+"""Where codes, limit counters and housekeeping live: one interface, chosen by ``database.url``."""
 
 from __future__ import annotations
 
-from .base import SCHEMA_VERSION, WRONG, CodeRecord, Refusal, Rule, SqlStore
+from .base import SqlStore
+from .records import CodeRecord, Refused, Rule
+from .sql import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "WRONG", "CodeRecord", "Refusal", "Rule", "SqlStore", "open_store"]
+__all__ = ["SCHEMA_VERSION", "CodeRecord", "Refused", "Rule", "SqlStore", "open_store"]
 
 
-def open_store(url: str, config: dict) -> SqlStore:
+def open_store(url: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000, pool_size: int = 10) -> SqlStore:
     """Open the store named by ``url`` (``sqlite:///...`` or ``postgresql://...``)."""
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore, path_of
 
-        return SqliteStore(
-            path_of(url),
-            synchronous=config["database.sqlite_synchronous"],
-            busy_timeout_ms=config["database.busy_timeout_ms"],
-        )
+        return SqliteStore(path_of(url), synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=config["database.pool_size"])
+        return PostgresStore(url, pool_size=pool_size)
     raise ValueError(f"unsupported database URL {url!r}")

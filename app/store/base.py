@@ -8,100 +8,49 @@ Two tables hold all shared state:
   with the time its window ends.
 
 Every operation that must be atomic runs in one transaction (``_transaction``), and the
-single-use rule rests on ``DELETE`` reporting whether this caller removed the row.
+single-use rule rests on ``DELETE`` reporting whether this caller removed the row. A limit that
+refuses raises ``Refused``; nothing is counted or stored then.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from .records import CodeRecord, Refused, Rule
+from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
 
-@dataclass(frozen=True)
-class CodeRecord:
-    address: str
-    appid: str
-    digest: str
-    expires_at: int
-    attempts: int = 0
+logger = logging.getLogger("app.store")
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One limit: at most ``limit`` events per ``window`` seconds for ``key``.
+class SqlStore(abc.ABC):
+    """The store: limits, codes, housekeeping and schema, in SQL both engines speak.
 
-    ``count`` is False for a rule that is only checked here (the event is counted elsewhere,
-    e.g. the failure lock-out that wrong answers feed).
+    An engine provides ``_transaction`` (a cursor inside one transaction, committed when the block
+    ends and rolled back when it raises) and ``close``.
     """
-
-    key: str
-    limit: int
-    window: int
-    count: bool = True
-
-
-WRONG = "wrong"  # check_code's answer for a wrong code
-
-
-@dataclass(frozen=True)
-class Refusal:
-    key: str
-    retry_after: int
-
-
-# Each migration is a list of statements; the position in MIGRATIONS is the schema version.
-# {table_options} is the engine's clause for the tables (SQLite: WITHOUT ROWID - a table keyed by
-# its primary key alone, one b-tree fewer to write on every commit).
-MIGRATIONS: list[list[str]] = [
-    [
-        """CREATE TABLE IF NOT EXISTS codes (
-               address TEXT NOT NULL,
-               appid TEXT NOT NULL,
-               digest TEXT NOT NULL,
-               expires_at BIGINT NOT NULL,
-               attempts INTEGER NOT NULL DEFAULT 0,
-               PRIMARY KEY (address, appid)){table_options}""",
-        "CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at)",
-        """CREATE TABLE IF NOT EXISTS counters (
-               key TEXT PRIMARY KEY,
-               count INTEGER NOT NULL,
-               expires_at BIGINT NOT NULL){table_options}""",
-        "CREATE INDEX IF NOT EXISTS counters_expires_at ON counters (expires_at)",
-    ],
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-_BUMP = """
-INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?)
-ON CONFLICT (key) DO UPDATE SET
-    count = CASE WHEN counters.expires_at <= ? THEN 1 ELSE counters.count + 1 END,
-    expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
-RETURNING count, expires_at"""
-
-# The same for several counters at once (the parameters after the rows: now, now).
-_BUMP_MANY = """
-INSERT INTO counters (key, count, expires_at) VALUES {values}
-ON CONFLICT (key) DO UPDATE SET
-    count = CASE WHEN counters.expires_at <= ? THEN 1 ELSE counters.count + 1 END,
-    expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
-RETURNING key, count, expires_at"""
-
-
-class SqlStore:
-    """The shared logic; subclasses provide ``_transaction`` and ``_connection``."""
 
     placeholder = "?"
     table_options = ""
 
+    def __init__(self) -> None:
+        # refusal hints of this process (see refuse_known) and the time of its last tidy
+        self._hints: dict[str, tuple[int, int]] = {}
+        self._last_tidy = 0
+
+    @abc.abstractmethod
+    def _transaction(self, migration: bool = False) -> contextlib.AbstractContextManager[Any]:
+        """A cursor in one transaction; ``migration`` also takes the engine's schema lock."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close this process's connections (the next call opens new ones)."""
+
     def _sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
-
-    @contextlib.contextmanager
-    def _transaction(self, migration: bool = False) -> Iterator[Any]:  # each engine provides it
-        raise NotImplementedError
-        yield
 
     def _exec(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:
         cur.execute(self._sql(statement), tuple(params))
@@ -109,7 +58,7 @@ class SqlStore:
 
     # -- limits ---------------------------------------------------------------
 
-    def _apply_rules(self, cur: Any, rules: Sequence[Rule], now: int) -> Refusal | None:
+    def _apply_rules(self, cur: Any, rules: Sequence[Rule], now: int) -> Refused | None:
         """Count every counting rule and check all of them; the caller rolls back on a refusal.
 
         Two statements whatever the number of rules: one multi-row upsert counts, one select reads
@@ -123,7 +72,7 @@ class SqlStore:
             params: list[Any] = []
             for rule in counting:
                 params += [rule.key, now + rule.window]
-            rows = self._exec(cur, _BUMP_MANY.format(values=values), [*params, now, now]).fetchall()
+            rows = self._exec(cur, BUMP_MANY.format(values=values), [*params, now, now]).fetchall()
             state.update((key, (count, expires_at)) for key, count, expires_at in rows)
         if checking:
             marks = ", ".join("?" for _ in checking)
@@ -133,7 +82,7 @@ class SqlStore:
                 [rule.key for rule in checking],
             ).fetchall()
             state.update((key, (count, expires_at)) for key, count, expires_at in rows)
-        worst: Refusal | None = None
+        worst: Refused | None = None
         for rule in counting + checking:
             count, expires_at = state.get(rule.key, (0, now))
             # a counted event is over when it exceeds the limit; a checked one when the limit is reached
@@ -142,7 +91,7 @@ class SqlStore:
                 self._remember_refusal(rule.key, expires_at, now)
                 wait = max(1, int(expires_at - now))
                 if worst is None or wait > worst.retry_after:
-                    worst = Refusal(rule.key, wait)
+                    worst = Refused(rule.key, wait)
         return worst
 
     # A refusal seen by this process is remembered for a few seconds, so a flood of requests a
@@ -153,56 +102,45 @@ class SqlStore:
     REFUSAL_HINT_SECONDS = 5
     REFUSAL_HINT_MAX = 10000
 
-    def known_refusal(self, rules: Sequence[Rule], now: int) -> Refusal | None:
-        """A refusal this process has just seen for one of the rules, without asking the database."""
-        hints = self._refusal_hints
-        worst: Refusal | None = None
+    def refuse_known(self, rules: Sequence[Rule], now: int) -> None:
+        """Raise Refused when this process has just seen one of the rules refuse, without asking the
+        database: a flood stops here, before any work."""
+        hints = self._hints
+        worst: Refused | None = None
         for rule in rules:
             hint = hints.get(rule.key)
             if hint is not None and hint[0] > now and rule.limit > 0:
                 wait = max(1, int(hint[1] - now))
                 if worst is None or wait > worst.retry_after:
-                    worst = Refusal(rule.key, wait)
-        return worst
+                    worst = Refused(rule.key, wait)
+        if worst:
+            raise worst
 
     def _remember_refusal(self, key: str, window_end: int, now: int) -> None:
-        hints = self._refusal_hints
+        hints = self._hints
         if len(hints) >= self.REFUSAL_HINT_MAX:
             hints.clear()
         hints[key] = (min(window_end, now + self.REFUSAL_HINT_SECONDS), window_end)
 
-    @property
-    def _refusal_hints(self) -> dict[str, tuple[int, int]]:
-        try:
-            return self.__dict__["_hints"]
-        except KeyError:
-            return self.__dict__.setdefault("_hints", {})
-
     def _counted(self, rules: Sequence[Rule], now: int, work: Callable[[Any], Any] = lambda cur: None) -> Any:
-        """Count the rules and, if none refuses, do ``work(cursor)`` in the same transaction.
+        """Count the rules and, if none refuses, do ``work(cursor)`` in the same transaction and return
+        what it returned. A refusal rolls the transaction back (nothing counted, nothing done) and is
+        raised."""
+        with self._transaction() as cur:
+            refusal = self._apply_rules(cur, rules, now)
+            if refusal:
+                raise refusal
+            return work(cur)
 
-        Returns the Refusal (nothing counted, nothing done) or what ``work`` returned.
-        """
-        refused = self.known_refusal(rules, now)
-        if refused:
-            return refused
-        try:
-            with self._transaction() as cur:
-                refusal = self._apply_rules(cur, rules, now)
-                if refusal:
-                    raise _RefusedError(refusal)
-                return work(cur)
-        except _RefusedError as rollback:
-            return rollback.refusal
-
-    def hit(self, rules: Sequence[Rule], now: int) -> Refusal | None:
-        """Count an event against every rule, all or nothing."""
-        return self._counted(rules, now)
+    def hit(self, rules: Sequence[Rule], now: int) -> None:
+        """Count an event against every rule, all or nothing; raise Refused when one refuses."""
+        self.refuse_known(rules, now)
+        self._counted(rules, now)
 
     def give_back(self, rules: Sequence[Rule], now: int) -> None:
         """Undo one counted event (a send that failed must not lock the user out)."""
         for rule in rules:
-            self._refusal_hints.pop(rule.key, None)
+            self._hints.pop(rule.key, None)
         with self._transaction() as cur:
             for rule in rules:
                 if rule.count and rule.limit > 0:
@@ -212,15 +150,18 @@ class SqlStore:
                         (rule.key, now),
                     )
 
-    def count(self, key: str, window: int, now: int) -> int:
-        """Count one event with no limit (e.g. a wrong answer); returns the count in the window."""
+    def count(self, counter: tuple[str, int], now: int) -> int:
+        """Count one event with no limit (``counter`` is key and window, e.g. a wrong answer that feeds
+        a lock-out rule); returns the count in the window."""
+        key, window = counter
         with self._transaction() as cur:
-            return self._exec(cur, _BUMP, (key, now + window, now, now)).fetchall()[0][0]
+            return self._exec(cur, BUMP, (key, now + window, now, now)).fetchall()[0][0]
 
     # -- codes ----------------------------------------------------------------
 
-    def issue(self, code: CodeRecord, rules: Sequence[Rule], now: int) -> Refusal | None:
-        """Count the send against the rules and store the code (replacing any older one), atomically."""
+    def issue(self, code: CodeRecord, rules: Sequence[Rule], now: int) -> None:
+        """Count the send against the rules and store the code (replacing any older one), atomically;
+        raise Refused when a rule refuses."""
 
         def store(cur: Any) -> None:
             self._exec(
@@ -231,7 +172,7 @@ class SqlStore:
                 (code.address, code.appid, code.digest, code.expires_at),
             )
 
-        return self._counted(rules, now, store)
+        self._counted(rules, now, store)
 
     def check_code(
         self,
@@ -242,17 +183,17 @@ class SqlStore:
         max_attempts: int,
         matches: Callable[[str], bool],
         failure: tuple[str, int] | None = None,
-    ) -> CodeRecord | Refusal | str | None:
-        """Check an answer against the live code, in one transaction.
+    ) -> CodeRecord | None:
+        """Check an answer against the live code, in one transaction: the code, or None.
 
-        The rules are checked and counted, one attempt is spent on the code (spending it before
-        comparing is what makes ``max_attempts`` hold under concurrency), and ``matches(digest)``
-        compares the answer. A right answer deletes the code and returns it (so exactly one of
-        many concurrent right answers gets it); a wrong one counts ``failure`` (key, window) and
-        returns WRONG. None: there is no live code.
+        The rules are checked and counted (Refused when one refuses), one attempt is spent on the
+        code (spending it before comparing is what makes ``max_attempts`` hold under concurrency),
+        and ``matches(digest)`` compares the answer. A right answer deletes the code and returns it
+        (so exactly one of many concurrent right answers gets it); a wrong one counts ``failure``
+        (key, window). None: the answer is wrong, or there is no live code - one answer for both.
         """
 
-        def check(cur: Any) -> CodeRecord | str | None:
+        def check(cur: Any) -> CodeRecord | None:
             # fetchall, not fetchone: SQLite cannot commit while a RETURNING statement is unfinished
             rows = self._exec(
                 cur,
@@ -266,8 +207,8 @@ class SqlStore:
             code = CodeRecord(address, appid, *rows[0])
             if not matches(code.digest):
                 if failure:
-                    self._exec(cur, _BUMP, (failure[0], now + failure[1], now, now)).fetchall()
-                return WRONG
+                    self._exec(cur, BUMP, (failure[0], now + failure[1], now, now)).fetchall()
+                return None
             self._exec(cur, "DELETE FROM codes WHERE address = ? AND appid = ?", (address, appid))
             return code
 
@@ -287,12 +228,29 @@ class SqlStore:
 
     # -- housekeeping ---------------------------------------------------------
 
+    # Lazy housekeeping: at most one small batch per interval per process, so expired rows never
+    # pile up even without the purge timer, and no login waits on a big delete.
+    TIDY_INTERVAL = 60
+    TIDY_BATCH = 500
+
+    def tidy(self, now: int) -> None:
+        """Purge one small batch of expired rows, at most once per interval in this process."""
+        if now - self._last_tidy < self.TIDY_INTERVAL:
+            return
+        self._last_tidy = now
+        try:
+            self.purge(now, self.TIDY_BATCH, max_batches=1)
+        except Exception:  # housekeeping must never fail a login
+            logger.warning("lazy purge failed", exc_info=True)
+
     def purge(self, now: int, batch: int = 1000, max_batches: int | None = None) -> int:
         """Delete expired codes and counters, ``batch`` rows per transaction; returns rows removed.
 
         Short transactions keep the write lock free for logins while a big backlog drains.
         ``max_batches`` bounds the work per table (lazy cleanup does one batch at a time).
         """
+        if batch < 1:
+            raise ValueError("the batch must be at least 1 row")
         removed = 0
         for table in ("codes", "counters"):
             batches = 0
@@ -330,11 +288,3 @@ class SqlStore:
                     self._exec(cur, statement.format(table_options=self.table_options))
                 self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
         return current, max(current, target)
-
-
-class _RefusedError(Exception):
-    """Raised inside a transaction to roll it back and hand a refusal to the caller."""
-
-    def __init__(self, refusal: Refusal):
-        super().__init__(refusal.key)
-        self.refusal = refusal

@@ -24,6 +24,7 @@ class PostgresStore(SqlStore):
     placeholder = "%s"
 
     def __init__(self, url: str, *, pool_size: int = 10):
+        super().__init__()
         self.url = url
         self.pool_size = pool_size
         self._pool = PerProcess(self._make_pool, close=lambda pool: pool.close())

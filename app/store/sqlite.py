@@ -33,6 +33,7 @@ class SqliteStore(SqlStore):
     table_options = " WITHOUT ROWID"
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000):
+        super().__init__()
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms

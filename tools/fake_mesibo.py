@@ -1,6 +1,6 @@
 """A local stand-in for mesibo's backend API, for trying the service offline and for benchmarks.
 
-    python bench/fake_mesibo.py --port 8999 --app-token dev-app-token [--latency-ms 50]
+    python tools/fake_mesibo.py --port 8999 --app-token dev-app-token [--latency-ms 50]
 
 It answers ``useradd`` in both API styles (JSON POST to ``/backend/``, GET ``/api.php``)
 with a fresh user token, ``usersget`` (what ``flask check`` calls) and ``usertokendel``.

@@ -1,0 +1,117 @@
+"""The two-step code login that the phone and e-mail logins build on.
+
+Step 1 asks for a code sent to an address; step 2 answers with it. A subclass says which field
+holds the address and how it is validated; the codes, limits, delivery and single use are the
+same for every channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..errors import ApiError
+from ..fields import Fields
+from ..senders import Message, SendError, render
+from ..store import CodeRecord, Rule
+from . import Identity, LoginKit, LoginRequest
+
+logger = logging.getLogger("app.auth")
+
+
+class CodeLogin:
+    field = "phone"
+    invalid = "BADPHONE"
+    channel = "sms"
+
+    def __init__(self, options: None, kit: LoginKit):
+        self.kit = kit
+
+    def is_proof(self, fields: Fields) -> bool:
+        return "otp" in fields
+
+    def normalize_address(self, raw: str) -> str | None:
+        """The address in its one canonical form, or None when it is not valid."""
+        raise NotImplementedError
+
+    def test_code(self, raw: str, now: int) -> tuple[str, str] | None:
+        """(address, fixed code) for an active test address; none by default."""
+        return None
+
+    def address(self, request: LoginRequest) -> tuple[str, str | None]:
+        """The normalized address and, for an active test address, its fixed code."""
+        raw = request.fields.text(self.field, error=self.invalid)
+        test = self.test_code(raw, request.now)
+        if test:
+            return test
+        address = self.normalize_address(raw)
+        if not address:
+            raise ApiError(self.invalid, detail=f"{self.field} is missing or not valid")
+        return address, None
+
+    # -- step 1 -------------------------------------------------------------------------------
+
+    def begin(self, request: LoginRequest) -> dict[str, Any]:
+        kit = self.kit
+        address, test_code = self.address(request)
+        rules = kit.limits.for_send(address, request.client_ip, test_number=test_code is not None)
+        kit.store.refuse_known(rules, request.now)  # a flood stops here, before any work
+        code = test_code or kit.codes.new_code()
+        digest = kit.codes.digest(address, request.appid, code)
+        record = CodeRecord(address, request.appid, digest, request.now + kit.codes.ttl_seconds)
+        kit.store.issue(record, rules, request.now)
+        if test_code is None:
+            self.deliver(self.message(address, code, record.expires_at), rules, request.now)
+        return {}
+
+    def message(self, address: str, code: str, expires_at: int) -> Message:
+        """The message that carries a code, with the configured text."""
+        settings = self.kit.messages
+        minutes = max(1, self.kit.codes.ttl_seconds // 60)
+        text = render(
+            settings.template,
+            code=code,
+            app_name=settings.app_name,
+            minutes=minutes,
+            retriever_hash=settings.sms_retriever_hash,
+        )
+        return Message(address, code, text, expires_at, minutes, self.channel)
+
+    def deliver(self, message: Message, rules: list[Rule], now: int) -> None:
+        kit = self.kit
+        try:
+            message_id = kit.sender.send(message)
+        except BaseException as exc:
+            # A send that did not happen must not cost the user a cooldown or a slot in the caps.
+            kit.store.give_back(rules, now)
+            kit.metrics.sent(kit.messages.name, "error")
+            if not isinstance(exc, SendError):
+                raise
+            logger.warning("code delivery failed: %s (provider error %s)", exc, exc.provider_code or "none")
+            raise ApiError("SENDFAIL", detail=f"provider error {exc.provider_code or 'none'}") from None
+        kit.metrics.sent(kit.messages.name, "ok")
+        logger.debug("code sent, message id %s", message_id)
+
+    # -- step 2 -------------------------------------------------------------------------------
+
+    def prove(self, request: LoginRequest) -> Identity:
+        kit = self.kit
+        address, _ = self.address(request)
+        answer = request.fields.text("otp", error="BADCODE").replace(" ", "")
+        name = request.fields.text("name", error="BADREQUEST")[:128]  # before the code is spent
+        rules = kit.limits.for_check(address, request.client_ip)
+        kit.store.refuse_known(rules, request.now)
+        codes = kit.codes
+        record = kit.store.check_code(
+            address,
+            request.appid,
+            rules,
+            request.now,
+            codes.max_attempts,
+            lambda digest: codes.matches(digest, address, request.appid, answer),
+            failure=kit.limits.failure(address),
+        )
+        if record is None:
+            # wrong, expired, used, unknown, attempts spent: one answer
+            raise ApiError("BADCODE")
+        return Identity(address, name, release=lambda: kit.store.restore(record, int(kit.clock())))

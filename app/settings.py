@@ -1,0 +1,257 @@
+"""The service's own configuration sections, as typed, frozen objects (``settings.otp.digits``).
+
+Each field says its default, what it does, and what values it allows; ``app.config`` reads them from
+the TOML file and the environment. A sender's or login method's own section (``[sender.twilio]``,
+``[auth.oidc]``) is declared next to its code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from .schema import ConfigError, between, day_end, one_of, setting, template, url
+
+
+def _database_url(value: str) -> str | None:
+    if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return f"must start with sqlite:/// or postgresql://, got {value.split('@')[-1]!r}"
+    return None
+
+
+def _calling_codes(value: list) -> str | None:
+    for item in value:
+        if not str(item).isdigit() or len(str(item)) > 3:
+            return f"calling codes are 1-3 digits, got {item!r}"
+    return None
+
+
+def _test_numbers(value: dict) -> str | None:
+    for phone, entry in value.items():
+        if not str(phone).lstrip("+").isdigit():
+            return f"{phone!r} is not a phone number of digits"
+        code = entry.get("code") if isinstance(entry, dict) else entry
+        if not isinstance(code, str) or not code.isdigit():
+            return f"the code for {phone!r} must be a string of digits"
+        if isinstance(entry, dict) and "until" in entry:
+            try:
+                day_end(entry["until"])
+            except ValueError:
+                return f"the end date for {phone!r} must be YYYY-MM-DD"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class MesiboSettings:
+    """mesibo's backend API."""
+
+    app_token: str = setting("", "mesibo app token (console > App Settings). Secret.", env=["MESIBO_APP_TOKEN"],
+                             secret=True)
+    api_url: str = setting("https://api.mesibo.com/backend/", "mesibo backend API URL (change it for on-premise).",
+                           env=["MESIBO_API_URL"], check=url)
+    api_style: str = setting("backend", "'backend' (JSON POST, default) or 'legacy' (GET api.php with the token in "
+                             "the URL).", check=one_of("backend", "legacy"))
+    token_expiry_minutes: int = setting(525600, "Lifetime of minted user tokens, in minutes.",
+                                        check=between(1, 52560000))
+    connect_timeout: float = setting(3.0, "Seconds to wait for a connection to mesibo.", check=between(0.1, 60))
+    read_timeout: float = setting(10.0, "Seconds to wait for mesibo's answer.", check=between(0.1, 120))
+    revoke_on_logout: bool = setting(False, "On logout, ask mesibo to delete the user token (best effort).")
+    revoke_op: str = setting("usertokendel", "The mesibo API op used to revoke a user token on logout.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseSettings:
+    """Where codes and limit counters live."""
+
+    url: str = setting("", "sqlite:///path/to/file.db (default: messenger.db in the instance folder) or "
+                       "postgresql://...", env=["DATABASE_URL"], check=_database_url)
+    sqlite_synchronous: str = setting("NORMAL", "SQLite fsync policy in WAL mode: NORMAL (survives a process crash; "
+                                      "a power cut may lose the last codes issued) or FULL (fsync on every commit).",
+                                      check=one_of("NORMAL", "FULL"))
+    busy_timeout_ms: int = setting(5000, "How long a writer waits for the SQLite lock.", check=between(0, 60000))
+    pool_size: int = setting(10, "PostgreSQL connections per worker process.", check=between(1, 100))
+    migrate_on_start: bool = setting(True, "Create or upgrade the schema when the service starts.")
+
+
+@dataclasses.dataclass(frozen=True)
+class OtpSettings:
+    """One-time codes."""
+
+    secret: str = setting("", "Key for hashing codes (HMAC-SHA256). Generated and kept next to a SQLite database "
+                          "when empty.", env=["OTP_SECRET"], secret=True)
+    digits: int = setting(6, "Digits in a code (4-10).", check=between(4, 10))
+    ttl_seconds: int = setting(300, "Lifetime of a code, in seconds (at most 10 minutes).", check=between(30, 600))
+    max_attempts: int = setting(5, "Wrong answers allowed per code; then the code is dead.", check=between(1, 10))
+
+
+@dataclasses.dataclass(frozen=True)
+class SenderSettings:
+    """Delivery of codes; the chosen sender's own keys are in its section (``[sender.twilio]``)."""
+
+    name: str = setting("log", "Which sender delivers codes: log, memory, twilio, vonage, webhook, smtp, or "
+                        "module:Class.")
+    app_name: str = setting("Mesibo Messenger", "The app name used in the message text.")
+    template: str = setting("{code} is your {app_name} verification code. It expires in {minutes} minutes.",
+                            "The message text; fields: {code}, {app_name}, {minutes}.", check=template)
+    sms_retriever_hash: str = setting("", "Android SMS Retriever app hash (11 characters); when set it is added as "
+                                      "the last line.")
+    timeout: float = setting(10.0, "Seconds to wait for an SMS provider or webhook.", check=between(0.5, 60))
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    """How users prove who they are; the chosen method's own keys are in its section (``[auth.oidc]``)."""
+
+    method: str = setting("phone", "phone, email, oidc, or module:Class.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """The endpoint."""
+
+    max_body_bytes: int = setting(65536, "Largest request body accepted.", check=between(256, 16777216))
+    cors_origin: str = setting("*", "Access-Control-Allow-Origin on every answer.")
+    redirect_url: str = setting("https://mesibo.com", "Where GET / sends a browser (302).", check=url)
+    trusted_proxies: int = setting(0, "How many proxies in front of the service set X-Forwarded-For (0: use the "
+                                   "socket address).", check=between(0, 5))
+    development: str = setting("auto", "Development mode (true/false/auto): allows an empty app token and a "
+                               "generated code-hashing key. auto: on only when nothing is configured (no config "
+                               "file, no app token).",
+                               check=one_of("auto", "true", "false", "1", "0", "yes", "no", "on", "off"))
+    error_message_text: bool = setting(False, "Add a human-readable 'message_text' to failures (the apps ignore it).")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoginSettings:
+    """The optional notice after step 1 (the PHP sent title, message and delay)."""
+
+    notice: bool = setting(False, "Send title, message and delay with a successful step 1.")
+    notice_title: str = setting("Verify your number", "Title of that notice.")
+    notice_message: str = setting("Enter the verification code we sent you.", "Text of that notice.")
+    notice_delay: int = setting(0, "The notice's delay field, in seconds.", check=between(0, 3600))
+
+
+@dataclasses.dataclass(frozen=True)
+class AppSettings:
+    """What a successful login hands to the app."""
+
+    upload_url: str = setting("https://s3.mesibo.com/api.php", "urls.upload")
+    download_url: str = setting("https://appimages.mesibo.com/", "urls.download")
+    fileurl: str = setting("https://appimages.mesibo.com/", "fileurl")
+    downloadurl: str = setting("https://media.mesibo.com/files/", "downloadurl")
+    uploadurl: str = setting("https://app.mesibo.com/api.php", "uploadurl")
+    uiconfig: str = setting("https://app.mesibo.com/api.php", "uiconfig")
+    invite_text: str = setting("Hey, I use Mesibo for free messaging, voice and video calls. Download it from "
+                               "https://m.mesibo.com", "invite and share.text")
+    invite_subject: str = setting("Mesibo Messenger: Open Source Messenger", "share.subject")
+    invite_title: str = setting("Invite a friend via", "share.title")
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitSettings:
+    """Abuse limits (0 turns a limit off)."""
+
+    resend_cooldown_seconds: int = setting(60, "Seconds between two codes for one phone.", check=between(0, 86400))
+    sends_per_phone_per_hour: int = setting(5, "Codes sent to one phone per hour.", check=between(0, 1000000))
+    sends_per_ip_per_hour: int = setting(20, "Codes requested by one client IP per hour.", check=between(0, 1000000))
+    checks_per_ip_per_10min: int = setting(60, "Code checks by one client IP per 10 minutes.",
+                                           check=between(0, 1000000))
+    failures_per_phone_per_day: int = setting(20, "Wrong codes for one phone per 24 hours, across codes; then the "
+                                              "phone is locked.", check=between(0, 100))
+    global_sends_per_hour: int = setting(1000, "Codes sent by the whole service per hour.",
+                                         check=between(0, 100000000))
+
+
+@dataclasses.dataclass(frozen=True)
+class PhoneSettings:
+    """Phone policy and test numbers."""
+
+    allow_calling_codes: list[str] = setting([], "Only these calling codes may log in (empty: all).",
+                                             check=_calling_codes)
+    deny_calling_codes: list[str] = setting([], "These calling codes may not log in.", check=_calling_codes)
+    test_numbers: dict[str, Any] = setting({}, "Phone -> fixed code (or {code, until}) for app-store review; no SMS "
+                                           "is sent.", check=_test_numbers)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics."""
+
+    enabled: bool = setting(True, "Serve Prometheus metrics.")
+    path: str = setting("/metrics", "Where the service serves metrics (when metrics.port is 0).")
+    port: int = setting(0, "Serve metrics on this separate port instead (from the gunicorn master; 0: on the "
+                        "service's own port).", check=between(0, 65535))
+    bind: str = setting("127.0.0.1", "Address of that separate metrics port.")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingSettings:
+    """Logs."""
+
+    level: str = setting("INFO", "Log level.", check=one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+    json: bool = setting(False, "Write log lines as JSON objects.")
+    requests: bool = setting(True, "Write one line per API request.")
+
+
+# The sections in the order config.example.toml and the README list them.
+SECTIONS: dict[str, type] = {
+    "mesibo": MesiboSettings,
+    "database": DatabaseSettings,
+    "otp": OtpSettings,
+    "sender": SenderSettings,
+    "auth": AuthSettings,
+    "server": ServerSettings,
+    "login": LoginSettings,
+    "app": AppSettings,
+    "limits": LimitSettings,
+    "phones": PhoneSettings,
+    "metrics": MetricsSettings,
+    "logging": LoggingSettings,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The whole configuration, checked: every section, the chosen plug-ins' sections, and what the
+    start-up gate decided (development mode, the database URL to use)."""
+
+    mesibo: MesiboSettings
+    database: DatabaseSettings
+    otp: OtpSettings
+    sender: SenderSettings
+    auth: AuthSettings
+    server: ServerSettings
+    login: LoginSettings
+    app: AppSettings
+    limits: LimitSettings
+    phones: PhoneSettings
+    metrics: MetricsSettings
+    logging: LoggingSettings
+    # section name ("sender.twilio") -> that plug-in's settings object
+    plugins: Mapping[str, Any]
+    development: bool
+    database_url: str
+    sender_class: type
+    method_class: type
+
+    def plugin(self, section: str | None) -> Any:
+        """A plug-in's own settings (None when it declares none)."""
+        if section is None:
+            return None
+        try:
+            return self.plugins[section]
+        except KeyError:
+            raise ConfigError(section, "is not a known section") from None
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        from .schema import keys_of
+
+        found = []
+        for name, section in [*((name, getattr(self, name)) for name in SECTIONS), *self.plugins.items()]:
+            for key in keys_of(name, type(section)):
+                value = getattr(section, key.attr)
+                if key.secret and isinstance(value, str) and len(value) >= 6:
+                    found.append(value)
+        return found

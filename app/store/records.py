@@ -1,0 +1,42 @@
+"""What the store keeps and answers: a code, a limit rule, a refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    address: str
+    appid: str
+    digest: str
+    expires_at: int
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One limit: at most ``limit`` events per ``window`` seconds for ``key``.
+
+    ``count`` is False for a rule that is only checked here (the event is counted elsewhere,
+    e.g. the failure lock-out that wrong answers feed).
+    """
+
+    key: str
+    limit: int
+    window: int
+    count: bool = True
+
+
+class Refused(Exception):  # noqa: N818 - a refusal is an answer, not a fault
+    """A limit refused the request: ``key`` names the rule and its subject, ``retry_after`` the wait."""
+
+    def __init__(self, key: str, retry_after: int):
+        super().__init__(f"{key} (retry after {retry_after}s)")
+        self.key = key
+        self.retry_after = retry_after
+
+    @property
+    def kind(self) -> str:
+        """The rule without its subject, for logs and metrics (``send-ip:1.2.3.4`` -> ``send-ip``)."""
+        return self.key.split(":", 1)[0]

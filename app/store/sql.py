@@ -1,0 +1,38 @@
+"""The schema and the statements both engines share."""
+
+# Each migration is a list of statements; the position in MIGRATIONS is the schema version.
+# {table_options} is the engine's clause for the tables (SQLite: WITHOUT ROWID - a table keyed by
+# its primary key alone, one b-tree fewer to write on every commit).
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS codes (
+               address TEXT NOT NULL,
+               appid TEXT NOT NULL,
+               digest TEXT NOT NULL,
+               expires_at BIGINT NOT NULL,
+               attempts INTEGER NOT NULL DEFAULT 0,
+               PRIMARY KEY (address, appid)){table_options}""",
+        "CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at)",
+        """CREATE TABLE IF NOT EXISTS counters (
+               key TEXT PRIMARY KEY,
+               count INTEGER NOT NULL,
+               expires_at BIGINT NOT NULL){table_options}""",
+        "CREATE INDEX IF NOT EXISTS counters_expires_at ON counters (expires_at)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+BUMP = """
+INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?)
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN counters.expires_at <= ? THEN 1 ELSE counters.count + 1 END,
+    expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
+RETURNING count, expires_at"""
+
+# The same for several counters at once (the parameters after the rows: now, now).
+BUMP_MANY = """
+INSERT INTO counters (key, count, expires_at) VALUES {values}
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN counters.expires_at <= ? THEN 1 ELSE counters.count + 1 END,
+    expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
+RETURNING key, count, expires_at"""

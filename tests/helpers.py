@@ -1,0 +1,131 @@
+"""What tests share besides fixtures: constants, the fake clock, the base configuration, one helper
+to POST a login, one to run calls together, and mesibo's answers at the HTTP boundary."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from responses import matchers
+
+from app.services import Services, of
+
+API_URL = "https://mesibo.test/backend/"
+APP_TOKEN = "test-app-token-5f2b9c7e1d"
+OTP_SECRET = "test-otp-secret-0123456789abcdef"
+PHONE = "18005551234"
+APPID = "com.mesibo.test"
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def base_config(tmp_path, **extra) -> dict[str, Any]:
+    config = {
+        "database.url": f"sqlite:///{tmp_path}/test.db",
+        "sender.name": "memory",
+        "mesibo.app_token": APP_TOKEN,
+        "mesibo.api_url": API_URL,
+        "otp.secret": OTP_SECRET,
+        "server.development": "false",
+        "logging.requests": False,
+    }
+    config.update(extra)
+    return config
+
+
+def services_of(app) -> Services:
+    return of(app)
+
+
+def mint_ok(mock, token="user-token-1"):  # noqa: S107 - a fake user token
+    return mock.post(API_URL, json={"result": True, "user": {"uid": 7, "token": token}})
+
+
+def expect_useradd(mock, user, token="user-token-1", more=()):  # noqa: S107 - a fake user token
+    """mesibo answers only the exact useradd request for ``user`` (with the app token), minting ``token``."""
+    expected = matchers.json_params_matcher({"op": "useradd", "token": APP_TOKEN, "user": user})
+    return mock.post(API_URL, json={"result": True, "user": {"token": token}}, match=[expected, *more])
+
+
+def post(client, body, **kwargs):
+    """POST a JSON-able dict (or raw str/bytes) and return the parsed answer (always 200 JSON)."""
+    if isinstance(body, dict):
+        response = client.post("/", json=body, **kwargs)
+    else:
+        response = client.post("/", data=body, **kwargs)
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def login(client, phone=PHONE, *, otp=None, appid=APPID, ip=None, headers=None, **fields):
+    """A login request: step 1 without ``otp``, step 2 with it; from ``ip`` when given."""
+    body = {"op": "login", "phone": phone, "appid": appid, **fields}
+    if otp is not None:
+        body["otp"] = otp
+    kwargs: dict[str, Any] = {"headers": headers or {}}
+    if ip:
+        kwargs["environ_overrides"] = {"REMOTE_ADDR": ip}
+    return post(client, body, **kwargs)
+
+
+def ask_code(client, outbox, phone=PHONE, appid=APPID, **kwargs) -> str:
+    """Step 1, and the code the in-memory sender delivered."""
+    answer = login(client, phone, appid=appid, **kwargs)
+    assert answer["result"] == "OK", answer
+    return outbox.last_code(phone)
+
+
+def wrong(code: str) -> str:
+    """A code of the same length that is not ``code``."""
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+
+
+def together(count: int, call: Callable[[], Any], timeout: float = 60) -> list[Any]:
+    """Run ``call`` in ``count`` threads released at the same moment; their results (errors raise)."""
+    barrier = threading.Barrier(count)
+    results, errors, lock = [], [], threading.Lock()
+
+    def worker():
+        try:
+            barrier.wait()
+            result = call()
+        except Exception as exc:  # surfaced below
+            with lock:
+                errors.append(exc)
+        else:
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def unique_phone() -> str:
+    """A valid US number (area code 201), different for each call."""
+    n = uuid.uuid4().int
+    return f"1201{200 + n % 800}{(n // 800) % 10000:04d}"
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL")

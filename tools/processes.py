@@ -1,0 +1,201 @@
+"""Real processes on 127.0.0.1 that the tests and the benchmark both start: the stand-in for mesibo,
+gunicorn with the shipped configuration, and nginx with the shipped site."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+class FakeMesibo:
+    def __init__(self, app_token: str, latency_ms: float = 0):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/backend/"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "fake_mesibo.py"),
+                "--port",
+                str(self.port),
+                "--app-token",
+                app_token,
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+
+    def _call(self, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", data=data, timeout=5) as answer:
+            return json.load(answer)
+
+    def stats(self) -> dict:
+        return self._call("/_stats")
+
+    def control(self, **settings) -> dict:
+        return self._call("/_control", settings)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+def clean_environment(**env: str) -> dict[str, str]:
+    """This process's environment without the service's own variables, plus ``env``."""
+    own = ("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_", "DATABASE_URL")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(own)}, **env}
+
+
+class Service:
+    """An app under gunicorn with the shipped configuration (the service by default); its log goes to
+    a file in ``folder``."""
+
+    def __init__(
+        self,
+        folder: Path,
+        env: dict[str, str],
+        *,
+        workers: int = 2,
+        port: int | None = None,
+        bind: str | None = None,
+        app: str = "wsgi:app",
+    ):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = folder / f"service-{self.port}.log"
+        full_env = clean_environment(
+            GUNICORN_WORKERS=str(workers),
+            GUNICORN_BIND=bind or f"127.0.0.1:{self.port}",
+            MESSENGER_INSTANCE_PATH=str(folder / "instance"),
+            PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}",
+            **env,
+        )
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), app],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(self.port, self.process)
+            self.wait_for_workers(workers)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError(f"gunicorn did not start:\n{self.log()}") from None
+
+    def wait_for_workers(self, count: int, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.log().count("Booting worker with pid") < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{count} workers did not boot:\n{self.log()}")
+            time.sleep(0.05)
+        time.sleep(0.3)  # a booted worker still has to reach its accept loop
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        stop(self.process)
+        self._log.close()
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def nginx_installed() -> bool:
+    return os.path.exists(NGINX)
+
+
+def site_config(listen_port: int, redirect_port: int, backend_port: int) -> str:
+    """deploy/nginx.conf with its TLS parts swapped for plain HTTP on test ports."""
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    text = re.sub(r"^\s*listen \[::\].*\n", "", text, flags=re.M)
+    text = re.sub(r"^\s*(ssl_\w+|add_header Strict-Transport-Security).*\n", "", text, flags=re.M)
+    text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};")
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{redirect_port};")
+    text = text.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{backend_port};")
+    assert f"listen 127.0.0.1:{listen_port};" in text and f"127.0.0.1:{backend_port}" in text
+    return text
+
+
+class Nginx:
+    """nginx with the shipped site in front of a backend port, in a folder of its own."""
+
+    def __init__(self, folder: Path, backend_port: int):
+        self.port, redirect_port = free_port(), free_port()
+        root = folder / "nginx"
+        root.mkdir()
+        root.chmod(0o777)
+        (root / "site.conf").write_text(site_config(self.port, redirect_port, backend_port))
+        # As root, nginx's workers would run as "nobody", who cannot write under pytest's private tmp folder.
+        user = "user root;" if os.geteuid() == 0 else ""
+        (root / "nginx.conf").write_text(f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {root}/site.conf;
+}}
+""")
+        command = [NGINX, "-c", str(root / "nginx.conf"), "-p", str(root)]
+        check = subprocess.run([*command[:1], "-t", *command[1:]], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"nginx -t refused the configuration:\n{check.stderr}")
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        stop(self.process)
