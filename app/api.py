@@ -151,12 +151,12 @@ def endpoint() -> Response:
     if request.method == "OPTIONS":
         return Response(status=204)
     if request.method == "GET":
-        return redirect(services_module.current().settings.server.redirect_url, code=302)  # type: ignore[return-value]
+        return redirect(services_module.of(current_app).settings.server.redirect_url, code=302)  # type: ignore[return-value]
     return handle_post()
 
 
 def handle_post() -> Response:
-    svc = services_module.current()
+    svc = services_module.of(current_app)
     fields = read_fields(svc.settings.server.max_body_bytes)
     op = g.op = _op_of(fields)
     raw_op = fields.get("op")
@@ -180,14 +180,14 @@ def client_ip() -> str:
 
 def _fail(error: ApiError, status: int = 200) -> Response:
     g.result, g.error, g.error_detail = "FAIL", error.code, error.detail
-    message_text = services_module.current().settings.server.error_message_text
+    message_text = services_module.of(current_app).settings.server.error_message_text
     return answer(failure(g.get("op", ""), error, message_text=message_text), status)
 
 
 def _refused(refusal: Refused) -> Response:
     # DEBUG: a flood makes thousands of these; the request line already says RATELIMIT.
     logger.debug("limit %s refused a request (retry after %ds)", refusal.kind, refusal.retry_after)
-    services_module.current().metrics.refusal(refusal.kind)
+    services_module.of(current_app).metrics.refusal(refusal.kind)
     return _fail(ApiError("RATELIMIT", retry_after=refusal.retry_after, detail=f"limit {refusal.kind}"))
 
 
@@ -221,7 +221,7 @@ def before_request() -> None:
 
 
 def after_request(response: Response) -> Response:
-    svc = services_module.current()
+    svc = services_module.of(current_app)
     if "X-Request-ID" not in response.headers:  # answers made by answer() have them all already
         response.headers.extend(current_app.extensions[HEADERS])
         response.headers["X-Request-ID"] = g.get("request_id", "")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from .services import current as _services
+from .services import Services, of
+
+
+def _services() -> Services:
+    return of(current_app)
 
 
 @click.command("migrate")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 
 from .metrics import Metrics
-from .services import current
+from .services import of
 
 logger = logging.getLogger("app.monitoring")
 
@@ -23,7 +23,7 @@ def healthz() -> Response:
 def readyz() -> Response:
     """The database answers; a load balancer sends traffic only when this is 200."""
     try:
-        current().store.ping()
+        of(current_app).store.ping()
     except Exception as exc:
         logger.warning("readiness check failed: %s", type(exc).__name__)
         response = jsonify(status="unavailable", database="unreachable")
@@ -33,7 +33,7 @@ def readyz() -> Response:
 
 
 def metrics() -> Response:
-    metrics = current().metrics
+    metrics = of(current_app).metrics
     assert isinstance(metrics, Metrics)  # the route exists only when metrics are on
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)

@@ -1,6 +1,6 @@
-"""The app-scoped services: built once in ``create_app`` from the settings, reached through one
-accessor (``current()`` in a request or command, ``of(app)`` from outside). A plain container:
-the behaviour lives with each service."""
+"""The app-scoped services: built once in ``create_app`` from the settings and reached through one
+accessor, ``of(app)`` (``of(current_app)`` in a request or command). A plain container: the
+behaviour lives with each service. No Flask here."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from flask import Flask, current_app
 
 from .auth import LoginKit, LoginMethod
 from .codes import Codes, hashing_key
@@ -93,14 +91,10 @@ def _section(cls: type) -> str | None:
     return getattr(cls, "section", None) if hasattr(cls, "Settings") else None
 
 
-def of(app: Flask) -> Services:
+def of(app: Any) -> Services:
+    """The services of a Flask app (``of(current_app)`` inside a request or command)."""
     return app.extensions[EXTENSION]
 
 
-def current() -> Services:
-    """The services of the app handling this request or command."""
-    return of(current_app)  # type: ignore[arg-type]
-
-
-def attach(app: Flask, services: Any) -> None:
+def attach(app: Any, services: Services) -> None:
     app.extensions[EXTENSION] = services

@@ -245,6 +245,20 @@ def test_a_forged_or_invalid_id_token_is_refused(oidc, forge):
     assert answer["result"] == "FAIL" and answer["error"] == "BADTOKEN"
 
 
+def test_the_request_line_says_why_an_id_token_was_refused(make_app, oidc, capsys):
+    _, key, _ = oidc
+    oidc_config = {"auth.method": "oidc", "auth.oidc.issuer": ISSUER, "auth.oidc.audience": [CLIENT_ID]}
+    app = make_app(**oidc_config, **{"logging.requests": True})
+    client = app.test_client()
+    for token, why in [
+        ("not.a.jwt", "not a JWT"),
+        (id_token(key, "unknown-kid"), "unknown signing key"),
+        (id_token(key, "k1", aud="someone-else"), "InvalidAudienceError"),
+    ]:
+        login_with(client, token)
+        assert f"error=BADTOKEN detail={why!r}" in capsys.readouterr().err
+
+
 def test_nonce_is_checked_when_the_app_sends_one(oidc, mesibo_api):
     app, key, _ = oidc
     mint_ok(mesibo_api)

@@ -32,3 +32,10 @@ def test_lazy_cleanup_removes_expired_codes_during_logins(app, client, outbox, c
     ask_code(client, outbox, phone="447911123456")
     rows = sqlite3.connect(tmp_path / "test.db").execute("SELECT address FROM codes").fetchall()
     assert rows == [("447911123456",)]
+
+
+def test_purge_refuses_a_batch_below_one_with_one_line(app):
+    """A batch of 0 or less would never finish; it is a usage error, not a hang."""
+    for batch in ("0", "-5"):
+        result = app.test_cli_runner().invoke(args=["purge", "--batch", batch])
+        assert result.exit_code == 2 and "--batch" in result.output and "Traceback" not in result.output

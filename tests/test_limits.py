@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
-from helpers import APPID, PHONE, mint_ok, post, services_of, unique_phone
+from helpers import PHONE, login, mint_ok, services_of, unique_phone, wrong
 
-
-def ask(client, phone=PHONE, ip="203.0.113.5", headers=None, appid=APPID):
-    return post(
-        client,
-        {"op": "login", "phone": phone, "appid": appid},
-        environ_overrides={"REMOTE_ADDR": ip},
-        headers=headers or {},
-    )
-
-
-def prove(client, code, phone=PHONE, ip="203.0.113.5"):
-    return post(
-        client, {"op": "login", "phone": phone, "appid": APPID, "otp": code}, environ_overrides={"REMOTE_ADDR": ip}
-    )
-
-
-def wrong(code):
-    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+IP = "203.0.113.5"
+ask = functools.partial(login, ip=IP)  # every request here comes from one outside address unless it says
 
 
 def test_default_install_refuses_the_sixth_code_in_an_hour_with_the_right_wait(client, outbox, clock):
@@ -81,10 +66,10 @@ def test_checks_per_ip(make_app, clock):
     client = app.test_client()
     ask(client)
     for _ in range(3):
-        assert prove(client, "000000")["error"] in ("BADCODE",)
-    answer = prove(client, "000000")
+        assert ask(client, otp="000000")["error"] in ("BADCODE",)
+    answer = ask(client, otp="000000")
     assert answer["error"] == "RATELIMIT" and answer["retry_after"] == 600
-    assert prove(client, "000000", ip="198.51.100.7")["error"] == "BADCODE"
+    assert ask(client, otp="000000", ip="198.51.100.7")["error"] == "BADCODE"
 
 
 def test_failures_across_codes_lock_the_phone_for_a_day(client, outbox, clock, mesibo_api):
@@ -92,15 +77,15 @@ def test_failures_across_codes_lock_the_phone_for_a_day(client, outbox, clock, m
     for _ in range(4):  # 4 codes x 5 wrong answers = 20 failures
         code = ask(client) and outbox.last_code(PHONE)
         for _ in range(5):
-            assert prove(client, wrong(code))["error"] == "BADCODE"
+            assert ask(client, otp=wrong(code))["error"] == "BADCODE"
         clock.advance(61)
     locked = ask(client)
     assert locked["error"] == "RATELIMIT"
     assert 86400 - 4 * 61 - 5 <= locked["retry_after"] <= 86400
-    assert prove(client, "123456")["error"] == "RATELIMIT"
+    assert ask(client, otp="123456")["error"] == "RATELIMIT"
     clock.advance(86400)
     code = ask(client) and outbox.last_code(PHONE)
-    assert prove(client, code)["result"] == "OK"
+    assert ask(client, otp=code)["result"] == "OK"
 
 
 def test_global_cap_on_codes_sent(make_app):
@@ -145,7 +130,7 @@ def test_test_numbers_send_nothing_and_take_their_fixed_code(make_app, clock, me
     assert ask(client, phone="+1 555 000 1111")["result"] == "OK"  # fictional numbers are fine here
     assert services_of(app).sender.outbox == []
     assert ask(client, phone="15550001111")["error"] == "RATELIMIT"  # they still obey the cooldown
-    assert prove(client, "424242", phone="15550001111")["token"] == "user-token-1"
+    assert ask(client, otp="424242", phone="15550001111")["token"] == "user-token-1"
 
 
 def test_test_number_ends_on_its_date(make_app, clock):
@@ -197,7 +182,7 @@ def test_forwarded_for_is_used_for_the_trusted_hops_only(make_app):
 def test_step_one_answers_the_same_for_known_and_new_phones(client, outbox, mesibo_api, clock):
     mint_ok(mesibo_api)
     code = ask(client) and outbox.last_code(PHONE)
-    prove(client, code)
+    ask(client, otp=code)
     clock.advance(61)
     known, new = ask(client), ask(client, phone=unique_phone())
     assert {k: v for k, v in known.items() if k != "ts"} == {k: v for k, v in new.items() if k != "ts"}
@@ -205,15 +190,15 @@ def test_step_one_answers_the_same_for_known_and_new_phones(client, outbox, mesi
 
 def test_badcode_is_the_same_answer_for_wrong_expired_used_and_unknown(client, outbox, clock, mesibo_api):
     mint_ok(mesibo_api)
-    answers = [prove(client, "123456")]  # unknown: no code was ever asked for
+    answers = [ask(client, otp="123456")]  # unknown: no code was ever asked for
     code = ask(client) and outbox.last_code(PHONE)
-    answers.append(prove(client, wrong(code)))  # wrong
-    prove(client, code)
-    answers.append(prove(client, code))  # used
+    answers.append(ask(client, otp=wrong(code)))  # wrong
+    ask(client, otp=code)
+    answers.append(ask(client, otp=code))  # used
     clock.advance(61)
     code = ask(client) and outbox.last_code(PHONE)
     clock.advance(301)
-    answers.append(prove(client, code))  # expired
+    answers.append(ask(client, otp=code))  # expired
     assert all(
         {k: v for k, v in a.items() if k != "ts"} == {"op": "login", "result": "FAIL", "error": "BADCODE"}
         for a in answers

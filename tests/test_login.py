@@ -7,17 +7,13 @@ import threading
 
 import pytest
 import requests
-from helpers import API_URL, APP_TOKEN, APPID, PHONE, ask_code, expect_useradd, mint_ok, post, services_of
+from helpers import API_URL, APP_TOKEN, APPID, PHONE, ask_code, expect_useradd, login, mint_ok, post, services_of
 from responses import matchers
-
-
-def prove(client, code, phone=PHONE, appid=APPID, **extra):
-    return post(client, {"op": "login", "phone": phone, "appid": appid, "otp": code, **extra})
 
 
 def test_full_login_returns_every_field_with_the_right_types(client, outbox, mesibo_api):
     mint_ok(mesibo_api, "tok-abc")
-    answer = prove(client, ask_code(client, outbox))
+    answer = login(client, otp=ask_code(client, outbox))
     assert answer["result"] == "OK" and answer["op"] == "login"
     assert answer["token"] == "tok-abc"
     assert answer["phone"] == PHONE
@@ -44,7 +40,7 @@ def test_mesibo_gets_the_documented_useradd_request(client, outbox, mesibo_api):
             matchers.request_kwargs_matcher({"timeout": (3.0, 10.0)}),
         ],
     )
-    assert prove(client, ask_code(client, outbox), name=" Ann ")["result"] == "OK"
+    assert login(client, otp=ask_code(client, outbox), name=" Ann ")["result"] == "OK"
     assert call.call_count == 1
 
 
@@ -60,7 +56,7 @@ def test_legacy_api_style_sends_the_php_get(make_app, mesibo_api):
             )
         ],
     )
-    assert prove(client, ask_code(client, outbox))["token"] == "legacy-tok"
+    assert login(client, otp=ask_code(client, outbox))["token"] == "legacy-tok"
     assert call.call_count == 1
 
 
@@ -69,7 +65,7 @@ def test_phone_is_normalized_to_e164_digits(client, outbox, mesibo_api):
     post(client, {"op": "login", "phone": "+1 (800) 555-1234", "appid": APPID})
     code = outbox.last_code(PHONE)
     assert code is not None
-    assert prove(client, code, phone="001-800-555-1234")["phone"] == PHONE
+    assert login(client, otp=code, phone="001-800-555-1234")["phone"] == PHONE
 
 
 def test_code_is_six_digits_by_default_and_configurable(make_app, client, outbox):
@@ -101,21 +97,21 @@ def test_a_new_request_replaces_the_old_code(client, outbox, clock, mesibo_api):
     clock.advance(61)
     second = ask_code(client, outbox)
     if first != second:
-        assert prove(client, first)["error"] == "BADCODE"
-    assert prove(client, second)["result"] == "OK"
+        assert login(client, otp=first)["error"] == "BADCODE"
+    assert login(client, otp=second)["result"] == "OK"
 
 
 def test_codes_are_per_appid(client, outbox, mesibo_api):
     mint_ok(mesibo_api)
     code = ask_code(client, outbox, appid="com.one")
-    assert prove(client, code, appid="com.two")["error"] == "BADCODE"
-    assert prove(client, code, appid="com.one")["result"] == "OK"
+    assert login(client, otp=code, appid="com.two")["error"] == "BADCODE"
+    assert login(client, otp=code, appid="com.one")["result"] == "OK"
 
 
 def test_wrong_code_answers_badcode(client, outbox, mesibo_api):
     code = ask_code(client, outbox)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    answer = prove(client, wrong)
+    answer = login(client, otp=wrong)
     assert answer == {"op": "login", "ts": answer["ts"], "result": "FAIL", "error": "BADCODE"}
     assert len(mesibo_api.calls) == 0
 
@@ -124,25 +120,25 @@ def test_expired_code_answers_badcode(client, outbox, clock, mesibo_api):
     mint_ok(mesibo_api)
     code = ask_code(client, outbox)
     clock.advance(301)
-    assert prove(client, code)["error"] == "BADCODE"
+    assert login(client, otp=code)["error"] == "BADCODE"
 
 
 def test_code_is_good_until_just_before_expiry(client, outbox, clock, mesibo_api):
     mint_ok(mesibo_api)
     code = ask_code(client, outbox)
     clock.advance(299)
-    assert prove(client, code)["result"] == "OK"
+    assert login(client, otp=code)["result"] == "OK"
 
 
 def test_unknown_code_answers_badcode(client):
-    assert prove(client, "123456")["error"] == "BADCODE"
+    assert login(client, otp="123456")["error"] == "BADCODE"
 
 
 def test_code_works_only_once(client, outbox, mesibo_api):
     mint_ok(mesibo_api)
     code = ask_code(client, outbox)
-    assert prove(client, code)["result"] == "OK"
-    assert prove(client, code)["error"] == "BADCODE"
+    assert login(client, otp=code)["result"] == "OK"
+    assert login(client, otp=code)["error"] == "BADCODE"
 
 
 def test_after_five_wrong_answers_the_right_code_is_refused(client, outbox, mesibo_api):
@@ -151,8 +147,8 @@ def test_after_five_wrong_answers_the_right_code_is_refused(client, outbox, mesi
     code = ask_code(client, outbox)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for _ in range(5):
-        assert prove(client, wrong)["error"] == "BADCODE"
-    assert prove(client, code)["error"] == "BADCODE"
+        assert login(client, otp=wrong)["error"] == "BADCODE"
+    assert login(client, otp=code)["error"] == "BADCODE"
     assert len(mesibo_api.calls) == 0
 
 
@@ -161,14 +157,14 @@ def test_four_wrong_answers_leave_the_code_usable(client, outbox, mesibo_api):
     code = ask_code(client, outbox)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for _ in range(4):
-        prove(client, wrong)
-    assert prove(client, code)["result"] == "OK"
+        login(client, otp=wrong)
+    assert login(client, otp=code)["result"] == "OK"
 
 
 @pytest.mark.parametrize("otp", [["123456"], {"a": 1}, True, 1.5])
 def test_otp_of_a_wrong_type_answers_badcode(client, outbox, otp):
     ask_code(client, outbox)
-    assert prove(client, otp)["error"] == "BADCODE"
+    assert login(client, otp=otp)["error"] == "BADCODE"
 
 
 def test_code_sent_as_a_number_is_accepted(client, outbox, mesibo_api, clock):
@@ -177,7 +173,7 @@ def test_code_sent_as_a_number_is_accepted(client, outbox, mesibo_api, clock):
     while code.startswith("0"):  # a leading zero cannot survive as a JSON number; ask again
         clock.advance(61)
         code = ask_code(client, outbox)
-    assert prove(client, int(code))["result"] == "OK"
+    assert login(client, otp=int(code))["result"] == "OK"
 
 
 @pytest.mark.parametrize(
@@ -208,25 +204,25 @@ def test_code_sent_as_a_number_is_accepted(client, outbox, mesibo_api, clock):
 def test_upstream_failure_answers_badapp_and_the_code_stays_usable(client, outbox, mesibo_api, upstream):
     code = ask_code(client, outbox)
     mesibo_api.post(API_URL, **upstream)
-    assert prove(client, code)["error"] == "BADAPP"
+    assert login(client, otp=code)["error"] == "BADAPP"
     mesibo_api.replace(responses_post := "POST", API_URL, json={"result": True, "user": {"token": "retry-tok"}})
     assert responses_post == "POST"
-    assert prove(client, code)["token"] == "retry-tok"
+    assert login(client, otp=code)["token"] == "retry-tok"
 
 
 def test_mesibo_refusing_the_user_answers_baduser_and_keeps_the_code(client, outbox, mesibo_api):
     code = ask_code(client, outbox)
     mesibo_api.post(API_URL, json={"result": False, "error": "BADADDRESS"})
-    assert prove(client, code)["error"] == "BADUSER"
+    assert login(client, otp=code)["error"] == "BADUSER"
     mesibo_api.replace("POST", API_URL, json={"result": True, "user": {"token": "t2"}})
-    assert prove(client, code)["token"] == "t2"
+    assert login(client, otp=code)["token"] == "t2"
 
 
 def test_no_app_token_answers_badapp_without_calling_mesibo(make_app, mesibo_api):
     app = make_app(**{"mesibo.app_token": "", "server.development": "true"})
     client = app.test_client()
     code = ask_code(client, services_of(app).sender)
-    assert prove(client, code)["error"] == "BADAPP"
+    assert login(client, otp=code)["error"] == "BADAPP"
     assert len(mesibo_api.calls) == 0
 
 
@@ -241,7 +237,7 @@ def test_two_concurrent_right_answers_mint_exactly_one_token(app, client, outbox
         def race(code=code, round_=round_, barrier=barrier, answers=answers):
             local = app.test_client()
             barrier.wait()
-            answers.append(prove(local, code, phone=f"1201555{round_:04d}"))
+            answers.append(login(local, otp=code, phone=f"1201555{round_:04d}"))
 
         threads = [threading.Thread(target=race) for _ in range(8)]
         for thread in threads:
@@ -264,5 +260,5 @@ def test_login_notice_is_off_by_default_and_configurable(make_app, client):
 def test_a_bad_name_is_refused_before_the_code_is_spent(client, outbox, mesibo_api):
     mint_ok(mesibo_api)
     code = ask_code(client, outbox)
-    assert prove(client, code, name=["not", "a", "name"])["error"] == "BADREQUEST"
-    assert prove(client, code, name="Ann")["result"] == "OK"
+    assert login(client, otp=code, name=["not", "a", "name"])["error"] == "BADREQUEST"
+    assert login(client, otp=code, name="Ann")["result"] == "OK"

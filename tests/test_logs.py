@@ -84,3 +84,37 @@ def test_json_log_lines_carry_the_request_fields(make_app, all_logs, capsys):
     assert request_lines[-1]["op"] == "logout"
     assert request_lines[-1]["request_id"] == "rid-1"
     assert request_lines[-1]["result"] == "OK"
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "detail"),
+    [
+        ({"op": "login", "phone": "12", "appid": APPID}, "BADPHONE", "phone is missing or not valid"),
+        ({"op": "login", "phone": ["1"], "appid": APPID}, "BADPHONE", "phone must be a string"),
+        ("[1, 2]", "BADREQUEST", "the body is JSON but not an object"),
+        ("\x00garbage", "BADREQUEST", "the body is neither JSON nor a form"),
+    ],
+)
+def test_the_request_line_says_why_a_request_failed(make_app, all_logs, body, error, detail):
+    """The error code tells the app what happened; the log line tells the operator why."""
+    app = make_app(**{"logging.requests": True})
+    post(app.test_client(), body)
+    [line] = [line for line in all_logs.getvalue().splitlines() if line.startswith("app.requests")]
+    assert f"error={error} detail={detail!r}" in line
+
+
+def test_a_refusal_names_its_limit_in_the_request_line(make_app, all_logs):
+    app = make_app(**{"logging.requests": True})
+    client = app.test_client()
+    post(client, {"op": "login", "phone": PHONE, "appid": APPID})
+    post(client, {"op": "login", "phone": PHONE, "appid": APPID})  # within the cooldown
+    last = [line for line in all_logs.getvalue().splitlines() if line.startswith("app.requests")][-1]
+    assert "error=RATELIMIT detail='limit cooldown'" in last
+
+
+def test_control_characters_in_a_field_cannot_forge_a_log_line(make_app, all_logs):
+    app = make_app(**{"logging.requests": True})
+    post(app.test_client(), {"op": "x\napp.senders.log INFO login code for 1555: 123456", "appid": APPID})
+    lines = all_logs.getvalue().splitlines()
+    assert not any(line.startswith("app.senders.log") for line in lines)
+    assert any("op=x\\napp.senders.log" in line for line in lines if line.startswith("app.requests"))

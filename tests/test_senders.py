@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
-from helpers import APPID, PHONE, post
+from helpers import APPID, PHONE, login, post
 from responses import matchers
 
 from app.config import ConfigError
@@ -38,10 +38,6 @@ VONAGE = {
 }
 
 
-def ask(client, phone=PHONE):
-    return post(client, {"op": "login", "phone": phone, "appid": APPID})
-
-
 def basic(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -59,7 +55,7 @@ def test_twilio_request_matches_its_api(make_app):
             matchers.request_kwargs_matcher({"timeout": (3.05, 10.0)}),
         ],
     )
-    assert ask(app.test_client())["result"] == "OK"
+    assert login(app.test_client())["result"] == "OK"
     assert call.call_count == 1
     body = dict(x.split("=", 1) for x in responses.calls[0].request.body.split("&"))
     assert "is+your+Mesibo+Messenger+verification+code" in body["Body"]
@@ -93,7 +89,7 @@ def test_twilio_with_a_messaging_service_and_an_api_key(make_app):
             matchers.urlencoded_params_matcher({"To": "+" + PHONE, "MessagingServiceSid": "MG42", "Body": _Any()}),
         ],
     )
-    assert ask(app.test_client())["result"] == "OK" and call.call_count == 1
+    assert login(app.test_client())["result"] == "OK" and call.call_count == 1
 
 
 @responses.activate
@@ -102,12 +98,12 @@ def test_twilio_error_answers_sendfail_and_logs_the_provider_code(make_app, capl
     responses.post(
         TWILIO_URL, status=400, json={"code": 21211, "message": "The 'To' number is not valid.", "status": 400}
     )
-    answer = ask(app.test_client())
+    answer = login(app.test_client())
     assert answer["result"] == "FAIL" and answer["error"] == "SENDFAIL"
     logged = caplog.text
     assert "21211" in logged
     assert TWILIO_TOKEN not in logged
-    assert ask(app.test_client())["error"] == "SENDFAIL"  # no cooldown after a failed send: tried again
+    assert login(app.test_client())["error"] == "SENDFAIL"  # no cooldown after a failed send: tried again
 
 
 def test_twilio_needs_its_keys(make_app):
@@ -133,7 +129,7 @@ def test_vonage_request_matches_its_api(make_app):
             ),
         ],
     )
-    assert ask(app.test_client())["result"] == "OK" and call.call_count == 1
+    assert login(app.test_client())["result"] == "OK" and call.call_count == 1
 
 
 @responses.activate
@@ -142,7 +138,7 @@ def test_vonage_refusal_inside_a_200_answer_is_sendfail(make_app, caplog):
     responses.post(
         VONAGE_URL, json={"message-count": "1", "messages": [{"status": "4", "error-text": "Bad Credentials"}]}
     )
-    assert ask(app.test_client())["error"] == "SENDFAIL"
+    assert login(app.test_client())["error"] == "SENDFAIL"
     assert "provider error 4" in caplog.text
     assert "vonage-secret-99" not in caplog.text
 
@@ -161,7 +157,7 @@ def _expected_signature(headers, body):
 def test_webhook_is_signed_as_standard_webhooks_say(make_app, clock):
     app = _webhook_app(make_app, "https://hooks.example.org/sms")
     responses.post("https://hooks.example.org/sms", status=204)
-    assert ask(app.test_client())["result"] == "OK"
+    assert login(app.test_client())["result"] == "OK"
     request = responses.calls[0].request
     headers = {k.lower(): v for k, v in request.headers.items()}
     assert headers["webhook-id"].startswith("msg_")
@@ -178,7 +174,7 @@ def test_webhook_is_signed_as_standard_webhooks_say(make_app, clock):
 def test_webhook_error_status_is_sendfail(make_app):
     app = _webhook_app(make_app, "https://hooks.example.org/sms")
     responses.post("https://hooks.example.org/sms", status=502)
-    assert ask(app.test_client())["error"] == "SENDFAIL"
+    assert login(app.test_client())["error"] == "SENDFAIL"
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -213,7 +209,7 @@ def test_a_code_reaches_a_real_webhook_receiver_and_logs_in(make_app, receiver, 
     url, received = receiver
     app = _webhook_app(make_app, url)
     client = app.test_client()
-    assert ask(client)["result"] == "OK"
+    assert login(client)["result"] == "OK"
     [(signature_ok, payload)] = received
     assert signature_ok
     answer = post(client, {"op": "login", "phone": PHONE, "appid": APPID, "otp": payload["data"]["code"]})
@@ -246,7 +242,7 @@ def test_a_read_timeout_is_not_retried(make_app):
             "sender.timeout": 0.5,
         }
     )
-    assert ask(app.test_client())["error"] == "SENDFAIL"
+    assert login(app.test_client())["error"] == "SENDFAIL"
     done.set()
     thread.join(timeout=5)
     listener.close()
@@ -260,7 +256,7 @@ def test_a_custom_sender_is_loaded_from_configuration(make_app):
 
     plugins.SENT.clear()
     app = make_app(**{"sender.name": "plugins:ListSender", "sender.list.prefix": "p1"})
-    assert ask(app.test_client())["result"] == "OK"
+    assert login(app.test_client())["result"] == "OK"
     [(prefix, message)] = plugins.SENT
     assert prefix == "p1" and isinstance(message, Message) and message.address == PHONE
 
