@@ -32,4 +32,9 @@ class Fields:
             value = str(value)
         if not isinstance(value, str) or len(value) > MAX_FIELD_CHARS:
             raise ApiError(error, detail=f"{name} must be a string")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # JSON allows lone surrogates ("\ud800"); text cannot hold them
+                raise ApiError(error, detail=f"{name} is not valid text") from None
         return value.strip()

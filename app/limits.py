@@ -17,19 +17,27 @@ class Limits:
     def __init__(self, settings: LimitSettings):
         self.settings = settings
 
-    def lockout(self, subject: str) -> Rule:
-        """Checked, not counted here: wrong answers feed it through ``failure``."""
-        return Rule(f"fail:{subject}", self.settings.failures_per_phone_per_day, DAY, count=False)
+    def lockout(self, subject: str, ip: str) -> list[Rule]:
+        """The failure lock-out, checked here and fed by wrong answers (``failures``).
 
-    def failure(self, subject: str) -> tuple[str, int]:
-        """The counter (key, window) a wrong answer for ``subject`` adds to."""
-        return f"fail:{subject}", DAY
+        Two rules, so that wrong answers from one address lock out only that address for that
+        subject, while guessing from all addresses together stays bounded (SECURITY.md).
+        """
+        s = self.settings
+        return [
+            Rule(f"fail-ip:{subject}:{ip}", s.failures_per_phone_per_ip_per_day, DAY, count=False),
+            Rule(f"fail:{subject}", s.failures_per_phone_per_day, DAY, count=False),
+        ]
+
+    def failures(self, subject: str, ip: str) -> list[tuple[str, int]]:
+        """The counters (key, window) a wrong answer for ``subject`` from ``ip`` adds to."""
+        return [(f"fail-ip:{subject}:{ip}", DAY), (f"fail:{subject}", DAY)]
 
     def for_send(self, address: str, ip: str, *, test_number: bool = False) -> list[Rule]:
         """Rules a code request must pass. Test numbers send nothing, so only the cooldown applies."""
         s = self.settings
         cooldown = s.resend_cooldown_seconds
-        rules = [self.lockout(address), Rule(f"cooldown:{address}", 1 if cooldown else 0, cooldown)]
+        rules = [*self.lockout(address, ip), Rule(f"cooldown:{address}", 1 if cooldown else 0, cooldown)]
         if not test_number:
             rules += [
                 Rule(f"send:{address}", s.sends_per_phone_per_hour, HOUR),
@@ -40,7 +48,7 @@ class Limits:
 
     def for_check(self, subject: str, ip: str) -> list[Rule]:
         """Rules an answer (a code, a password) for ``subject`` from ``ip`` must pass."""
-        return [self.lockout(subject), self.per_address(ip)]
+        return [*self.lockout(subject, ip), self.per_address(ip)]
 
     def per_address(self, ip: str) -> Rule:
         """Proofs from one client address per 10 minutes (the one-step logins' only rule)."""

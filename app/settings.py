@@ -157,8 +157,12 @@ class LimitSettings:
     sends_per_ip_per_hour: int = setting(20, "Codes requested by one client IP per hour.", check=between(0, 1000000))
     checks_per_ip_per_10min: int = setting(60, "Code checks by one client IP per 10 minutes.",
                                            check=between(0, 1000000))
-    failures_per_phone_per_day: int = setting(20, "Wrong codes for one phone per 24 hours, across codes; then the "
-                                              "phone is locked.", check=between(0, 100))
+    failures_per_phone_per_day: int = setting(100, "Wrong answers for one phone per 24 hours from all addresses "
+                                              "together, across codes; then the phone is locked (NIST SP 800-63B: "
+                                              "at most 100).", check=between(0, 100))
+    failures_per_phone_per_ip_per_day: int = setting(10, "Wrong answers for one phone from one client address per "
+                                                     "24 hours; then that address may not log that phone in (its "
+                                                     "owner elsewhere still can).", check=between(0, 100))
     global_sends_per_hour: int = setting(1000, "Codes sent by the whole service per hour.",
                                          check=between(0, 100000000))
 

@@ -87,6 +87,6 @@ class PasswordLogin:
             ).fetchone()
         salt, stored, address, name = row or (self._DUMMY_SALT, b"", "", "")
         if not (hmac.compare_digest(hash_password(password, salt), stored) and row):
-            self.kit.store.count(self.kit.limits.failure(subject), request.now)
+            self.kit.store.count(self.kit.limits.failures(subject, request.client_ip), request.now)
             raise ApiError("BADCODE")
         return Identity(address, name)

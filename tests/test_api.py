@@ -271,3 +271,19 @@ def test_answers_do_not_share_headers(client):
     assert int(second.headers["Content-Length"]) == len(second.data)
     assert second.headers.getlist("Content-Length") == [str(len(second.data))]
     assert client.get("/healthz").headers.getlist("Content-Type") == ["application/json"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ('{"op":"login","phone":"18005551234","appid":"\\ud800"}', "MISSINGAPPID"),
+        ('{"op":"login","phone":"18005551234","appid":"a","otp":"\\ud800"}', "BADCODE"),
+        ('{"op":"login","phone":"\\udfff","appid":"a"}', "BADPHONE"),
+        ('{"op":"login","phone":"18005551234","appid":"a","otp":"1","name":"\\ud800"}', "BADREQUEST"),
+        ('{"op":"\\ud800"}', "BADOP"),
+    ],
+)
+def test_lone_surrogates_get_the_fields_own_error(client, body, error):
+    """JSON may carry a lone surrogate, which no text encoding can hold: the field's error, never INTERNAL."""
+    answer = post(client, body)
+    assert answer["result"] == "FAIL" and answer["error"] == error

@@ -72,20 +72,42 @@ def test_checks_per_ip(make_app, clock):
     assert ask(client, otp="000000", ip="198.51.100.7")["error"] == "BADCODE"
 
 
-def test_failures_across_codes_lock_the_phone_for_a_day(client, outbox, clock, mesibo_api):
-    mint_ok(mesibo_api)
-    for _ in range(4):  # 4 codes x 5 wrong answers = 20 failures
-        code = ask(client) and outbox.last_code(PHONE)
-        for _ in range(5):
-            assert ask(client, otp=wrong(code))["error"] == "BADCODE"
+def wrong_answers(client, outbox, clock, count, ip):
+    """``count`` wrong answers for PHONE from ``ip``, asking for new codes as each one dies."""
+    answers = []
+    while len(answers) < count:
+        code = ask(client, ip=ip) and outbox.last_code(PHONE)
+        for _ in range(min(5, count - len(answers))):
+            answers.append(ask(client, otp=wrong(code), ip=ip)["error"])
         clock.advance(61)
-    locked = ask(client)
-    assert locked["error"] == "RATELIMIT"
-    assert 86400 - 4 * 61 - 5 <= locked["retry_after"] <= 86400
-    assert ask(client, otp="123456")["error"] == "RATELIMIT"
+    return answers
+
+
+def test_wrong_answers_from_one_address_lock_out_only_that_address(make_app, outbox, clock, mesibo_api):
+    """The attack: 10 wrong answers for a victim's phone from one address. The owner is not locked out."""
+    mint_ok(mesibo_api)
+    app = make_app(**{"limits.sends_per_phone_per_hour": 0})
+    client, outbox = app.test_client(), services_of(app).sender
+    assert wrong_answers(client, outbox, clock, 10, "198.51.100.66") == ["BADCODE"] * 10
+    refused = ask(client, otp="123456", ip="198.51.100.66")
+    assert refused["error"] == "RATELIMIT" and 86400 - 3 * 61 <= refused["retry_after"] <= 86400
+    assert ask(client, ip="198.51.100.66")["error"] == "RATELIMIT"  # nor may it ask for codes for that phone
+    code = ask(client, ip="203.0.113.9") and outbox.last_code(PHONE)  # the owner, elsewhere
+    assert ask(client, otp=code, ip="203.0.113.9")["result"] == "OK"
+
+
+def test_a_hundred_wrong_answers_from_all_addresses_lock_the_phone_for_a_day(make_app, clock, mesibo_api):
+    """NIST SP 800-63B: at most 100 failed attempts per account; then the phone waits out the day."""
+    mint_ok(mesibo_api)
+    app = make_app(**{"limits.sends_per_phone_per_hour": 0})
+    client, outbox = app.test_client(), services_of(app).sender
+    for n in range(10):
+        assert wrong_answers(client, outbox, clock, 10, f"198.51.100.{n}") == ["BADCODE"] * 10
+    locked = ask(client, ip="203.0.113.9")
+    assert locked["error"] == "RATELIMIT" and locked["retry_after"] > 86400 - 20 * 61 - 5
     clock.advance(86400)
-    code = ask(client) and outbox.last_code(PHONE)
-    assert ask(client, otp=code)["result"] == "OK"
+    code = ask(client, ip="203.0.113.9") and outbox.last_code(PHONE)
+    assert ask(client, otp=code, ip="203.0.113.9")["result"] == "OK"
 
 
 def test_global_cap_on_codes_sent(make_app):

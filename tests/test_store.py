@@ -124,9 +124,9 @@ def test_expired_code_cannot_be_checked(store):
 
 def test_attempts_are_capped_under_concurrency(store):
     store.issue(code(), [], NOW)
-    results = together(20, lambda: answer(store, False, failure=("fail:x", 86400)))
+    results = together(20, lambda: answer(store, False, failures=[("fail:x", 86400)]))
     assert results == [None] * 20
-    assert store.count(("fail:x", 86400), NOW) == 6  # five wrong answers were compared, fifteen found no code
+    assert store.count([("fail:x", 86400)], NOW) == [6]  # five wrong answers were compared, fifteen found no code
     assert answer(store, True) is None  # the code is dead
 
 
@@ -142,9 +142,9 @@ def test_exactly_one_of_many_concurrent_right_answers_wins(store):
 def test_a_wrong_answer_counts_a_failure(store):
     store.issue(code(), [], NOW)
     lock = Rule("fail:x", 2, 86400, count=False)
-    answer(store, False, failure=("fail:x", 86400))
+    answer(store, False, failures=[("fail:x", 86400)])
     assert hit(store, [lock], NOW) is None
-    answer(store, False, failure=("fail:x", 86400))
+    answer(store, False, failures=[("fail:x", 86400)])
     assert hit(store, [lock], NOW).key == "fail:x"
 
 
@@ -208,9 +208,9 @@ def test_give_back_undoes_one_hit(store):
 def test_check_only_rule_refuses_at_the_limit_without_counting(store):
     lock = Rule("fail:x", 2, 86400, count=False)
     assert hit(store, [lock], NOW) is None
-    store.count(("fail:x", 86400), NOW)
+    store.count([("fail:x", 86400)], NOW)
     assert hit(store, [lock], NOW) is None
-    store.count(("fail:x", 86400), NOW + 5)
+    store.count([("fail:x", 86400)], NOW + 5)
     refusal = hit(store, [lock], NOW + 10)
     assert refusal.retry_after == 86390
     assert hit(store, [lock], NOW + 86400) is None

@@ -109,7 +109,7 @@ class CodeLogin:
             request.now,
             codes.max_attempts,
             lambda digest: codes.matches(digest, address, request.appid, answer),
-            failure=kit.limits.failure(address),
+            failures=kit.limits.failures(address, request.client_ip),
         )
         if record is None:
             # wrong, expired, used, unknown, attempts spent: one answer

@@ -150,12 +150,11 @@ class SqlStore(abc.ABC):
                         (rule.key, now),
                     )
 
-    def count(self, counter: tuple[str, int], now: int) -> int:
-        """Count one event with no limit (``counter`` is key and window, e.g. a wrong answer that feeds
-        a lock-out rule); returns the count in the window."""
-        key, window = counter
+    def count(self, counters: Sequence[tuple[str, int]], now: int) -> list[int]:
+        """Count one event against each counter (key, window) with no limit - e.g. a wrong answer that
+        feeds the lock-out rules - in one transaction; returns the counts in their windows."""
         with self._transaction() as cur:
-            return self._exec(cur, BUMP, (key, now + window, now, now)).fetchall()[0][0]
+            return [self._exec(cur, BUMP, (key, now + window, now, now)).fetchall()[0][0] for key, window in counters]
 
     # -- codes ----------------------------------------------------------------
 
@@ -182,14 +181,14 @@ class SqlStore(abc.ABC):
         now: int,
         max_attempts: int,
         matches: Callable[[str], bool],
-        failure: tuple[str, int] | None = None,
+        failures: Sequence[tuple[str, int]] = (),
     ) -> CodeRecord | None:
         """Check an answer against the live code, in one transaction: the code, or None.
 
         The rules are checked and counted (Refused when one refuses), one attempt is spent on the
         code (spending it before comparing is what makes ``max_attempts`` hold under concurrency),
         and ``matches(digest)`` compares the answer. A right answer deletes the code and returns it
-        (so exactly one of many concurrent right answers gets it); a wrong one counts ``failure``
+        (so exactly one of many concurrent right answers gets it); a wrong one counts ``failures``
         (key, window). None: the answer is wrong, or there is no live code - one answer for both.
         """
 
@@ -206,8 +205,8 @@ class SqlStore(abc.ABC):
                 return None
             code = CodeRecord(address, appid, *rows[0])
             if not matches(code.digest):
-                if failure:
-                    self._exec(cur, BUMP, (failure[0], now + failure[1], now, now)).fetchall()
+                for key, window in failures:
+                    self._exec(cur, BUMP, (key, now + window, now, now)).fetchall()
                 return None
             self._exec(cur, "DELETE FROM codes WHERE address = ? AND appid = ?", (address, appid))
             return code
