@@ -1,5 +1,6 @@
-"""Outbound HTTP: one ``requests.Session`` per worker process per client, a default timeout on
-every call, and a retry policy that only repeats what cannot have reached the other side."""
+"""Outbound HTTP: one ``requests.Session`` per worker process per client, a default timeout and a
+total deadline (connect + read timeout) on every call, and a retry policy that only repeats what
+cannot have reached the other side."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import urllib.request
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .deadlines import DeadlineAdapter, deadline
 from .forks import PerProcess
 
 
@@ -26,8 +27,14 @@ def connect_only_retry() -> Retry:
     )
 
 
+def total(timeout: Any) -> float:
+    """The whole time a call with this (connect, read) timeout may take."""
+    return float(sum(timeout)) if isinstance(timeout, tuple) else float(timeout)
+
+
 class TimeoutSession(requests.Session):
-    """A session whose calls get ``timeout`` unless they pass their own (a plain Session has none)."""
+    """A session whose calls get ``timeout`` unless they pass their own (a plain Session has none),
+    and end within connect + read timeout in all, however slowly the other side answers."""
 
     def __init__(self, timeout: Any):
         super().__init__()
@@ -35,7 +42,8 @@ class TimeoutSession(requests.Session):
 
     def request(self, method, url, **kwargs):  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, **kwargs)
+        with deadline(total(kwargs["timeout"])):
+            return super().request(method, url, **kwargs)
 
 
 class SessionHolder:
@@ -49,7 +57,7 @@ class SessionHolder:
 
     def _make(self) -> TimeoutSession:
         session = TimeoutSession(self.timeout)
-        adapter = HTTPAdapter(max_retries=connect_only_retry(), pool_maxsize=self.pool_maxsize)
+        adapter = DeadlineAdapter(max_retries=connect_only_retry(), pool_maxsize=self.pool_maxsize)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers["User-Agent"] = self.user_agent

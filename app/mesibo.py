@@ -9,8 +9,9 @@ from typing import Any
 
 import requests
 
+from .deadlines import deadline
 from .forks import PerProcess
-from .http import SessionHolder
+from .http import SessionHolder, total
 from .metrics import NoMetrics
 from .settings import MesiboSettings
 
@@ -27,6 +28,12 @@ class MesiboError(Exception):
         super().__init__(reason)
         self.code = code
         self.upstream_error = upstream_error
+
+
+def _timed_out(exc: BaseException) -> bool:
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    return any(isinstance(arg, (Urllib3Timeout, TimeoutError)) for arg in exc.args)
 
 
 class MesiboClient:
@@ -76,10 +83,13 @@ class MesiboClient:
                 params = {"op": op, "token": self._app_token, **legacy_params}
                 response = self.session().get(self.legacy_url, params=params, timeout=self.timeout)
             else:
-                response = self._post_json({"op": op, "token": self._app_token, **body})
-        except requests.Timeout:
+                with deadline(total(self.timeout)):  # the whole call, however slowly mesibo answers
+                    response = self._post_json({"op": op, "token": self._app_token, **body})
+        except (requests.Timeout, TimeoutError):
             raise MesiboError("BADAPP", "mesibo did not answer in time") from None
         except requests.RequestException as exc:
+            if _timed_out(exc):  # requests reports a read that timed out mid-body as a ConnectionError
+                raise MesiboError("BADAPP", "mesibo did not answer in time") from None
             # The exception text may hold the URL, and in legacy style the URL holds the token.
             raise MesiboError("BADAPP", f"cannot reach mesibo ({type(exc).__name__})") from None
         if response.status_code >= 500 or response.status_code in (401, 403, 404):
@@ -102,7 +112,9 @@ class MesiboClient:
         template, proxies = self._template.get()
         prepared = template.copy()
         prepared.prepare_body(data=json.dumps(payload, separators=(",", ":")).encode(), files=None)
-        return session.get_adapter(self.api_url).send(prepared, timeout=self.timeout, proxies=proxies)
+        response = session.get_adapter(self.api_url).send(prepared, timeout=self.timeout, proxies=proxies)
+        response.content  # noqa: B018 - read the body now, inside the caller's deadline
+        return response
 
     def _make_template(self) -> tuple[requests.PreparedRequest, dict[str, str]]:
         headers = {**self.session().headers, "Content-Type": "application/json"}

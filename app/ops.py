@@ -38,6 +38,11 @@ def login(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
             raise
         logger.warning("mesibo did not mint a token: %s", exc)
         raise ApiError(exc.code, detail=str(exc)) from None
+    try:
+        identity.consume()
+    except Exception:
+        # The user has the token; the code stays claimed and dies with its claim or its lifetime.
+        logger.error("a used code could not be deleted; it stays claimed until its claim lapses", exc_info=True)
     return login_answer(services.settings.app, identity.address, token)
 
 

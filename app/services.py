@@ -72,6 +72,8 @@ def build(
         test_numbers=test_numbers,
         metrics=metrics,
         clock=clock,
+        # mesibo answers within connect + read timeout (a total deadline); the claim outlives that
+        claim_seconds=int(settings.mesibo.connect_timeout + settings.mesibo.read_timeout) + 2,
     )
     login = settings.method_class(settings.plugin(_section(settings.method_class)), kit)
     return Services(

@@ -6,13 +6,15 @@ import sqlite3
 
 from helpers import ask_code
 
+from app.store import SCHEMA_VERSION
+
 
 def test_init_db_and_migrate_report_the_schema_version(app):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["init-db"])
-    assert result.exit_code == 0 and "version 1" in result.output
+    assert result.exit_code == 0 and f"version {SCHEMA_VERSION}" in result.output
     result = runner.invoke(args=["migrate"])
-    assert result.exit_code == 0 and "(was 1)" in result.output
+    assert result.exit_code == 0 and f"(was {SCHEMA_VERSION})" in result.output
 
 
 def test_purge_removes_expired_codes(app, client, outbox, clock, tmp_path):

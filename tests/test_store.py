@@ -157,19 +157,34 @@ def test_rules_refuse_a_check_before_any_attempt_is_spent(store):
     assert isinstance(answer(store, True), CodeRecord)  # the refused check spent nothing: 2 of 5 attempts used
 
 
-def test_restore_makes_a_consumed_code_usable_again(store):
+def test_release_makes_a_claimed_code_usable_again(store):
     store.issue(code(), [], NOW)
     checked = answer(store, True)
-    store.restore(checked, NOW)
+    store.release(checked)
     again = answer(store, True)
     assert again.digest == checked.digest and again.attempts == 1  # the successful try is not held against it
 
 
-def test_restore_never_overwrites_a_newer_code(store):
+def test_a_claimed_code_is_refused_until_its_claim_lapses(store):
+    """A worker that dies between the right answer and the token leaves a claim, not a spent code."""
+    store.issue(code(), [], NOW)
+    assert answer(store, True, claim_seconds=15) is not None
+    assert answer(store, True, now=NOW + 14) is None  # claimed: a second login cannot have it
+    assert answer(store, True, now=NOW + 15) is not None  # the claim lapsed: the code works again
+
+
+def test_consume_spends_the_code(store):
+    store.issue(code(), [], NOW)
+    store.consume(answer(store, True, claim_seconds=1))
+    assert answer(store, True, now=NOW + 100) is None
+
+
+def test_release_and_consume_never_touch_a_newer_code(store):
     store.issue(code(digest="a" * 64), [], NOW)
     checked = answer(store, True)
     store.issue(code(digest="b" * 64), [], NOW)
-    store.restore(checked, NOW)
+    store.release(checked)
+    store.consume(checked)
     assert answer(store, True).digest == "b" * 64
 
 

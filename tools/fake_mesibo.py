@@ -11,7 +11,8 @@ Behaviour can be changed while it runs, for tests and demos:
     curl -d '{"latency_ms": 50, "fail": "http500"}' http://127.0.0.1:8999/_control
     curl http://127.0.0.1:8999/_stats        # {"useradd": 12, "tokens": [...last 100...], ...}
 
-``fail`` is one of: none, http500, garbage, authfail, baduser, hang (never answers).
+``fail`` is one of: none, http500, garbage, authfail, baduser, hang (never answers), trickle (the
+whole answer one byte every 0.5 s), stall (the status line and headers, then nothing).
 It is a single asyncio process with HTTP/1.1 keep-alive, so added latency costs no thread.
 """
 
@@ -25,7 +26,7 @@ import secrets
 import signal
 from urllib.parse import parse_qsl, urlsplit
 
-FAILURES = ("none", "http500", "garbage", "authfail", "baduser", "hang")
+FAILURES = ("none", "http500", "garbage", "authfail", "baduser", "hang", "trickle", "stall")
 
 
 class StandIn:
@@ -106,17 +107,29 @@ async def handle(stand_in: StandIn, reader: asyncio.StreamReader, writer: asynci
                         request.update(json.loads(body))
                     except ValueError:
                         request = {}
+                stand_in.counts[f"{request.get('op', 'none')}-received"] += 1  # before any latency
                 if stand_in.fail == "hang":
                     await asyncio.sleep(3600)
                 if stand_in.latency:
                     await asyncio.sleep(stand_in.latency)
                 status, payload = stand_in.api(request)
             reason = "OK" if status == 200 else "Error"
-            writer.write(
+            answer = (
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\n\r\n".encode()
                 + payload
             )
+            if stand_in.fail == "trickle" and url.path not in ("/_control", "/_stats"):
+                for byte in answer:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.5)
+            elif stand_in.fail == "stall" and url.path not in ("/_control", "/_stats"):
+                writer.write(answer[: answer.index(b"\r\n\r\n") + 4])
+                await writer.drain()
+                await asyncio.sleep(3600)
+            else:
+                writer.write(answer)
             await writer.drain()
             if headers.get("connection", "").lower() == "close":
                 break

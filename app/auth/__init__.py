@@ -34,14 +34,15 @@ class LoginRequest:
 
 @dataclass(frozen=True)
 class Identity:
-    """A proven user: the mesibo address, a display name, and how to undo the proof.
+    """A proven user: the mesibo address, a display name, and what to do with a single-use proof.
 
-    ``release`` gives a consumed proof back (the code becomes usable again) when the
-    token could not be minted; methods without single-use proofs leave it a no-op.
+    Once a token is minted the service calls ``consume`` (the code is spent); when none could be,
+    ``release`` (the code works again). Methods without single-use proofs leave both no-ops.
     """
 
     address: str
     name: str = ""
+    consume: Callable[[], None] = field(default=lambda: None)
     release: Callable[[], None] = field(default=lambda: None)
 
 
@@ -59,6 +60,8 @@ class LoginKit:
     test_numbers: TestNumbers
     metrics: NoMetrics
     clock: Callable[[], float]
+    # how long a right code stays claimed while mesibo mints the token: longer than that call may take
+    claim_seconds: int = 15
 
 
 class LoginMethod(Protocol):

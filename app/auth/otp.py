@@ -110,8 +110,11 @@ class CodeLogin:
             codes.max_attempts,
             lambda digest: codes.matches(digest, address, request.appid, answer),
             failures=kit.limits.failures(address, request.client_ip),
+            claim_seconds=kit.claim_seconds,
         )
         if record is None:
             # wrong, expired, used, unknown, attempts spent: one answer
             raise ApiError("BADCODE")
-        return Identity(address, name, release=lambda: kit.store.restore(record, int(kit.clock())))
+        return Identity(
+            address, name, consume=lambda: kit.store.consume(record), release=lambda: kit.store.release(record)
+        )

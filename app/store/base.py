@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .hints import RefusalHints
 from .records import CodeRecord, Refused, Rule
 from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
 
@@ -38,7 +39,7 @@ class SqlStore(abc.ABC):
 
     def __init__(self) -> None:
         # refusal hints of this process (see refuse_known) and the time of its last tidy
-        self._hints: dict[str, tuple[int, int]] = {}
+        self._hints = RefusalHints()
         self._last_tidy = 0
 
     @abc.abstractmethod
@@ -88,39 +89,16 @@ class SqlStore(abc.ABC):
             # a counted event is over when it exceeds the limit; a checked one when the limit is reached
             over = count > rule.limit if rule.count else (expires_at > now and count >= rule.limit)
             if over:
-                self._remember_refusal(rule.key, expires_at, now)
+                self._hints.remember(rule.key, expires_at, now)
                 wait = max(1, int(expires_at - now))
                 if worst is None or wait > worst.retry_after:
                     worst = Refused(rule.key, wait)
         return worst
 
-    # A refusal seen by this process is remembered for a few seconds, so a flood of requests a
-    # limit refuses is answered without touching the database (no read, no write lock). The hint
-    # can only err towards refusing, for at most REFUSAL_HINT_SECONDS after a slot was given back
-    # by another process; it never lets a request past a limit: every request that passes here is
-    # still decided by the write transaction.
-    REFUSAL_HINT_SECONDS = 5
-    REFUSAL_HINT_MAX = 10000
-
     def refuse_known(self, rules: Sequence[Rule], now: int) -> None:
         """Raise Refused when this process has just seen one of the rules refuse, without asking the
-        database: a flood stops here, before any work."""
-        hints = self._hints
-        worst: Refused | None = None
-        for rule in rules:
-            hint = hints.get(rule.key)
-            if hint is not None and hint[0] > now and rule.limit > 0:
-                wait = max(1, int(hint[1] - now))
-                if worst is None or wait > worst.retry_after:
-                    worst = Refused(rule.key, wait)
-        if worst:
-            raise worst
-
-    def _remember_refusal(self, key: str, window_end: int, now: int) -> None:
-        hints = self._hints
-        if len(hints) >= self.REFUSAL_HINT_MAX:
-            hints.clear()
-        hints[key] = (min(window_end, now + self.REFUSAL_HINT_SECONDS), window_end)
+        database: a flood stops here, before any work (see RefusalHints)."""
+        self._hints.check(rules, now)
 
     def _counted(self, rules: Sequence[Rule], now: int, work: Callable[[Any], Any] = lambda cur: None) -> Any:
         """Count the rules and, if none refuses, do ``work(cursor)`` in the same transaction and return
@@ -139,8 +117,7 @@ class SqlStore(abc.ABC):
 
     def give_back(self, rules: Sequence[Rule], now: int) -> None:
         """Undo one counted event (a send that failed must not lock the user out)."""
-        for rule in rules:
-            self._hints.pop(rule.key, None)
+        self._hints.forget(rules)
         with self._transaction() as cur:
             for rule in rules:
                 if rule.count and rule.limit > 0:
@@ -167,7 +144,7 @@ class SqlStore(abc.ABC):
                 cur,
                 """INSERT INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)
                    ON CONFLICT (address, appid) DO UPDATE SET
-                       digest = excluded.digest, expires_at = excluded.expires_at, attempts = 0""",
+                       digest = excluded.digest, expires_at = excluded.expires_at, attempts = 0, claimed_until = 0""",
                 (code.address, code.appid, code.digest, code.expires_at),
             )
 
@@ -182,14 +159,18 @@ class SqlStore(abc.ABC):
         max_attempts: int,
         matches: Callable[[str], bool],
         failures: Sequence[tuple[str, int]] = (),
+        claim_seconds: int = 15,
     ) -> CodeRecord | None:
         """Check an answer against the live code, in one transaction: the code, or None.
 
         The rules are checked and counted (Refused when one refuses), one attempt is spent on the
         code (spending it before comparing is what makes ``max_attempts`` hold under concurrency),
-        and ``matches(digest)`` compares the answer. A right answer deletes the code and returns it
-        (so exactly one of many concurrent right answers gets it); a wrong one counts ``failures``
-        (key, window). None: the answer is wrong, or there is no live code - one answer for both.
+        and ``matches(digest)`` compares the answer. A right answer *claims* the code for
+        ``claim_seconds`` and returns it: while claimed no other answer can have it (so exactly one
+        of many concurrent right answers gets it); the caller then ``consume``s it once the token is
+        minted, or ``release``s it. If the caller dies in between, the claim lapses and the code
+        works again while it lives - a crash never costs the user the code. A wrong answer counts
+        ``failures`` (key, window). None: the answer is wrong, or there is no live code.
         """
 
         def check(cur: Any) -> CodeRecord | None:
@@ -197,9 +178,9 @@ class SqlStore(abc.ABC):
             rows = self._exec(
                 cur,
                 """UPDATE codes SET attempts = attempts + 1
-                   WHERE address = ? AND appid = ? AND expires_at > ? AND attempts < ?
+                   WHERE address = ? AND appid = ? AND expires_at > ? AND attempts < ? AND claimed_until <= ?
                    RETURNING digest, expires_at, attempts""",
-                (address, appid, now, max_attempts),
+                (address, appid, now, max_attempts, now),
             ).fetchall()
             if not rows:
                 return None
@@ -208,21 +189,32 @@ class SqlStore(abc.ABC):
                 for key, window in failures:
                     self._exec(cur, BUMP, (key, now + window, now, now)).fetchall()
                 return None
-            self._exec(cur, "DELETE FROM codes WHERE address = ? AND appid = ?", (address, appid))
+            self._exec(
+                cur,
+                "UPDATE codes SET claimed_until = ? WHERE address = ? AND appid = ?",
+                (now + claim_seconds, address, appid),
+            )
             return code
 
         return self._counted(rules, now, check)
 
-    def restore(self, code: CodeRecord, now: int) -> None:
-        """Put a consumed code back (the upstream failed); a newer code for the address wins."""
-        if code.expires_at <= now:
-            return
+    def consume(self, code: CodeRecord) -> None:
+        """The claimed code did its work (a token was minted): delete it. A newer code is kept."""
         with self._transaction() as cur:
             self._exec(
                 cur,
-                """INSERT INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (address, appid) DO NOTHING""",
-                (code.address, code.appid, code.digest, code.expires_at, max(0, code.attempts - 1)),
+                "DELETE FROM codes WHERE address = ? AND appid = ? AND digest = ?",
+                (code.address, code.appid, code.digest),
+            )
+
+    def release(self, code: CodeRecord) -> None:
+        """Give a claimed code back (mesibo failed), its successful try not held against it."""
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                """UPDATE codes SET claimed_until = 0, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
+                   WHERE address = ? AND appid = ? AND digest = ?""",
+                (code.address, code.appid, code.digest),
             )
 
     # -- housekeeping ---------------------------------------------------------

@@ -19,6 +19,8 @@ MIGRATIONS: list[list[str]] = [
                expires_at BIGINT NOT NULL){table_options}""",
         "CREATE INDEX IF NOT EXISTS counters_expires_at ON counters (expires_at)",
     ],
+    # 2: a right answer claims the code until mesibo has minted the token (see SqlStore.check_code)
+    ["ALTER TABLE codes ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0"],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
