@@ -55,6 +55,8 @@ def build(
         synchronous=db.sqlite_synchronous,
         busy_timeout_ms=db.busy_timeout_ms,
         pool_size=db.pool_size,
+        connect_timeout=db.connect_timeout,
+        pool_timeout=db.pool_timeout,
     )
     metrics = metrics or (Metrics() if settings.metrics.enabled else NoMetrics())
     if sender is None:

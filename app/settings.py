@@ -71,6 +71,9 @@ class DatabaseSettings:
                                       check=one_of("NORMAL", "FULL"))
     busy_timeout_ms: int = setting(5000, "How long a writer waits for the SQLite lock.", check=between(0, 60000))
     pool_size: int = setting(10, "PostgreSQL connections per worker process.", check=between(1, 100))
+    connect_timeout: float = setting(3.0, "Seconds to wait for a new PostgreSQL connection.", check=between(0.5, 60))
+    pool_timeout: float = setting(3.0, "Seconds a request waits for a free PostgreSQL connection before it fails "
+                                  "(with the envelope).", check=between(0.5, 60))
     migrate_on_start: bool = setting(True, "Create or upgrade the schema when the service starts.")
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 import requests
-from helpers import APP_TOKEN, OTP_SECRET, PHONE, login, services_of
+from helpers import APP_TOKEN, OTP_SECRET, PHONE, login, services_of, unique_phone
 
-from tools.processes import FakeMesibo, Service
+from tools.processes import FakeMesibo, PostgresCluster, Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -100,3 +102,112 @@ def test_a_worker_killed_mid_login_does_not_cost_the_user_the_code(tmp_path, fak
         assert again["error"] == "BADCODE"  # and then it is spent
     finally:
         service.stop()
+
+
+@pytest.fixture(name="small_disk")
+def _small_disk(tmp_path):
+    """A 16 MiB tmpfs of the test's own, for a database that can run out of room or become read-only."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _ready(client):
+    started = time.monotonic()
+    response = client.get("/readyz")
+    assert time.monotonic() - started < 2.0
+    return response.status_code, response.get_json()["database"]
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full", "deleted"])
+def test_readiness_fails_whenever_a_login_could_not_be_stored(make_app, small_disk, fault):
+    app = make_app(**{"database.url": f"sqlite:///{small_disk}/messenger.db"})
+    client, services = app.test_client(), services_of(app)
+    assert login(client)["result"] == "OK"
+    assert _ready(client) == (200, "ok")
+    if fault == "read-only":
+        services.store.close()  # a file open for writing would keep the remount from happening
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        why = "not writable"
+    elif fault == "full":
+        with open(small_disk / "filler", "wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * (1 << 20))
+        why = "disk is full"
+    else:
+        for name in small_disk.glob("messenger.db*"):
+            name.unlink()
+        why = "missing"
+    status, problem = _ready(client)
+    assert status == 503 and why in problem
+    answer = login(client, phone="447911123456")  # a login then fails with the envelope, not a 500
+    assert answer["result"] == "FAIL"
+    services.store.close()
+
+
+@pytest.fixture(name="cluster")
+def _cluster():
+    if not PostgresCluster.available():
+        pytest.skip("PostgreSQL's initdb is not installed")
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.destroy()
+
+
+def test_postgresql_stopped_and_started_under_load(make_app, cluster, capsys):
+    """While the database is down every login answers the envelope in seconds and /readyz says so;
+    once it is back, logins succeed again within seconds, without a restart."""
+    app = make_app(
+        **{
+            "database.url": cluster.url,
+            "database.pool_timeout": 2.0,
+            "database.connect_timeout": 2.0,
+            "limits.sends_per_ip_per_hour": 0,
+            "limits.resend_cooldown_seconds": 0,
+            "limits.sends_per_phone_per_hour": 0,
+        }
+    )
+    answers, stop = [], threading.Event()
+
+    def load():
+        client = app.test_client()
+        while not stop.is_set():
+            started = time.monotonic()
+            answer = login(client, phone=unique_phone())  # always the envelope (helpers.post checks it)
+            answers.append((started, time.monotonic() - started, answer.get("error", "OK")))
+            time.sleep(0.05)
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1)
+        cluster.stop()
+        down_at = time.monotonic()
+        time.sleep(6)
+        ready_status, _ = _ready(app.test_client())
+        restart_at = time.monotonic()
+        cluster.start()
+        up_at = time.monotonic()
+        deadline = up_at + 20
+        while time.monotonic() < deadline and not any(s > up_at and e == "OK" for s, _, e in answers):
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    # logins that began while it was down and ended before it came back all failed, with the envelope
+    window = [(took, e) for s, took, e in answers if down_at + 0.5 < s and s + took < restart_at]
+    during = [took for took, _ in window]
+    assert during and all(e != "OK" for _, e in window)
+    assert ready_status == 503
+    assert max(during) < 5.0, f"slowest answer while down: {max(during):.1f} s"
+    recovered = min((s + took for s, took, e in answers if s > up_at and e == "OK"), default=None)
+    assert recovered is not None and recovered - up_at < 10
+    with capsys.disabled():
+        print(f"\nPostgreSQL down: slowest answer {max(during):.2f} s over {len(during)} logins; "
+              f"first login after it returned: {recovered - up_at:.2f} s")

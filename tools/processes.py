@@ -3,6 +3,7 @@ gunicorn with the shipped configuration, and nginx with the shipped site."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -199,3 +200,44 @@ http {{
 
     def stop(self) -> None:
         stop(self.process)
+
+
+class PostgresCluster:
+    """A PostgreSQL server of a test's own (initdb into a temporary folder, its own port), which the
+    test may stop and start; the machine's server is never touched."""
+
+    BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), Path("/usr/bin"))
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="messenger-pg-"))
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.folder, "postgres")
+        self._run("initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+
+    @staticmethod
+    def available() -> bool:
+        return (PostgresCluster.BIN / "initdb").exists()
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.BIN / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "log"), "-w",
+                  "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -9,7 +9,15 @@ from .sql import SCHEMA_VERSION
 __all__ = ["SCHEMA_VERSION", "CodeRecord", "Refused", "Rule", "SqlStore", "open_store"]
 
 
-def open_store(url: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000, pool_size: int = 10) -> SqlStore:
+def open_store(
+    url: str,
+    *,
+    synchronous: str = "NORMAL",
+    busy_timeout_ms: int = 5000,
+    pool_size: int = 10,
+    connect_timeout: float = 3.0,
+    pool_timeout: float = 3.0,
+) -> SqlStore:
     """Open the store named by ``url`` (``sqlite:///...`` or ``postgresql://...``)."""
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore, path_of
@@ -18,5 +26,5 @@ def open_store(url: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=pool_size)
+        return PostgresStore(url, pool_size=pool_size, connect_timeout=connect_timeout, pool_timeout=pool_timeout)
     raise ValueError(f"unsupported database URL {url!r}")

@@ -50,6 +50,11 @@ class SqlStore(abc.ABC):
     def close(self) -> None:
         """Close this process's connections (the next call opens new ones)."""
 
+    @abc.abstractmethod
+    def unready(self, within: float) -> str | None:
+        """Why a login could not be stored now (None: it could), found within ``within`` seconds and
+        without the writer lock - for /readyz."""
+
     def _sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 

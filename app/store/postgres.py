@@ -23,17 +23,32 @@ _MIGRATION_LOCK = 0x6D65_7369_626F
 class PostgresStore(SqlStore):
     placeholder = "%s"
 
-    def __init__(self, url: str, *, pool_size: int = 10):
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 3.0, pool_timeout: float = 3.0):
         super().__init__()
         self.url = url
         self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self.pool_timeout = pool_timeout
         self._pool = PerProcess(self._make_pool, close=lambda pool: pool.close())
 
     def _make_pool(self) -> Any:
         from psycopg_pool import ConnectionPool
 
         return ConnectionPool(
-            self.url, min_size=1, max_size=self.pool_size, kwargs={"autocommit": True}, open=True, name="messenger"
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            # libpq's connect_timeout is whole seconds, at least 2
+            kwargs={"autocommit": True, "connect_timeout": max(2, round(self.connect_timeout))},
+            open=True,
+            name="messenger",
+            # A request waits this long for a connection, then fails with the envelope: while the
+            # database is down logins fail in seconds, not after psycopg's default 30 s.
+            timeout=self.pool_timeout,
+            # Every connection is checked as it is handed out, so the ones the database dropped
+            # while it was down are replaced at once when it returns, not after a failed login each.
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=self.connect_timeout * 4,
         )
 
     @contextlib.contextmanager
@@ -47,3 +62,12 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         self._pool.close()
+
+    def unready(self, within: float) -> str | None:
+        try:
+            with self._pool.get().connection(timeout=within) as conn:
+                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    return "the database is a read-only standby"
+        except Exception as exc:  # any failure to talk to it means not ready
+            return f"the database does not answer ({type(exc).__name__})"
+        return None

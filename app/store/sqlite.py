@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -34,6 +35,7 @@ class SqliteStore(SqlStore):
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000):
         super().__init__()
+        self._inode = 0
         self.path = path
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
@@ -51,6 +53,7 @@ class SqliteStore(SqlStore):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         # One connection per process, so its page cache can be larger than the 2 MB default.
         conn.execute("PRAGMA cache_size = -8000")
+        self._inode = os.stat(self.path).st_ino  # the file this process's connection writes to
         return conn
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
@@ -76,6 +79,7 @@ class SqliteStore(SqlStore):
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
         with self._lock.get():
             conn = self._conn.get()  # one per process, only ever used under the writer lock
+            self._check_file()
             cur = conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
@@ -91,6 +95,35 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         self._lock.close()
         self._conn.close()
+
+    def _check_file(self) -> None:
+        """An open connection keeps writing to a database file that was deleted or replaced - into a
+        file nobody will read again. One stat per transaction notices, and the write fails instead."""
+        try:
+            same = os.stat(self.path).st_ino == self._inode
+        except OSError:
+            same = False
+        if not same:
+            raise sqlite3.OperationalError(f"the database file {self.path} was deleted or replaced")
+
+    # Less free space than this and a commit may fail: SQLite needs room for the WAL to grow.
+    MIN_FREE_BYTES = 8 << 20
+
+    def unready(self, within: float) -> str | None:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.exists(self.path):
+            return "the database file is missing"
+        for name in (self.path, self.path + "-wal", folder):
+            if os.path.exists(name) and not os.access(name, os.W_OK):
+                return f"{'the database folder' if name == folder else 'the database file'} is not writable"
+        if shutil.disk_usage(folder).free < self.MIN_FREE_BYTES:
+            return "the disk is full"
+        try:  # a read on a connection of its own: never the writer lock
+            with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=within)) as conn:
+                conn.execute("SELECT 1 FROM codes LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            return f"the database cannot be read ({type(exc).__name__})"
+        return None
 
 
 class _WriterLock:
