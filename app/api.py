@@ -74,13 +74,18 @@ def read_fields(limit: int) -> dict[str, Any]:
         _discard_body(length)
         raise ApiError("BADREQUEST", detail="the body is too large")
     multipart = environ.get("CONTENT_TYPE", "")[:10].lower() == "multipart/"
-    if length is not None and not multipart:
-        # The common case, read straight from the server: the length is known and within the limit.
-        raw = environ["wsgi.input"].read(length)
-    else:
-        # Cached, so a multipart form can still be parsed from it; MAX_CONTENT_LENGTH bounds a body
-        # sent without Content-Length (chunked), and werkzeug's 413 is answered with the envelope.
-        raw = request.get_data(cache=True)
+    try:
+        if length is not None and not multipart:
+            # The common case, read straight from the server: the length is known and within the limit.
+            raw = environ["wsgi.input"].read(length)
+        else:
+            # Cached, so a multipart form can still be parsed from it; MAX_CONTENT_LENGTH bounds a body
+            # sent without Content-Length (chunked), and werkzeug's 413 is answered with the envelope.
+            raw = request.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception as exc:  # a malformed chunked body, a client gone mid-body: the server's own errors
+        raise ApiError("BADREQUEST", detail=f"the body could not be read ({type(exc).__name__})") from None
     if len(raw) > limit:
         raise ApiError("BADREQUEST", detail="the body is too large")
     if not raw.strip():

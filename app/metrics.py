@@ -8,7 +8,9 @@ a registry of this app alone.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
@@ -16,8 +18,33 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
+logger = logging.getLogger("app.metrics")
+
+# In multiprocess mode every worker writes its samples to memory-mapped files; a write to a page
+# the filesystem has no room for kills the process with SIGBUS. A worker that finds less room than
+# this when it first records keeps serving without metrics instead of dying, again and again.
+MIN_FREE_BYTES = 8 << 20
+
+
 def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def _room_for_samples() -> bool:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return True
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = 0
+    if free < MIN_FREE_BYTES:
+        logger.warning(
+            "metrics off in process %d: %s has %d KiB free (needs %d KiB)",
+            os.getpid(), folder, free >> 10, MIN_FREE_BYTES >> 10,
+        )
+        return False
+    return True
 
 
 class NoMetrics:
@@ -40,6 +67,8 @@ class Metrics(NoMetrics):
     """The service's Prometheus metrics."""
 
     def __init__(self) -> None:
+        # (pid, whether this process may record): decided once per process, at its first sample
+        self._recording: tuple[int, bool] = (0, False)
         # In multiprocess mode samples go to files, not to a registry; exposition collects them.
         registry = None if multiprocess_mode() else CollectorRegistry()
         self._registry = registry
@@ -79,20 +108,31 @@ class Metrics(NoMetrics):
     # let anyone create a new time series (and, in multiprocess mode, file entries) per request.
     KNOWN_OPS = frozenset({"login", "logout"})
 
+    def _may_record(self) -> bool:
+        pid, allowed = self._recording
+        if pid != os.getpid():
+            allowed = _room_for_samples()
+            self._recording = (os.getpid(), allowed)
+        return allowed
+
     def request(self, op: str, result: str, error: str) -> None:
-        label = op if op in self.KNOWN_OPS else ("unknown" if op else "none")
-        self.requests.labels(label, result, error or "").inc()
+        if self._may_record():
+            label = op if op in self.KNOWN_OPS else ("unknown" if op else "none")
+            self.requests.labels(label, result, error or "").inc()
 
     def sent(self, sender: str, outcome: str) -> None:
-        self.codes_sent.labels(sender, outcome).inc()
+        if self._may_record():
+            self.codes_sent.labels(sender, outcome).inc()
 
     def mesibo(self, op: str, seconds: float, outcome: str) -> None:
-        self.mesibo_seconds.labels(op).observe(seconds)
-        if outcome != "ok":
-            self.mesibo_failures.labels(op).inc()
+        if self._may_record():
+            self.mesibo_seconds.labels(op).observe(seconds)
+            if outcome != "ok":
+                self.mesibo_failures.labels(op).inc()
 
     def refusal(self, kind: str) -> None:
-        self.refusals.labels(kind).inc()
+        if self._may_record():
+            self.refusals.labels(kind).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         if self._registry is not None:

@@ -60,16 +60,20 @@ control_socket = _env(
 # -- Prometheus metrics across workers (prometheus_client's multiprocess mode) -------------------
 # Every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR; /metrics adds them up.
 # The folder must be set before the app is imported and must start empty (old files would be
-# counted again), so it is prepared here, in the master, before anything else.
-_metrics_dir_made = False
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="messenger-metrics-")
-    _metrics_dir_made = True
+# counted again), so it is prepared here, in the master, before anything else - once per master:
+# gunicorn reads this file again on a reload (SIGHUP), and the counters must survive that (the
+# old workers' files stay and keep counting in the sums; only their live gauges are dropped).
+_PREPARED, _MADE = "PROMETHEUS_MULTIPROC_PREPARED_BY", "PROMETHEUS_MULTIPROC_DIR_MADE"
+if os.environ.get(_PREPARED) == str(os.getpid()):
+    pass  # a reload: the folder is ours and already in use
+elif not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_MADE] = tempfile.mkdtemp(prefix="messenger-metrics-")
 else:
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     for _name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
         if _name.endswith(".db"):
             os.remove(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
+os.environ[_PREPARED] = str(os.getpid())
 
 
 def child_exit(server, worker):
@@ -94,7 +98,7 @@ def when_ready(server):
 
 
 def on_exit(server):
-    if _metrics_dir_made:
+    if os.environ.get(_MADE) == os.environ["PROMETHEUS_MULTIPROC_DIR"]:  # a temporary folder made above
         import shutil
 
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -211,3 +211,47 @@ def test_postgresql_stopped_and_started_under_load(make_app, cluster, capsys):
     with capsys.disabled():
         print(f"\nPostgreSQL down: slowest answer {max(during):.2f} s over {len(during)} logins; "
               f"first login after it returned: {recovered - up_at:.2f} s")
+
+
+def test_workers_keep_serving_without_metrics_when_their_folder_is_full(tmp_path, small_disk, fake_mesibo):
+    """A full metrics filesystem used to kill every new worker with SIGBUS, in a loop."""
+    with open(small_disk / "filler", "wb") as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"\0" * (1 << 20))
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake_mesibo.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/metrics.db",
+            "MESSENGER_SENDER_NAME": "log",
+            "PROMETHEUS_MULTIPROC_DIR": str(small_disk),
+        },
+    )
+    try:
+        for n in range(10):
+            body = {"op": "login", "phone": f"1201555{n:04d}", "appid": "a"}
+            assert requests.post(service.url, json=body, timeout=10).json()["result"] == "OK"
+        time.sleep(0.5)
+        log = service.log()
+        assert "SIGBUS" not in log and "was sent" not in log and log.count("Booting worker") == 2
+        assert "metrics off in process" in log
+    finally:
+        service.stop()
+
+
+def test_a_trickling_sms_webhook_costs_a_code_request_at_most_its_deadline(make_app, fake_mesibo):
+    """The senders' sessions keep the same total deadline: connect (3.05 s) + sender.timeout."""
+    fake_mesibo.control(fail="trickle")  # the stand-in answers any path; here it plays the webhook
+    app = make_app(
+        **{
+            "sender.name": "webhook",
+            "sender.webhook.url": fake_mesibo.url,
+            "sender.webhook.secret": "a-webhook-secret-123",
+            "sender.timeout": 1.0,
+        }
+    )
+    started = time.monotonic()
+    answer = login(app.test_client())
+    assert answer["error"] == "SENDFAIL" and time.monotonic() - started < 3.05 + 1.0 + 0.5

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import socket
+import time
 
 import pytest
 import requests
@@ -153,3 +158,43 @@ def test_check_command_against_the_stand_in(tmp_path, fake_mesibo):
     assert bad.returncode == 1
     assert "app token rejected by mesibo" in bad.stdout
     assert "not-the-right-token-123" not in bad.stdout + bad.stderr
+
+
+def test_metrics_survive_a_reload(start_service):
+    """kill -HUP on the master (systemctl reload) restarts the workers; the counters go on."""
+    service = start_service(workers=2)
+    for _ in range(10):
+        requests.post(service.url, json={"op": "logout"}, timeout=10)
+
+    def logouts():
+        text = requests.get(service.url + "metrics", timeout=10).text
+        [count] = re.findall(r'messenger_requests_total\{error="",op="logout",result="OK"\} (\S+)', text)
+        return float(count)
+
+    assert logouts() == 10
+    os.kill(service.process.pid, signal.SIGHUP)
+    service.wait_for_workers(4)  # two new ones booted
+    time.sleep(0.5)
+    requests.post(service.url, json={"op": "logout"}, timeout=10)
+    assert logouts() == 11
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
+    ],
+    ids=["bad-chunk-size", "missing-chunk-terminator"],
+)
+def test_a_malformed_chunked_body_is_badrequest_not_internal(start_service, data):
+    service = start_service(workers=1)
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert not head.startswith(b"HTTP/1.1 5"), head
+    assert json.loads(body)["error"] == "BADREQUEST"

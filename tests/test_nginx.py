@@ -6,11 +6,15 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 from helpers import APP_TOKEN, OTP_SECRET
 
-from tools.processes import FakeMesibo, Nginx, Service, free_port, nginx_installed
+from tools.processes import ROOT, FakeMesibo, Nginx, Service, free_port, nginx_installed, unit_environment
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,13 +34,14 @@ def _stack(tmp_path):
             "OTP_SECRET": OTP_SECRET,
             "DATABASE_URL": f"sqlite:///{tmp_path}/e2e.db",
             "MESSENGER_SENDER_NAME": "log",
-            "MESSENGER_SERVER_TRUSTED_PROXIES": "1",
+            # as the shipped unit sets it: the shipped files must work together as shipped
+            "MESSENGER_SERVER_TRUSTED_PROXIES": unit_environment()["MESSENGER_SERVER_TRUSTED_PROXIES"],
             "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "2",
         },
         port=backend_port,
     )
-    nginx = Nginx(tmp_path, backend_port)
-    yield nginx.port, service, fake
+    nginx = Nginx(tmp_path, backend_port)  # with Debian's main nginx.conf settings
+    yield nginx.port, service, fake, nginx
     nginx.stop()
     service.stop()
     fake.stop()
@@ -55,7 +60,7 @@ def call(port, body, *, source="127.0.0.5", path="/", method="POST", headers=Non
 
 
 def test_login_through_nginx_with_the_forwarded_client_ip(stack):
-    port, service, fake = stack
+    port, service, fake, _ = stack
     login = {"op": "login", "phone": "18005551234", "appid": "com.example"}
     status, _, body = call(port, login, headers={"X-Forwarded-For": "6.6.6.6"})  # forged by the client
     assert status == 200 and json.loads(body)["result"] == "OK"
@@ -84,7 +89,7 @@ def test_login_through_nginx_with_the_forwarded_client_ip(stack):
 
 def test_health_checks_pass_through_while_the_api_keeps_its_envelope(stack):
     """With the service down, /readyz must fail for the load balancer, while an app still gets JSON."""
-    port, service, _ = stack
+    port, service, _, _ = stack
     status, _, body = call(port, None, path="/readyz", method="GET")
     assert status == 200 and json.loads(body) == {"status": "ready", "database": "ok"}
     service.stop()
@@ -96,7 +101,7 @@ def test_health_checks_pass_through_while_the_api_keeps_its_envelope(stack):
 
 
 def test_nginx_answers_its_own_errors_with_the_envelope(stack):
-    port, _, _ = stack
+    port, _, _, _ = stack
     status, headers, body = call(port, b'{"op":"login","pad":"' + b"x" * 200_000 + b'"}')
     answer = json.loads(body)
     assert status == 200 and dict(headers)["Content-Type"] == "application/json"
@@ -105,3 +110,94 @@ def test_nginx_answers_its_own_errors_with_the_envelope(stack):
     # a body just over the service's own 64 KiB limit is refused by the service, also as the envelope
     status, _, body = call(port, b'{"op":"login","pad":"' + b"x" * 70_000 + b'"}')
     assert json.loads(body)["error"] == "BADREQUEST"
+
+
+def raw_request(port, data: bytes, source="127.0.0.5") -> bytes:
+    """Bytes as a broken client sends them; what nginx answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
+        (b"POST / HTTP/3.7\r\nHost: x\r\n\r\n", b"505"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n", b"400"),
+    ],
+    ids=["bad-request-line", "unknown-transfer-encoding", "bad-version", "malformed-chunks"],
+)
+def test_nginx_answers_malformed_requests_with_the_envelope_and_no_version(stack, data, status):
+    port = stack[0]
+    answer = raw_request(port, data)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] in (status, b"400"), head
+    assert json.loads(body)["error"] == "BADREQUEST", answer
+    assert b"Strict-Transport-Security" in head and b"Server: nginx\r\n" in head + b"\r\n"  # no version
+
+
+def test_nginx_keeps_hsts_and_hides_its_version_on_its_own_answers(stack):
+    port, service, _, _ = stack
+    _, headers, _ = call(port, b'{"op":"login","pad":"' + b"x" * 200_000 + b'"}')
+    assert "Strict-Transport-Security" in dict(headers) and dict(headers)["Server"] == "nginx"
+    service.stop()
+    _, headers, _ = call(port, {"op": "logout"})
+    assert "Strict-Transport-Security" in dict(headers) and dict(headers)["Server"] == "nginx"
+
+
+def test_the_access_log_keeps_no_query_string(stack):
+    port, _, _, nginx = stack
+    call(port, None, path="/?op=login&phone=18005551234&appid=a&otp=424242", method="POST")
+    time.sleep(0.2)
+    log = nginx.access_log()
+    assert "POST / HTTP/1.1" in log and "424242" not in log and "otp" not in log
+
+
+def test_health_checks_are_rate_limited_per_address(stack):
+    port = stack[0]
+    statuses = [call(port, None, path="/readyz", method="GET")[0] for _ in range(40)]
+    assert statuses.count(200) >= 10 and 429 in statuses
+    assert call(port, None, path="/healthz", method="GET", source="127.0.0.7")[0] == 200  # others unaffected
+
+
+@pytest.mark.fault
+def test_a_flood_of_slow_connections_from_one_address_leaves_others_logging_in(stack):
+    """1,600 slow connections from one address - bodies trickled a byte every 3 s, or half a request
+    head - to every path, reconnecting as soon as nginx closes them: other clients log in normally.
+    (nginx with worker_connections 4096, as README, "Behind nginx", asks of the main nginx.conf.)"""
+    port, service, fake, _ = stack
+    attacker = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "slow_clients.py"), "--port", str(port), "--source", "127.0.0.66",
+         "--connections", "1600", "--seconds", "16"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(4)  # every slow connection opened, the first ones already refused and back again
+        timings = []
+        for n in range(5):
+            source = f"127.0.1.{n + 10}"
+            phone = f"1201555{n:04d}"
+            login = {"op": "login", "phone": phone, "appid": "a"}
+            started = time.monotonic()
+            status, _, body = call(port, login, source=source)
+            assert status == 200 and json.loads(body)["result"] == "OK", body
+            code = re.search(rf"login code for {phone}: (\d+)", service.log()).group(1)
+            status, _, body = call(port, {**login, "otp": code}, source=source)
+            assert status == 200 and json.loads(body)["result"] == "OK", body
+            assert call(port, None, path="/readyz", method="GET", source=source)[0] == 200
+            timings.append(time.monotonic() - started)
+            time.sleep(1)
+        assert max(timings) < 3.0, timings
+        out, _ = attacker.communicate(timeout=60)
+    finally:
+        if attacker.poll() is None:
+            attacker.kill()
+    tally = json.loads(out)
+    assert tally["opened"] >= 1600 and tally["closed"] >= 1600  # nginx kept closing them; they kept coming

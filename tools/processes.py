@@ -79,6 +79,10 @@ class FakeMesibo:
     def control(self, **settings) -> dict:
         return self._call("/_control", settings)
 
+    def access_log(self) -> str:
+        path = self.root / "messenger-backend.access.log"
+        return path.read_text() if path.exists() else ""
+
     def stop(self) -> None:
         stop(self.process)
 
@@ -139,6 +143,10 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def access_log(self) -> str:
+        path = self.root / "messenger-backend.access.log"
+        return path.read_text() if path.exists() else ""
+
     def stop(self) -> None:
         stop(self.process)
         self._log.close()
@@ -147,18 +155,26 @@ class Service:
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+def unit_environment() -> dict[str, str]:
+    """The Environment= lines of the shipped systemd unit."""
+    text = (ROOT / "deploy" / "messenger-backend.service").read_text()
+    return dict(line.split("=", 2)[1:] for line in text.splitlines() if line.startswith("Environment="))
+
+
 def nginx_installed() -> bool:
     return os.path.exists(NGINX)
 
 
-def site_config(listen_port: int, redirect_port: int, backend_port: int) -> str:
-    """deploy/nginx.conf with its TLS parts swapped for plain HTTP on test ports."""
+def site_config(listen_port: int, redirect_port: int, backend_port: int, logs: Path) -> str:
+    """deploy/nginx.conf with its TLS parts swapped for plain HTTP on test ports (HSTS kept: it is
+    only a header), its access log in ``logs``."""
     text = (ROOT / "deploy" / "nginx.conf").read_text()
     text = re.sub(r"^\s*listen \[::\].*\n", "", text, flags=re.M)
-    text = re.sub(r"^\s*(ssl_\w+|add_header Strict-Transport-Security).*\n", "", text, flags=re.M)
+    text = re.sub(r"^\s*ssl_\w+.*\n", "", text, flags=re.M)
     text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};")
     text = text.replace("listen 80;", f"listen 127.0.0.1:{redirect_port};")
     text = text.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{backend_port};")
+    text = text.replace("/var/log/nginx/", f"{logs}/")
     assert f"listen 127.0.0.1:{listen_port};" in text and f"127.0.0.1:{backend_port}" in text
     return text
 
@@ -166,21 +182,24 @@ def site_config(listen_port: int, redirect_port: int, backend_port: int) -> str:
 class Nginx:
     """nginx with the shipped site in front of a backend port, in a folder of its own."""
 
-    def __init__(self, folder: Path, backend_port: int):
+    def __init__(self, folder: Path, backend_port: int, *, worker_connections: int = 4096):
+        """``worker_connections``: as README, "Behind nginx", asks of the main nginx.conf."""
         self.port, redirect_port = free_port(), free_port()
         root = folder / "nginx"
         root.mkdir()
         root.chmod(0o777)
-        (root / "site.conf").write_text(site_config(self.port, redirect_port, backend_port))
+        self.root = root
+        (root / "site.conf").write_text(site_config(self.port, redirect_port, backend_port, root))
         # As root, nginx's workers would run as "nobody", who cannot write under pytest's private tmp folder.
         user = "user root;" if os.geteuid() == 0 else ""
         (root / "nginx.conf").write_text(f"""
 {user}
 worker_processes 1;
+worker_rlimit_nofile 8192;
 daemon off;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     access_log off;
     client_body_temp_path {root}/body;
@@ -197,6 +216,10 @@ http {{
             raise RuntimeError(f"nginx -t refused the configuration:\n{check.stderr}")
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process)
+
+    def access_log(self) -> str:
+        path = self.root / "messenger-backend.access.log"
+        return path.read_text() if path.exists() else ""
 
     def stop(self) -> None:
         stop(self.process)
