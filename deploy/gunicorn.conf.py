@@ -97,6 +97,27 @@ def when_ready(server):
         server.log.info("metrics on http://%s:%s/metrics", metrics.bind, metrics.port)
 
 
+def on_reload(server):
+    """systemctl reload (SIGHUP): build the app anew from the configuration as it is now - limits,
+    senders, templates, CORS, logging - for the workers gunicorn is about to start; the old workers
+    finish the requests they hold. A configuration that does not load is refused, in the log, and
+    the old app keeps serving. (With preload_app off every new worker reads it anyway.)"""
+    if not server.cfg.preload_app:
+        return
+    from app import ConfigError, create_app
+
+    try:
+        fresh = create_app()
+    except ConfigError as error:
+        server.log.error("configuration not reloaded, the old one keeps serving: %s", error)
+        return
+    except Exception:
+        server.log.exception("configuration not reloaded, the old one keeps serving")
+        return
+    server.app.callable = fresh
+    server.log.info("configuration reloaded")
+
+
 def on_exit(server):
     if os.environ.get(_MADE) == os.environ["PROMETHEUS_MULTIPROC_DIR"]:  # a temporary folder made above
         import shutil

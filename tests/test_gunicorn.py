@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -198,3 +199,57 @@ def test_a_malformed_chunked_body_is_badrequest_not_internal(start_service, data
     head, _, body = answer.partition(b"\r\n\r\n")
     assert not head.startswith(b"HTTP/1.1 5"), head
     assert json.loads(body)["error"] == "BADREQUEST"
+
+
+def test_a_reload_applies_a_changed_configuration_without_failing_a_request(tmp_path, fake_mesibo):
+    """kill -HUP under load: zero failed requests, then the new limit holds; a broken file is refused."""
+    config = tmp_path / "config.toml"
+    config.write_text("[limits]\nsends_per_ip_per_hour = 100000\nresend_cooldown_seconds = 0\n")
+    service = Service(
+        tmp_path,
+        {
+            "MESSENGER_CONFIG": str(config),
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake_mesibo.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/reload.db",
+            "MESSENGER_SENDER_NAME": "log",
+        },
+    )
+    try:
+        failures, answers, stop = [], [], threading.Event()
+
+        def load():
+            with requests.Session() as session:
+                while not stop.is_set():
+                    try:
+                        answer = session.post(service.url, json={"op": "logout"}, timeout=10)
+                        answers.append(answer.json()["result"])
+                    except (requests.RequestException, ValueError) as exc:
+                        failures.append(exc)
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        ask = {"op": "login", "phone": "12015550100", "appid": "a"}
+        assert requests.post(service.url, json=ask, timeout=10).json()["result"] == "OK"
+        config.write_text("[limits]\nsends_per_ip_per_hour = 1\nresend_cooldown_seconds = 0\n")
+        os.kill(service.process.pid, signal.SIGHUP)
+        service.wait_for_workers(4)
+        time.sleep(1)
+        config.write_text("[limits]\nsends_per_ip_per_hour = 'many'\n")  # broken: must be refused
+        os.kill(service.process.pid, signal.SIGHUP)
+        service.wait_for_workers(6)
+        time.sleep(1)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert failures == [] and len(answers) > 100 and set(answers) == {"OK"}
+        refused = requests.post(service.url, json={**ask, "phone": "12015550101"}, timeout=10).json()
+        assert refused["error"] == "RATELIMIT"  # the second code from this address: the new limit of 1
+        log = service.log()
+        assert "configuration reloaded" in log
+        assert "configuration not reloaded, the old one keeps serving" in log and "limits.sends_per_ip_per_hour" in log
+    finally:
+        service.stop()
