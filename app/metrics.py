@@ -62,6 +62,9 @@ class NoMetrics:
     def refusal(self, kind: str) -> None:
         pass
 
+    def readiness(self, ready: bool) -> None:
+        pass
+
 
 class Metrics(NoMetrics):
     """The service's Prometheus metrics."""
@@ -103,6 +106,12 @@ class Metrics(NoMetrics):
             ["kind"],
             registry=registry,
         )
+        self.readiness_checks = Counter(
+            "messenger_readiness_checks",
+            "Answers of /readyz, by result (ready or unready).",
+            ["result"],
+            registry=registry,
+        )
 
     # Label values must come from a small, known set: an op taken from the request as it is would
     # let anyone create a new time series (and, in multiprocess mode, file entries) per request.
@@ -133,6 +142,10 @@ class Metrics(NoMetrics):
     def refusal(self, kind: str) -> None:
         if self._may_record():
             self.refusals.labels(kind).inc()
+
+    def readiness(self, ready: bool) -> None:
+        if self._may_record():
+            self.readiness_checks.labels("ready" if ready else "unready").inc()
 
     def exposition(self) -> tuple[bytes, str]:
         if self._registry is not None:

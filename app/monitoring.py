@@ -26,7 +26,9 @@ READY_WITHIN_SECONDS = 1.5
 
 def readyz() -> Response:
     """A login could be stored now; a load balancer sends traffic only when this is 200."""
-    problem = of(current_app).store.unready(READY_WITHIN_SECONDS)
+    services = of(current_app)
+    problem = services.store.unready(READY_WITHIN_SECONDS)
+    services.metrics.readiness(problem is None)
     if problem:
         logger.warning("not ready: %s", problem)
         response = jsonify(status="unavailable", database=problem)
