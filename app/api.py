@@ -19,6 +19,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from . import services as services_module
+from .audit import Audit
 from .errors import ApiError, envelope, failure
 from .fields import Fields
 from .ops import OPS
@@ -170,7 +171,8 @@ def handle_post() -> Response:
     handler = OPS.get(op)
     if handler is None:
         raise ApiError("BADOP")
-    body = envelope(op, handler(Fields(fields), client_ip(), svc))
+    g.audit = Audit(method=svc.settings.auth.method, client_ip=client_ip(), request_id=g.get("request_id", ""))
+    body = envelope(op, handler(Fields(fields), client_ip(), svc, g.audit))
     g.result = body["result"]
     return answer(body)
 
@@ -193,6 +195,8 @@ def _refused(refusal: Refused) -> Response:
     # DEBUG: a flood makes thousands of these; the request line already says RATELIMIT.
     logger.debug("limit %s refused a request (retry after %ds)", refusal.kind, refusal.retry_after)
     services_module.of(current_app).metrics.refusal(refusal.kind)
+    if "audit" in g:
+        g.audit.note("refused", f"{refusal.kind} retry_after={refusal.retry_after}")
     return _fail(ApiError("RATELIMIT", retry_after=refusal.retry_after, detail=f"limit {refusal.kind}"))
 
 
@@ -232,9 +236,18 @@ def after_request(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
     if request.method == "POST":
         svc.metrics.request(g.get("op", ""), g.get("result", "FAIL"), g.get("error", ""))
+        if "audit" in g and g.audit.noted and svc.auditor.enabled:
+            _record(svc, g.audit)
         if svc.settings.logging.requests:
             log_request(response, svc.settings.logging.json)
     return response
+
+
+def _record(svc: services_module.Services, audit: Audit) -> None:
+    try:
+        svc.store.record(audit.rows(svc.auditor, svc.now()), svc.auditor.keep_seconds)
+    except Exception:  # the audit trail must never fail a login that happened
+        logger.warning("could not write the audit trail of request %s", audit.request_id, exc_info=True)
 
 
 def _printable(text: str) -> str:

@@ -85,6 +85,9 @@ def send_test_code(address: str) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from . import admin
+
+    admin.init_app(app)
     app.cli.add_command(migrate, "init-db")
     for command in (migrate, purge, check, send_test_code):
         app.cli.add_command(command)

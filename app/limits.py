@@ -33,22 +33,25 @@ class Limits:
         """The counters (key, window) a wrong answer for ``subject`` from ``ip`` adds to."""
         return [(f"fail-ip:{subject}:{ip}", DAY), (f"fail:{subject}", DAY)]
 
-    def for_send(self, address: str, ip: str, *, test_number: bool = False) -> list[Rule]:
-        """Rules a code request must pass. Test numbers send nothing, so only the cooldown applies."""
+    def for_send(self, address: str, ip: str, *, test_number: bool = False, allowed: bool = False) -> list[Rule]:
+        """Rules a code request must pass. Test numbers send nothing, so only the cooldown applies;
+        a number on the operator's allow list skips the per-address cap."""
         s = self.settings
         cooldown = s.resend_cooldown_seconds
         rules = [*self.lockout(address, ip), Rule(f"cooldown:{address}", 1 if cooldown else 0, cooldown)]
         if not test_number:
             rules += [
                 Rule(f"send:{address}", s.sends_per_phone_per_hour, HOUR),
-                Rule(f"send-ip:{ip}", s.sends_per_ip_per_hour, HOUR),
                 Rule("send-all", s.global_sends_per_hour, HOUR),
             ]
+            if not allowed:
+                rules.append(Rule(f"send-ip:{ip}", s.sends_per_ip_per_hour, HOUR))
         return rules
 
-    def for_check(self, subject: str, ip: str) -> list[Rule]:
-        """Rules an answer (a code, a password) for ``subject`` from ``ip`` must pass."""
-        return [*self.lockout(subject, ip), self.per_address(ip)]
+    def for_check(self, subject: str, ip: str, *, allowed: bool = False) -> list[Rule]:
+        """Rules an answer (a code, a password) for ``subject`` from ``ip`` must pass (an allowed
+        subject skips the per-address cap; the code's own attempts still hold)."""
+        return [*self.lockout(subject, ip)] if allowed else [*self.lockout(subject, ip), self.per_address(ip)]
 
     def per_address(self, ip: str) -> Rule:
         """Proofs from one client address per 10 minutes (the one-step logins' only rule)."""

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .audit import Audit
 from .auth import LoginRequest
 from .errors import ApiError
 from .fields import Fields
@@ -19,11 +20,12 @@ from .settings import AppSettings, LoginSettings
 logger = logging.getLogger("app.ops")
 
 
-def login(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
+def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> dict[str, Any]:
     appid = fields.text("appid", error="MISSINGAPPID")
     if not appid:
         raise ApiError("MISSINGAPPID")
-    request = LoginRequest(fields, appid[:256], client_ip, services.now())
+    audit.appid = appid
+    request = LoginRequest(fields, appid[:256], client_ip, services.now(), audit)
     method = services.login
     if not method.is_proof(fields):
         answer = {**method.begin(request), **notice(services.settings.login)}
@@ -36,8 +38,10 @@ def login(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
         identity.release()  # the proof was good: the user may try again with it
         if not isinstance(exc, MesiboError):
             raise
+        audit.note("mesibo_error", f"{exc.code} {exc.upstream_error}".strip())
         logger.warning("mesibo did not mint a token: %s", exc)
         raise ApiError(exc.code, detail=str(exc)) from None
+    audit.note("minted")
     try:
         identity.consume()
     except Exception:
@@ -46,7 +50,7 @@ def login(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
     return login_answer(services.settings.app, identity.address, token)
 
 
-def logout(fields: Fields, client_ip: str, services: Services) -> dict[str, Any]:
+def logout(fields: Fields, client_ip: str, services: Services, audit: Audit) -> dict[str, Any]:
     settings = services.settings.mesibo
     if settings.revoke_on_logout:
         try:
@@ -80,4 +84,4 @@ def login_answer(app: AppSettings, address: str, token: str) -> dict[str, Any]:
     }
 
 
-OPS: dict[str, Callable[[Fields, str, Services], dict[str, Any]]] = {"login": login, "logout": logout}
+OPS: dict[str, Callable[[Fields, str, Services, Audit], dict[str, Any]]] = {"login": login, "logout": logout}

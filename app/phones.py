@@ -70,6 +70,15 @@ class TestNumbers:
     def phones(self) -> list[str]:
         return sorted(self._codes)
 
+    def entries(self) -> list[tuple[str, str]]:
+        """(phone, until when) of each, the end date as YYYY-MM-DD (UTC) or 'always'."""
+        import datetime as dt
+
+        def until(end: float | None) -> str:
+            return "always" if end is None else dt.date.fromtimestamp(end - 86400).isoformat()
+
+        return [(phone, until(self._codes[phone][1])) for phone in sorted(self._codes)]
+
     def code_for(self, digits: str, now: float) -> str | None:
         found = self._codes.get(digits)
         if found is None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .audit import Auditor
 from .auth import LoginKit, LoginMethod
 from .codes import Codes, hashing_key
 from .limits import Limits
@@ -34,6 +35,7 @@ class Services:
     codes: Codes
     test_numbers: TestNumbers
     login: LoginMethod
+    auditor: Auditor
 
     def now(self) -> int:
         return int(self.clock())
@@ -62,7 +64,8 @@ def build(
     if sender is None:
         sender = settings.sender_class(settings.plugin(_section(settings.sender_class)), settings.sender)
     secret = "" if is_placeholder(settings.otp.secret) else settings.otp.secret
-    codes = Codes(hashing_key(secret, settings.database_url), settings.otp)
+    codes_key = hashing_key(secret, settings.database_url)
+    codes = Codes(codes_key, settings.otp)
     test_numbers = TestNumbers(settings.phones.test_numbers)
     kit = LoginKit(
         store=store,
@@ -88,6 +91,7 @@ def build(
         codes=codes,
         test_numbers=test_numbers,
         login=login,
+        auditor=Auditor(codes_key, settings.audit),
     )
 
 

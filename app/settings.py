@@ -182,6 +182,14 @@ class PhoneSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail of login events (see README, "Operating it")."""
+
+    enabled: bool = setting(True, "Keep a record of login events: code asked, sent, refused, proved, token minted.")
+    retention_days: int = setting(30, "Days an event is kept (then purged with the rest).", check=between(1, 3650))
+
+
+@dataclasses.dataclass(frozen=True)
 class MetricsSettings:
     """Prometheus metrics."""
 
@@ -213,6 +221,7 @@ SECTIONS: dict[str, type] = {
     "app": AppSettings,
     "limits": LimitSettings,
     "phones": PhoneSettings,
+    "audit": AuditSettings,
     "metrics": MetricsSettings,
     "logging": LoggingSettings,
 }
@@ -233,6 +242,7 @@ class Settings:
     app: AppSettings
     limits: LimitSettings
     phones: PhoneSettings
+    audit: AuditSettings
     metrics: MetricsSettings
     logging: LoggingSettings
     # section name ("sender.twilio") -> that plug-in's settings object

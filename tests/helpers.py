@@ -3,10 +3,14 @@ to POST a login, one to run calls together, and mesibo's answers at the HTTP bou
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from responses import matchers
@@ -129,3 +133,28 @@ def unique_phone() -> str:
 
 def postgres_url() -> str | None:
     return os.environ.get("TEST_DATABASE_URL")
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str = "t"):
+    """A database URL whose connections use a schema of their own on TEST_DATABASE_URL, dropped after."""
+    import psycopg
+
+    url = postgres_url()
+    assert url, "TEST_DATABASE_URL is not set"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def run_flask(command: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess:
+    """``flask --app app <command>`` in a process of its own, as an operator runs it."""
+    flask = str(Path(sys.executable).parent / "flask")
+    return subprocess.run([flask, "--app", "app", *command], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=60)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 import requests
-from helpers import APP_TOKEN, OTP_SECRET, postgres_url, together
+from helpers import APP_TOKEN, OTP_SECRET, postgres_schema, postgres_url, together
 
 from tools.processes import FakeMesibo, Service
 
@@ -19,15 +18,14 @@ pytestmark = [
 PHONE = "18005551234"
 
 
-@pytest.fixture(name="nodes")
-def _nodes(tmp_path):
-    import psycopg
+@pytest.fixture(name="database_url")
+def _database_url():
+    with postgres_schema("nodes") as url:
+        yield url
 
-    schema = "nodes_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(postgres_url(), autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in postgres_url() else "?"
-    database_url = f"{postgres_url()}{separator}options=-csearch_path%3D{schema}"
+
+@pytest.fixture(name="nodes")
+def _nodes(tmp_path, database_url):
     fake = FakeMesibo(APP_TOKEN)
     env = {
         "MESIBO_APP_TOKEN": APP_TOKEN,
@@ -44,8 +42,6 @@ def _nodes(tmp_path):
     node_a.stop()
     node_b.stop()
     fake.stop()
-    with psycopg.connect(postgres_url(), autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def codes_in(*nodes):

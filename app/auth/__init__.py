@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..audit import Audit
 from ..codes import Codes
 from ..fields import Fields
 from ..limits import Limits
@@ -30,6 +31,8 @@ class LoginRequest:
     appid: str
     client_ip: str
     now: int
+    # what happened, for the audit trail: set ``audit.address`` once known, ``audit.note(event)``
+    audit: Audit = field(default_factory=lambda: Audit(method=""))
 
 
 @dataclass(frozen=True)

@@ -164,4 +164,6 @@ class OidcLogin:
         else:
             subject = str(claims["sub"])
         name = str(claims.get("name") or request.fields.text("name", error="BADREQUEST"))[:128]
+        request.audit.address = self.prefix + subject
+        request.audit.note("proved", "id token")
         return Identity(self.prefix + subject, name)

@@ -43,10 +43,12 @@ class CodeLogin:
         raw = request.fields.text(self.field, error=self.invalid)
         test = self.test_code(raw, request.now)
         if test:
+            request.audit.address = test[0]
             return test
         address = self.normalize_address(raw)
         if not address:
             raise ApiError(self.invalid, detail=f"{self.field} is missing or not valid")
+        request.audit.address = address
         return address, None
 
     # -- step 1 -------------------------------------------------------------------------------
@@ -56,12 +58,20 @@ class CodeLogin:
         address, test_code = self.address(request)
         rules = kit.limits.for_send(address, request.client_ip, test_number=test_code is not None)
         kit.store.refuse_known(rules, request.now)  # a flood stops here, before any work
+        if test_code is None:
+            listed = kit.store.policy(address)
+            if listed == "block":
+                request.audit.note("refused", "blocked by the operator")
+                raise ApiError(self.invalid, detail="blocked by the operator")
+            if listed == "allow":
+                rules = kit.limits.for_send(address, request.client_ip, allowed=True)
         code = test_code or kit.codes.new_code()
         digest = kit.codes.digest(address, request.appid, code)
         record = CodeRecord(address, request.appid, digest, request.now + kit.codes.ttl_seconds)
         kit.store.issue(record, rules, request.now)
+        request.audit.note("asked", "test number" if test_code else "")
         if test_code is None:
-            self.deliver(self.message(address, code, record.expires_at), rules, request.now)
+            self.deliver(self.message(address, code, record.expires_at), rules, request)
         return {}
 
     def message(self, address: str, code: str, expires_at: int) -> Message:
@@ -77,19 +87,23 @@ class CodeLogin:
         )
         return Message(address, code, text, expires_at, minutes, self.channel)
 
-    def deliver(self, message: Message, rules: list[Rule], now: int) -> None:
+    def deliver(self, message: Message, rules: list[Rule], request: LoginRequest) -> None:
         kit = self.kit
+        sender = kit.messages.name
         try:
             message_id = kit.sender.send(message)
         except BaseException as exc:
             # A send that did not happen must not cost the user a cooldown or a slot in the caps.
-            kit.store.give_back(rules, now)
-            kit.metrics.sent(kit.messages.name, "error")
+            kit.store.give_back(rules, request.now)
+            kit.metrics.sent(sender, "error")
+            provider_code = exc.provider_code if isinstance(exc, SendError) else type(exc).__name__
+            request.audit.note("send_failed", f"{sender} {provider_code or 'none'}")
             if not isinstance(exc, SendError):
                 raise
             logger.warning("code delivery failed: %s (provider error %s)", exc, exc.provider_code or "none")
             raise ApiError("SENDFAIL", detail=f"provider error {exc.provider_code or 'none'}") from None
-        kit.metrics.sent(kit.messages.name, "ok")
+        kit.metrics.sent(sender, "ok")
+        request.audit.note("sent", f"{sender} {message_id}")
         logger.debug("code sent, message id %s", message_id)
 
     # -- step 2 -------------------------------------------------------------------------------
@@ -101,6 +115,8 @@ class CodeLogin:
         name = request.fields.text("name", error="BADREQUEST")[:128]  # before the code is spent
         rules = kit.limits.for_check(address, request.client_ip)
         kit.store.refuse_known(rules, request.now)
+        if kit.store.policy(address) == "allow":
+            rules = kit.limits.for_check(address, request.client_ip, allowed=True)
         codes = kit.codes
         record = kit.store.check_code(
             address,
@@ -114,7 +130,9 @@ class CodeLogin:
         )
         if record is None:
             # wrong, expired, used, unknown, attempts spent: one answer
+            request.audit.note("wrong")
             raise ApiError("BADCODE")
+        request.audit.note("proved")
         return Identity(
             address, name, consume=lambda: kit.store.consume(record), release=lambda: kit.store.release(record)
         )

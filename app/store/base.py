@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .audit import AuditQueries
 from .hints import RefusalHints
 from .records import CodeRecord, Refused, Rule
 from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
@@ -27,7 +28,7 @@ from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
 logger = logging.getLogger("app.store")
 
 
-class SqlStore(abc.ABC):
+class SqlStore(AuditQueries, abc.ABC):
     """The store: limits, codes, housekeeping and schema, in SQL both engines speak.
 
     An engine provides ``_transaction`` (a cursor inside one transaction, committed when the block
@@ -94,7 +95,7 @@ class SqlStore(abc.ABC):
             # a counted event is over when it exceeds the limit; a checked one when the limit is reached
             over = count > rule.limit if rule.count else (expires_at > now and count >= rule.limit)
             if over:
-                self._hints.remember(rule.key, expires_at, now)
+                self._hints.remember(rule.key, expires_at, now, lambda: self._generation(cur))
                 wait = max(1, int(expires_at - now))
                 if worst is None or wait > worst.retry_after:
                     worst = Refused(rule.key, wait)
@@ -103,7 +104,7 @@ class SqlStore(abc.ABC):
     def refuse_known(self, rules: Sequence[Rule], now: int) -> None:
         """Raise Refused when this process has just seen one of the rules refuse, without asking the
         database: a flood stops here, before any work (see RefusalHints)."""
-        self._hints.check(rules, now)
+        self._hints.check(rules, now, self._generation)
 
     def _counted(self, rules: Sequence[Rule], now: int, work: Callable[[Any], Any] = lambda cur: None) -> Any:
         """Count the rules and, if none refuses, do ``work(cursor)`` in the same transaction and return
@@ -240,7 +241,7 @@ class SqlStore(abc.ABC):
             logger.warning("lazy purge failed", exc_info=True)
 
     def purge(self, now: int, batch: int = 1000, max_batches: int | None = None) -> int:
-        """Delete expired codes and counters, ``batch`` rows per transaction; returns rows removed.
+        """Delete expired codes, counters and events, ``batch`` rows per transaction; returns rows removed.
 
         Short transactions keep the write lock free for logins while a big backlog drains.
         ``max_batches`` bounds the work per table (lazy cleanup does one batch at a time).
@@ -248,7 +249,7 @@ class SqlStore(abc.ABC):
         if batch < 1:
             raise ValueError("the batch must be at least 1 row")
         removed = 0
-        for table in ("codes", "counters"):
+        for table in ("codes", "counters", "events"):
             batches = 0
             while max_batches is None or batches < max_batches:
                 with self._transaction() as cur:
@@ -261,7 +262,7 @@ class SqlStore(abc.ABC):
         return removed
 
     def _purge_sql(self, table: str) -> str:
-        key = "address, appid" if table == "codes" else "key"
+        key = {"codes": "address, appid", "counters": "key", "events": "id"}[table]
         return f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT ?)"
 
     def ping(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .records import Refused, Rule
 
@@ -19,9 +19,13 @@ class RefusalHints:
 
     def __init__(self) -> None:
         self._hints: dict[str, tuple[int, int]] = {}  # rule key -> (hint ends, window ends)
+        # The store's generation when the hints were taken: an operator's unblock bumps it, and a
+        # hint from an older generation must not refuse anyone (the unblock works at once).
+        self.generation: int | None = None
 
-    def check(self, rules: Sequence[Rule], now: int) -> None:
-        """Raise the longest Refused that a live hint for one of the rules gives."""
+    def check(self, rules: Sequence[Rule], now: int, generation: Callable[[], int]) -> None:
+        """Raise the longest Refused that a live hint for one of the rules gives - after asking
+        ``generation()`` (cheap, only when a hint applies) that no unblock made the hints void."""
         worst: Refused | None = None
         for rule in rules:
             hint = self._hints.get(rule.key)
@@ -30,9 +34,16 @@ class RefusalHints:
                 if worst is None or wait > worst.retry_after:
                     worst = Refused(rule.key, wait)
         if worst:
+            current = generation()
+            if current != self.generation:
+                self._hints.clear()
+                self.generation = current
+                return
             raise worst
 
-    def remember(self, key: str, window_end: int, now: int) -> None:
+    def remember(self, key: str, window_end: int, now: int, generation: Callable[[], int]) -> None:
+        if self.generation is None:
+            self.generation = generation()
         if len(self._hints) >= self.MAX:
             self._hints.clear()
         self._hints[key] = (min(window_end, now + self.SECONDS), window_end)

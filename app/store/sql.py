@@ -21,6 +21,30 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 2: a right answer claims the code until mesibo has minted the token (see SqlStore.check_code)
     ["ALTER TABLE codes ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0"],
+    # 3: the audit trail of login events, and the operator's block and allow lists
+    [
+        """CREATE TABLE IF NOT EXISTS events (
+               id TEXT PRIMARY KEY,
+               at BIGINT NOT NULL,
+               expires_at BIGINT NOT NULL,
+               subject TEXT NOT NULL,
+               shown TEXT NOT NULL,
+               event TEXT NOT NULL,
+               detail TEXT NOT NULL,
+               method TEXT NOT NULL,
+               appid TEXT NOT NULL,
+               client_ip TEXT NOT NULL,
+               request_id TEXT NOT NULL){table_options}""",
+        "CREATE INDEX IF NOT EXISTS events_subject ON events (subject, at)",
+        "CREATE INDEX IF NOT EXISTS events_client_ip ON events (client_ip, at)",
+        "CREATE INDEX IF NOT EXISTS events_at ON events (at)",
+        "CREATE INDEX IF NOT EXISTS events_expires_at ON events (expires_at)",
+        """CREATE TABLE IF NOT EXISTS policy (
+               pattern TEXT PRIMARY KEY,
+               kind TEXT NOT NULL,
+               note TEXT NOT NULL,
+               added_at BIGINT NOT NULL){table_options}""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -38,3 +62,10 @@ ON CONFLICT (key) DO UPDATE SET
     count = CASE WHEN counters.expires_at <= ? THEN 1 ELSE counters.count + 1 END,
     expires_at = CASE WHEN counters.expires_at <= ? THEN excluded.expires_at ELSE counters.expires_at END
 RETURNING key, count, expires_at"""
+
+# Bumped by every unblock: a process's refusal hints from before are void (see RefusalHints).
+GENERATION_KEY = "generation"
+BUMP_GENERATION = """
+INSERT INTO counters (key, count, expires_at) VALUES (?, 1, ?)
+ON CONFLICT (key) DO UPDATE SET count = counters.count + 1
+RETURNING count"""

@@ -106,6 +106,20 @@ class SqliteStore(SqlStore):
         if not same:
             raise sqlite3.OperationalError(f"the database file {self.path} was deleted or replaced")
 
+    def _generation(self, cur: Any = None) -> int:
+        """The time of the last unblock, from a file beside the database: one stat, no lock, shared
+        by every process on the machine (SQLite is one machine's store)."""
+        try:
+            return os.stat(self.path + ".generation").st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def _generation_changed(self) -> None:
+        with open(self.path + ".generation", "w", encoding="ascii") as marker:
+            marker.write(f"{time.time_ns()}\n")
+        now = time.time_ns()
+        os.utime(self.path + ".generation", ns=(now, now))
+
     # Less free space than this and a commit may fail: SQLite needs room for the WAL to grow.
     MIN_FREE_BYTES = 8 << 20
 

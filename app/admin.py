@@ -1,0 +1,225 @@
+"""Support commands: ``flask --app app status|events|unblock|block|allow|test-numbers``.
+
+They work against the configured store (SQLite or PostgreSQL) from any node, and what they change
+applies at once on every worker and node.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .audit import masked
+from .auth.otp import CodeLogin
+from .services import Services, of
+from .store.audit import EVENTS, Event
+
+PATTERN = re.compile(r"\+?\d{1,15}\*?")
+
+
+def _services() -> Services:
+    return of(current_app)
+
+
+def _address(services: Services, raw: str) -> str:
+    """The address as the login method writes it (phones to E.164 digits); one line when it is not one."""
+    method = services.login
+    if isinstance(method, CodeLogin):
+        address = method.normalize_address(raw) or (method.test_code(raw, services.now()) or ("",))[0]
+        if not address:
+            login = services.settings.auth.method
+            raise click.ClickException(f"{raw!r} is not a valid address for the {login!r} login")
+        return address
+    return raw.strip()
+
+
+def _when(seconds: int) -> str:
+    seconds = max(0, seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _time(at: int) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    if not rows:
+        click.echo("  (none)")
+        return
+    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[n]) for row in cells) for n in range(len(headers))]
+    for row in cells:
+        click.echo("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _show_events(events: list[Event]) -> None:
+    _table(
+        ["time (UTC)", "event", "detail", "address", "client", "appid", "request"],
+        [(_time(e.at), e.event, e.detail, e.shown, e.client_ip, e.appid, e.request_id) for e in events],
+    )
+
+
+def _limit_rows(
+    services: Services, keys: list[str], patterns: list[str], address: str = ""
+) -> list[tuple[str, str, str, str]]:
+    """(rule, count/limit, resets in, state) of the counters found; the address itself is left out."""
+    limits = services.settings.limits
+    caps = {
+        "cooldown": 1 if limits.resend_cooldown_seconds else 0,
+        "send": limits.sends_per_phone_per_hour,
+        "send-ip": limits.sends_per_ip_per_hour,
+        "check-ip": limits.checks_per_ip_per_10min,
+        "fail": limits.failures_per_phone_per_day,
+        "fail-ip": limits.failures_per_phone_per_ip_per_day,
+    }
+    now, rows = services.now(), []
+    for key, count, ends in services.store.counters_of(keys, patterns):
+        if ends <= now:
+            continue
+        kind, _, subject = key.partition(":")
+        cap = caps.get(kind, 0)
+        full = cap and count >= cap
+        where = subject.replace(address, "", 1).strip(":") if address else subject
+        rule = f"{kind} ({'from ' if address else ''}{where})" if where else kind
+        rows.append((rule, f"{count}/{cap or '-'}", _when(ends - now), "REFUSING" if full else "ok"))
+    return rows
+
+
+def _phone_keys(address: str) -> tuple[list[str], list[str]]:
+    return [f"cooldown:{address}", f"send:{address}", f"fail:{address}"], [f"fail-ip:{address}:%"]
+
+
+def _ip_keys(ip: str) -> tuple[list[str], list[str]]:
+    return [f"send-ip:{ip}", f"check-ip:{ip}"], [f"fail-ip:%:{ip}"]
+
+
+@click.command("status")
+@click.argument("phone")
+@with_appcontext
+def status(phone: str) -> None:
+    """What the service knows of PHONE (or an e-mail address): live code, limits, lists, last events."""
+    services = _services()
+    address, now = _address(services, phone), services.now()
+    click.echo(f"address   {masked(address)}  (lookup {services.auditor.subject(address)})")
+    live = [
+        (appid, _when(expires - now), f"{attempts}/{services.codes.max_attempts}",
+         "claimed (a login is minting its token)" if claimed > now else "waiting for the answer")
+        for appid, expires, attempts, claimed in services.store.codes_of(address)
+        if expires > now
+    ]
+    click.echo("live code " + ("" if live else "none"))
+    if live:
+        _table(["appid", "expires in", "attempts used", "state"], live)
+    click.echo("limits")
+    _table(["rule", "count", "resets in", "state"], _limit_rows(services, *_phone_keys(address), address))
+    listed = services.store.policy(address)
+    click.echo(f"list      {listed + 'ed' if listed else 'neither blocked nor allowed'}")
+    click.echo("last events")
+    _show_events(services.store.events(subject=services.auditor.subject(address), limit=10))
+
+
+def _since(text: str, now: int) -> int:
+    found = re.fullmatch(r"(\d+)([smhd])", text)
+    if found:
+        return now - int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(f"--since {text!r}: use 30m, 2h, 7d or a date such as 2026-11-26T08:00") from None
+    return int(moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp())
+
+
+@click.command("events")
+@click.option("--phone", default="", help="Only this phone (or e-mail address).")
+@click.option("--ip", "client_ip", default="", help="Only this client address.")
+@click.option("--since", default="7d", show_default=True, help="30m, 2h, 7d, or a date and time (UTC).")
+@click.option("--result", "event", default="", help=f"Only this event: {', '.join(EVENTS)}.")
+@click.option("--limit", default="50", show_default=True, help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_appcontext
+def events(phone: str, client_ip: str, since: str, event: str, limit: str, as_json: bool) -> None:
+    """The audit trail of logins, newest first."""
+    services = _services()
+    if event and event not in EVENTS:
+        raise click.ClickException(f"--result {event!r}: one of {', '.join(EVENTS)}")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100000:
+        raise click.ClickException(f"--limit {limit!r}: a number from 1 to 100000")
+    subject = services.auditor.subject(_address(services, phone)) if phone else ""
+    found = services.store.events(
+        subject=subject, client_ip=client_ip, since=_since(since, services.now()), event=event, limit=int(limit)
+    )
+    if not as_json:
+        _show_events(found)
+        return
+    for e in found:
+        row = {"at": _time(e.at) + "Z", "event": e.event, "detail": e.detail, "address": e.shown,
+               "subject": e.subject, "method": e.method, "appid": e.appid, "client_ip": e.client_ip,
+               "request_id": e.request_id}
+        click.echo(json.dumps(row))
+
+
+@click.command("unblock")
+@click.argument("phone", required=False)
+@click.option("--ip", "client_ip", default="", help="Unblock a client address instead.")
+@with_appcontext
+def unblock(phone: str | None, client_ip: str) -> None:
+    """Clear the limits on PHONE (cooldown, sends, wrong answers) or on a client address (--ip)."""
+    services = _services()
+    if bool(phone) == bool(client_ip):
+        raise click.ClickException("name a PHONE or an --ip ADDRESS (one of them)")
+    keys, patterns = _ip_keys(client_ip) if client_ip else _phone_keys(_address(services, phone or ""))
+    cleared = services.store.clear_counters(keys, patterns)
+    who = client_ip or masked(_address(services, phone or ""))
+    click.echo(f"unblocked {who}: cleared {len(cleared)} counter(s){': ' + ', '.join(cleared) if cleared else ''}")
+
+
+def _list_command(kind: str, what: str) -> click.Command:
+    @click.command(kind, help=f"{what} Patterns: a number (15550001111) or a prefix (1900*).")
+    @click.argument("patterns", nargs=-1)
+    @click.option("--note", default="", help="Why (kept with the entry).")
+    @click.option("--remove", is_flag=True, help="Take the patterns off the list.")
+    @with_appcontext
+    def command(patterns: tuple[str, ...], note: str, remove: bool) -> None:
+        services = _services()
+        for pattern in patterns:
+            if not PATTERN.fullmatch(pattern):
+                raise click.ClickException(f"{pattern!r}: a number of 1-15 digits, or such a prefix ending in *")
+        for pattern in (p.lstrip("+") for p in patterns):
+            if remove:
+                gone = services.store.remove_policy(pattern)
+                click.echo(f"{'removed' if gone else 'not on a list:'} {pattern}")
+            else:
+                services.store.set_policy(pattern, kind, note, services.now())
+                click.echo(f"{kind}: {pattern}")
+        click.echo(f"{kind} list")
+        _table(["pattern", "note", "added (UTC)"],
+               [(p, n, _time(at)) for p, n, at in services.store.policies(kind)])
+
+    return command
+
+
+block = _list_command("block", "Refuse these numbers before any SMS (BADPHONE); without patterns, show the list.")
+allow = _list_command(
+    "allow", "Let these numbers past the per-address caps (the per-code attempts still hold); show the list."
+)
+
+
+@click.command("test-numbers")
+@with_appcontext
+def test_numbers() -> None:
+    """The configured test numbers (fixed code, no SMS) and until when each works."""
+    numbers = _services().test_numbers
+    _table(["phone", "until (UTC)"], [(phone, until) for phone, until in numbers.entries()])
+
+
+def init_app(app: Flask) -> None:
+    for command in (status, events, unblock, block, allow, test_numbers):
+        app.cli.add_command(command)

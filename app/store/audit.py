@@ -1,0 +1,176 @@
+"""What the store keeps for operators: the audit trail of login events, the block and allow lists,
+and the state of one phone or address for the support commands."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from .records import Rule
+from .sql import BUMP_GENERATION, GENERATION_KEY
+
+# The events a login leaves, in the order they happen.
+EVENTS = (
+    "code_asked",
+    "code_sent",
+    "send_failed",
+    "refused",
+    "code_wrong",
+    "code_proved",
+    "token_minted",
+    "mesibo_error",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the audit trail. ``subject`` is a keyed hash of the address (for lookup) and
+    ``shown`` a masked form of it (for display): never the address, a code or a token."""
+
+    at: int
+    subject: str
+    shown: str
+    event: str
+    detail: str
+    method: str
+    appid: str
+    client_ip: str
+    request_id: str
+
+
+EVENT_COLUMNS = "at, subject, shown, event, detail, method, appid, client_ip, request_id"
+
+
+class AuditQueries:
+    """Mixed into SqlStore: it supplies ``_transaction`` and ``_exec``."""
+
+    _hints: Any
+
+    def _transaction(self, migration: bool = False) -> AbstractContextManager[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _exec(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- the audit trail ------------------------------------------------------------------------
+
+    def record(self, events: Sequence[Event], keep_seconds: int) -> None:
+        """Write the events of one request in one statement; they are purged ``keep_seconds`` later."""
+        if not events:
+            return
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in events)
+        params: list[Any] = []
+        for e in events:
+            # ids sort as the events happened (the time in ns first): the order within one request
+            row_id = f"{time.time_ns():020d}{secrets.token_hex(4)}"
+            params += [row_id, e.at, e.at + keep_seconds, e.subject, e.shown, e.event, e.detail, e.method, e.appid,
+                       e.client_ip, e.request_id]
+        columns = "id, at, expires_at, subject, shown, event, detail, method, appid, client_ip, request_id"
+        with self._transaction() as cur:
+            self._exec(cur, f"INSERT INTO events ({columns}) VALUES {values}", params)
+
+    def events(
+        self,
+        *,
+        subject: str = "",
+        client_ip: str = "",
+        since: int = 0,
+        event: str = "",
+        limit: int = 50,
+    ) -> list[Event]:
+        """The newest events first, filtered by any of: subject, client address, time, event name."""
+        where: list[str] = ["at >= ?"]
+        params: list[Any] = [since]
+        for column, value in (("subject", subject), ("client_ip", client_ip), ("event", event)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        with self._transaction() as cur:
+            rows = self._exec(
+                cur,
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [Event(*row) for row in rows]
+
+    # -- block and allow lists ------------------------------------------------------------------
+
+    def policy(self, address: str) -> str:
+        """'block', 'allow' or '' for an address: the longest matching number or prefix decides."""
+        with self._transaction() as cur:
+            row = self._exec(
+                cur,
+                # (the wildcards are parameters: a literal % would be a placeholder to psycopg)
+                """SELECT kind FROM policy
+                   WHERE pattern = ? OR (pattern LIKE ? AND ? LIKE REPLACE(pattern, '*', ?))
+                   ORDER BY LENGTH(pattern) DESC LIMIT 1""",
+                (address, "%*", address, "%"),
+            ).fetchall()
+        return row[0][0] if row else ""
+
+    def set_policy(self, pattern: str, kind: str, note: str, now: int) -> None:
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                """INSERT INTO policy (pattern, kind, note, added_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (pattern) DO UPDATE SET kind = excluded.kind, note = excluded.note,
+                       added_at = excluded.added_at""",
+                (pattern, kind, note, now),
+            )
+
+    def remove_policy(self, pattern: str) -> bool:
+        with self._transaction() as cur:
+            return self._exec(cur, "DELETE FROM policy WHERE pattern = ?", (pattern,)).rowcount > 0
+
+    def policies(self, kind: str) -> list[tuple[str, str, int]]:
+        """(pattern, note, added at) of one list, in pattern order."""
+        with self._transaction() as cur:
+            return self._exec(
+                cur, "SELECT pattern, note, added_at FROM policy WHERE kind = ? ORDER BY pattern", (kind,)
+            ).fetchall()
+
+    # -- one phone or address, for support ------------------------------------------------------
+
+    def codes_of(self, address: str) -> list[tuple[str, int, int, int]]:
+        """(appid, expires at, attempts, claimed until) of the codes for an address."""
+        with self._transaction() as cur:
+            return self._exec(
+                cur, "SELECT appid, expires_at, attempts, claimed_until FROM codes WHERE address = ?", (address,)
+            ).fetchall()
+
+    def counters_of(self, keys: Sequence[str], patterns: Sequence[str] = ()) -> list[tuple[str, int, int]]:
+        """(key, count, window ends) of these counters and of those whose key is LIKE a pattern."""
+        where = " OR ".join(["key = ?"] * len(keys) + ["key LIKE ?"] * len(patterns)) or "1 = 0"
+        with self._transaction() as cur:
+            return self._exec(
+                cur, f"SELECT key, count, expires_at FROM counters WHERE {where} ORDER BY key", [*keys, *patterns]
+            ).fetchall()
+
+    def clear_counters(self, keys: Sequence[str], patterns: Sequence[str] = ()) -> list[str]:
+        """Delete these counters (unblock), and void every process's refusal hints: each sees the
+        change at its next request (RefusalHints)."""
+        found = [key for key, _, _ in self.counters_of(keys, patterns)]
+        with self._transaction() as cur:
+            for key in found:
+                self._exec(cur, "DELETE FROM counters WHERE key = ?", (key,))
+            self._exec(cur, BUMP_GENERATION, (GENERATION_KEY, 2**62)).fetchall()
+        self._generation_changed()
+        self._hints.forget([Rule(key, 0, 0) for key in found])
+        return found
+
+    def _generation(self, cur: Any = None) -> int:
+        """How many times counters were cleared by hand (refusal hints from before are void); read
+        with ``cur`` inside a transaction, or in a transaction of its own."""
+        if cur is None:
+            with self._transaction() as own:
+                return self._generation(own)
+        row = self._exec(cur, "SELECT count FROM counters WHERE key = ?", (GENERATION_KEY,)).fetchall()
+        return row[0][0] if row else 0
+
+    def _generation_changed(self) -> None:
+        """An engine may tell its other processes more cheaply than _generation's read (SQLite)."""
+

@@ -1,0 +1,82 @@
+"""The audit trail: every login event, with who/when/where, findable by phone - and nothing secret."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from helpers import API_URL, APPID, PHONE, login, mint_ok, postgres_schema, postgres_url, services_of, wrong
+
+ENGINES = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.skipif(not postgres_url(), reason="TEST_DATABASE_URL is not set")),
+]
+
+
+@pytest.fixture(name="engine_app", params=ENGINES)
+def _engine_app(request, make_app):
+    if request.param == "sqlite":
+        yield make_app(**{"logging.requests": False})
+        return
+    with postgres_schema("audit") as url:
+        app = make_app(**{"database.url": url})
+        yield app
+        services_of(app).store.close()
+
+
+def trail(app, address=PHONE):
+    services = services_of(app)
+    return list(reversed(services.store.events(subject=services.auditor.subject(address), limit=100)))
+
+
+def test_a_login_leaves_its_events_with_who_when_and_where(engine_app, mesibo_api, clock):
+    mint_ok(mesibo_api, "user-token-777")
+    client, outbox = engine_app.test_client(), services_of(engine_app).sender
+    login(client, ip="203.0.113.5", headers={"X-Request-ID": "req-1"})
+    code = outbox.last_code(PHONE)
+    login(client, otp=wrong(code), ip="203.0.113.5")
+    answer = login(client, otp=code, ip="203.0.113.5", headers={"X-Request-ID": "req-3"})
+    assert answer["result"] == "OK"
+    events = trail(engine_app)
+    assert [e.event for e in events] == ["asked", "sent", "wrong", "proved", "minted"]
+    first = events[0]
+    assert first.at == int(clock.now) and first.request_id == "req-1" and first.client_ip == "203.0.113.5"
+    assert first.appid == APPID and first.method == "phone" and first.shown == "1800•••••34"
+    assert events[1].detail.startswith("memory ") and len(events[1].detail) > len("memory ")  # provider, message id
+    assert events[-1].request_id == "req-3"
+    # nothing secret in any column: not the phone in clear, not the code, not the token
+    for event in events:
+        text = " ".join(str(value) for value in vars(event).values())
+        assert PHONE not in text and code not in text and "user-token-777" not in text
+
+
+def test_refusals_failed_sends_and_mesibo_errors_are_recorded(engine_app, mesibo_api):
+    client, outbox = engine_app.test_client(), services_of(engine_app).sender
+    outbox.fail_next = 1
+    login(client)
+    login(client)
+    login(client)  # the cooldown refuses
+    mesibo_api.post(API_URL, body=requests.ConnectionError("down"))
+    login(client, otp=outbox.last_code(PHONE))
+    events = [(e.event, e.detail) for e in trail(engine_app)]
+    assert events[0] == ("asked", "") and events[1][0] == "send_failed" and events[1][1] == "memory TEST"
+    assert ("refused", "cooldown retry_after=60") in events
+    assert ("mesibo_error", "BADAPP") in events
+
+
+def test_events_are_kept_for_the_retention_and_then_purged(make_app, clock):
+    app = make_app(**{"audit.retention_days": 2})
+    login(app.test_client())
+    store = services_of(app).store
+    assert len(trail(app)) == 2
+    clock.advance(2 * 86400 - 10)
+    store.purge(int(clock.now))
+    assert len(trail(app)) == 2
+    clock.advance(20)
+    store.purge(int(clock.now))
+    assert trail(app) == []
+
+
+def test_the_trail_can_be_turned_off(make_app):
+    app = make_app(**{"audit.enabled": False})
+    login(app.test_client())
+    assert trail(app) == []
