@@ -245,7 +245,7 @@ def after_request(response: Response) -> Response:
 
 def _record(svc: services_module.Services, audit: Audit) -> None:
     try:
-        svc.store.record(audit.rows(svc.auditor, svc.now()), svc.auditor.keep_seconds)
+        svc.auditor.write(audit.rows(svc.auditor, svc.now()))
     except Exception:  # the audit trail must never fail a login that happened
         logger.warning("could not write the audit trail of request %s", audit.request_id, exc_info=True)
 

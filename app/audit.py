@@ -3,12 +3,21 @@ keeping addresses in clear (a keyed hash to find one, a masked form to show it),
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
+import logging
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from .forks import PerProcess
 from .settings import AuditSettings
 from .store.audit import Event
+
+logger = logging.getLogger("app.audit")
 
 
 def masked(address: str) -> str:
@@ -24,12 +33,58 @@ def masked(address: str) -> str:
 
 
 class Auditor:
-    """Turns a request's noted events into rows; the key makes the lookup hash useless without it."""
+    """Turns a request's noted events into rows (the key makes the lookup hash useless without it)
+    and writes them: at once, or - the default - gathered by a thread of each worker and written
+    every ``audit.flush_seconds``, many rows to one commit, so a login does not pay a commit of its
+    own for its trail. A crash loses at most that much of the trail; a clean stop writes it all."""
 
-    def __init__(self, key: bytes, settings: AuditSettings):
+    MAX_WAITING = 10000  # rows; more than that and the request that adds them writes them itself
+
+    def __init__(self, key: bytes, settings: AuditSettings, store: Any):
         self._key = hmac.new(key, b"messenger-backend audit trail", hashlib.sha256).digest()
         self.enabled = settings.enabled
         self.keep_seconds = settings.retention_days * 86400
+        self.flush_seconds = settings.flush_seconds
+        self._store = store
+        self._waiting: list[Event] = []
+        self._lock = threading.Lock()
+        self._writer = PerProcess(self._start_writer)
+
+    def write(self, rows: Sequence[Event]) -> None:
+        if not self.flush_seconds:
+            self._store.record(rows, self.keep_seconds)
+            return
+        self._writer.get()
+        with self._lock:
+            self._waiting.extend(rows)
+            full = len(self._waiting) >= self.MAX_WAITING
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is waiting (also at the process's exit)."""
+        with self._lock:
+            rows, self._waiting = self._waiting, []
+        if rows:
+            try:
+                self._store.record(rows, self.keep_seconds)
+            except Exception:  # the trail must never take a worker down
+                logger.warning("could not write %d audit events", len(rows), exc_info=True)
+
+    def _start_writer(self) -> threading.Thread:
+        """This process's writer (a thread inherited across a fork does not run in the child)."""
+        with self._lock:
+            self._waiting = []  # rows a parent had not written yet are the parent's to write
+
+        def run() -> None:
+            while True:
+                time.sleep(self.flush_seconds)
+                self.flush()
+
+        thread = threading.Thread(target=run, name="audit-writer", daemon=True)
+        thread.start()
+        atexit.register(self.flush)
+        return thread
 
     def subject(self, address: str) -> str:
         """The lookup key of an address: the same for every request and node, not reversible."""

@@ -91,7 +91,7 @@ def build(
         codes=codes,
         test_numbers=test_numbers,
         login=login,
-        auditor=Auditor(codes_key, settings.audit),
+        auditor=Auditor(codes_key, settings.audit, store),
     )
 
 

@@ -187,6 +187,8 @@ class AuditSettings:
 
     enabled: bool = setting(True, "Keep a record of login events: code asked, sent, refused, proved, token minted.")
     retention_days: int = setting(30, "Days an event is kept (then purged with the rest).", check=between(1, 3650))
+    flush_seconds: float = setting(1.0, "Events are gathered and written this often, many to a commit (0: each "
+                                   "request writes its own at once).", check=between(0, 60))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,6 +46,7 @@ def base_config(tmp_path, **extra) -> dict[str, Any]:
         "otp.secret": OTP_SECRET,
         "server.development": "false",
         "logging.requests": False,
+        "audit.flush_seconds": 0,  # each request writes its trail at once: tests read it right after
     }
     config.update(extra)
     return config

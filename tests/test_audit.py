@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from helpers import API_URL, APPID, PHONE, login, mint_ok, postgres_schema, postgres_url, services_of, wrong
@@ -80,3 +82,27 @@ def test_the_trail_can_be_turned_off(make_app):
     app = make_app(**{"audit.enabled": False})
     login(app.test_client())
     assert trail(app) == []
+
+
+def test_the_trail_is_gathered_and_written_many_to_a_commit(make_app):
+    """The default: a thread of the worker writes what requests noted, every flush_seconds."""
+    app = make_app(**{"audit.flush_seconds": 0.2})
+    client = app.test_client()
+    for n in range(3):
+        login(client, f"1201555{n:04d}")
+    auditor = services_of(app).auditor
+    deadline = time.monotonic() + 5
+    while len(services_of(app).store.events(limit=100)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(services_of(app).store.events(limit=100)) == 6
+    rows = audit_rows(1200)
+    auditor.write(rows)  # more than one statement's worth, written in one go by flush()
+    auditor.flush()
+    assert len(services_of(app).store.events(limit=5000)) == 6 + 1200
+
+
+def audit_rows(count):
+    from app.store.audit import Event
+
+    return [Event(1_800_000_000 + n, "s" * 32, "1800•••34", "sent", "memory x", "phone", "a", "192.0.2.1", "r")
+            for n in range(count)]

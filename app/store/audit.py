@@ -58,8 +58,15 @@ class AuditQueries:
 
     # -- the audit trail ------------------------------------------------------------------------
 
+    ROWS_PER_STATEMENT = 500  # 11 parameters a row, well under SQLite's 32,766
+
     def record(self, events: Sequence[Event], keep_seconds: int) -> None:
-        """Write the events of one request in one statement; they are purged ``keep_seconds`` later."""
+        """Write events in one transaction (a statement per 500); they are purged ``keep_seconds`` later."""
+        with self._transaction() as cur:
+            for start in range(0, len(events), self.ROWS_PER_STATEMENT):
+                self._insert(cur, events[start : start + self.ROWS_PER_STATEMENT], keep_seconds)
+
+    def _insert(self, cur: Any, events: Sequence[Event], keep_seconds: int) -> None:
         if not events:
             return
         values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in events)
@@ -70,8 +77,7 @@ class AuditQueries:
             params += [row_id, e.at, e.at + keep_seconds, e.subject, e.shown, e.event, e.detail, e.method, e.appid,
                        e.client_ip, e.request_id]
         columns = "id, at, expires_at, subject, shown, event, detail, method, appid, client_ip, request_id"
-        with self._transaction() as cur:
-            self._exec(cur, f"INSERT INTO events ({columns}) VALUES {values}", params)
+        self._exec(cur, f"INSERT INTO events ({columns}) VALUES {values}", params)
 
     def events(
         self,

@@ -37,7 +37,6 @@ MIGRATIONS: list[list[str]] = [
                request_id TEXT NOT NULL){table_options}""",
         "CREATE INDEX IF NOT EXISTS events_subject ON events (subject, at)",
         "CREATE INDEX IF NOT EXISTS events_client_ip ON events (client_ip, at)",
-        "CREATE INDEX IF NOT EXISTS events_at ON events (at)",
         "CREATE INDEX IF NOT EXISTS events_expires_at ON events (expires_at)",
         """CREATE TABLE IF NOT EXISTS policy (
                pattern TEXT PRIMARY KEY,
