@@ -20,6 +20,8 @@ CODES = {
     # used only by the optional e-mail and OpenID Connect logins (the stock apps never see them)
     "BADEMAIL": "The e-mail address is missing or not valid.",
     "BADTOKEN": "The ID token is missing, invalid or expired.",
+    # the password-style logins (LDAP, RADIUS, the operator's own user table): one answer for all
+    "BADLOGIN": "The user id or password is wrong, or the account cannot log in.",
     "RATELIMIT": "Too many requests; try again later.",
     "SENDFAIL": "The code could not be delivered.",
     "BADUSER": "mesibo refused to create the user.",

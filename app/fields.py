@@ -17,8 +17,8 @@ class Fields:
     def __contains__(self, name: str) -> bool:
         return self._data.get(name) not in (None, "")
 
-    def text(self, name: str, *, error: str) -> str:
-        """The field as a trimmed string ("" when absent or null).
+    def text(self, name: str, *, error: str, strip: bool = True) -> str:
+        """The field as a trimmed string ("" when absent or null; untrimmed with ``strip=False``).
 
         A whole number is accepted as its digits (people type phones and codes as numbers);
         a list, object, boolean or fraction raises ``error``.
@@ -37,4 +37,4 @@ class Fields:
                 value.encode()
             except UnicodeEncodeError:  # JSON allows lone surrogates ("\ud800"); text cannot hold them
                 raise ApiError(error, detail=f"{name} is not valid text") from None
-        return value.strip()
+        return value.strip() if strip else value

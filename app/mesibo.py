@@ -48,6 +48,7 @@ class MesiboClient:
         self._app_token = settings.app_token
         self.style = settings.api_style
         self.expiry_minutes = settings.token_expiry_minutes
+        self.token_v2 = settings.token_v2
         self.timeout = (settings.connect_timeout, settings.read_timeout)
         self._metrics = metrics or NoMetrics()
         self._sessions = SessionHolder(self.timeout)
@@ -134,27 +135,53 @@ class MesiboClient:
             url = url[: -len("/backend")]
         return url + "/api.php"
 
-    def add_user(self, address: str, appid: str, *, name: str = "") -> str:
-        """Create (or find) the user and mint a token for ``appid``; return the token."""
+    def add_user(self, address: str, appid: str, *, name: str = "", otp: str = "") -> str:
+        """Create (or find) the user and mint a token for ``appid``; return the token.
+
+        ``otp``: a code mesibo made (``create_code``) - mesibo then mints only with that code, and a
+        refusal is the user's wrong code (BADCODE), not a user mesibo cannot create (BADUSER).
+        """
         expiry_minutes = self.expiry_minutes
-        user: dict[str, Any] = {"address": address, "token": {"appid": appid, "expiry": expiry_minutes}}
+        token: dict[str, Any] = {"appid": appid, "expiry": expiry_minutes}
+        if self.token_v2:
+            token["v2"] = True  # mesibo's own sample: "use v2 token format"
+        user: dict[str, Any] = {"address": address, "token": token}
+        legacy: dict[str, Any] = {"addr": address, "appid": appid, "expiry": expiry_minutes}
+        if self.token_v2:
+            legacy["v2"] = 1
         if name:
-            user["name"] = name
-        legacy = {"addr": address, "appid": appid, "expiry": expiry_minutes}
-        if name:
-            legacy["name"] = name
+            user["name"] = legacy["name"] = name
+        if otp:
+            user["otp"] = legacy["otp"] = otp
         answer = self._call("useradd", {"user": user}, legacy)
         if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
             error = str(answer.get("error") or answer.get("errmsg") or "unknown")
-            code = "BADAPP" if error.upper() in APP_ERRORS else "BADUSER"
+            code = "BADAPP" if error.upper() in APP_ERRORS else "BADCODE" if otp else "BADUSER"
             raise MesiboError(code, f"mesibo refused useradd: {error}", upstream_error=error)
         found = answer.get("user")
-        token = found.get("token") if isinstance(found, dict) else None
-        if isinstance(token, dict):  # some API versions nest the token object
-            token = token.get("token")
-        if not isinstance(token, str) or not token:
+        minted: Any = found.get("token") if isinstance(found, dict) else None
+        if isinstance(minted, dict):  # some API versions nest the token object
+            minted = minted.get("token")
+        if not isinstance(minted, str) or not minted:
             raise MesiboError("BADAPP", "mesibo's useradd answer has no user token")
-        return token
+        return minted
+
+    def create_code(self, address: str, *, tries: int, expiry_seconds: int, reuse: bool) -> str:
+        """Ask mesibo to make a one-time code for ``address`` (it checks it at useradd); return it."""
+        spec = {"address": address, "tries": tries, "expiry": expiry_seconds, "reuse": 1 if reuse else 0}
+        legacy = {"addr": address, "tries": tries, "expiry": expiry_seconds, "reuse": spec["reuse"]}
+        answer = self._call("otp", {"otp": spec}, legacy)
+        if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
+            error = str(answer.get("error") or answer.get("errmsg") or "unknown")
+            raise MesiboError("BADAPP", f"mesibo refused to make a code: {error}", upstream_error=error)
+        code: Any = answer.get("otp")
+        if isinstance(code, dict):  # an answer that nests it
+            code = code.get("otp") or code.get("code")
+        if isinstance(code, int) and not isinstance(code, bool):
+            code = str(code)
+        if not isinstance(code, str) or not code.strip():
+            raise MesiboError("BADAPP", "mesibo's otp answer has no code")
+        return code.strip()
 
     def revoke(self, user_token: str, op: str = "usertokendel") -> bool:
         """Best effort: ask mesibo to delete a user token. Never raises."""

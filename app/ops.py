@@ -33,8 +33,11 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
         return answer
     identity = method.prove(request)
     try:
-        token = services.mesibo.add_user(identity.address, request.appid, name=identity.name)
+        token = services.mesibo.add_user(identity.address, request.appid, name=identity.name, otp=identity.otp)
     except BaseException as exc:
+        if isinstance(exc, MesiboError) and exc.code == "BADCODE":  # mesibo checked the code: wrong
+            identity.refused()
+            raise ApiError("BADCODE", detail=f"mesibo refused the code ({exc.upstream_error})") from None
         identity.release()  # the proof was good: the user may try again with it
         if not isinstance(exc, MesiboError):
             raise

@@ -26,6 +26,10 @@ METHODS = {
     "phone": "app.auth.phone:PhoneLogin",
     "email": "app.auth.email:EmailLogin",
     "oidc": "app.auth.oidc:OidcLogin",
+    "mesibo_otp": "app.auth.mesibo_otp:MesiboCodeLogin",
+    "ldap": "app.auth.ldap:LdapLogin",
+    "radius": "app.auth.radius:RadiusLogin",
+    "sql": "app.auth.sql:SqlLogin",
 }
 
 # The built-in sections of plug-ins, known whichever plug-in is chosen (a typo in one is an error).
@@ -35,6 +39,10 @@ BUILT_IN_SECTIONS = {
     "sender.webhook": SENDERS["webhook"],
     "sender.smtp": SENDERS["smtp"],
     "auth.oidc": METHODS["oidc"],
+    "auth.mesibo_otp": METHODS["mesibo_otp"],
+    "auth.ldap": METHODS["ldap"],
+    "auth.radius": METHODS["radius"],
+    "auth.sql": METHODS["sql"],
 }
 
 

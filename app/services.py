@@ -67,6 +67,7 @@ def build(
     codes_key = hashing_key(secret, settings.database_url)
     codes = Codes(codes_key, settings.otp)
     test_numbers = TestNumbers(settings.phones.test_numbers)
+    mesibo = mesibo or MesiboClient(settings.mesibo, metrics)
     kit = LoginKit(
         store=store,
         limits=Limits(settings.limits),
@@ -79,6 +80,7 @@ def build(
         clock=clock,
         # mesibo answers within connect + read timeout (a total deadline); the claim outlives that
         claim_seconds=int(settings.mesibo.connect_timeout + settings.mesibo.read_timeout) + 2,
+        mesibo=mesibo,
     )
     login = settings.method_class(settings.plugin(_section(settings.method_class)), kit)
     return Services(
@@ -86,7 +88,7 @@ def build(
         clock=clock,
         store=store,
         sender=sender,
-        mesibo=mesibo or MesiboClient(settings.mesibo, metrics),
+        mesibo=mesibo,
         metrics=metrics,
         codes=codes,
         test_numbers=test_numbers,

@@ -54,6 +54,7 @@ class MesiboSettings:
                              "the URL).", check=one_of("backend", "legacy"))
     token_expiry_minutes: int = setting(525600, "Lifetime of minted user tokens, in minutes.",
                                         check=between(1, 52560000))
+    token_v2: bool = setting(True, "Ask mesibo for v2 user tokens (user.token.v2, as mesibo's own sample does).")
     connect_timeout: float = setting(3.0, "Seconds to wait for a connection to mesibo.", check=between(0.1, 60))
     read_timeout: float = setting(10.0, "Seconds to wait for mesibo's answer.", check=between(0.1, 120))
     revoke_on_logout: bool = setting(False, "On logout, ask mesibo to delete the user token (best effort).")

@@ -63,7 +63,7 @@ def email_app(make_app, port, **extra):
 
 def test_email_login_delivers_the_code_over_real_smtp(make_app, smtp_server, mesibo_api):
     port, inbox = smtp_server
-    user = {"address": "ann@example.org", "token": {"appid": APPID, "expiry": 525600}}
+    user = {"address": "ann@example.org", "token": {"appid": APPID, "expiry": 525600, "v2": True}}
     call = expect_useradd(mesibo_api, user, "mail-tok")
     app = email_app(make_app, port, **{"sender.smtp.username": "mailer", "sender.smtp.password": "pw-123456"})
     client = app.test_client()
@@ -211,7 +211,7 @@ def login_with(client, token, **extra):
 
 def test_a_valid_id_token_logs_in_as_its_subject(oidc, mesibo_api):
     app, key, _ = oidc
-    user = {"address": "user-123", "name": "Ann", "token": {"appid": APPID, "expiry": 525600}}
+    user = {"address": "user-123", "name": "Ann", "token": {"appid": APPID, "expiry": 525600, "v2": True}}
     call = expect_useradd(mesibo_api, user, "oidc-tok")
     answer = login_with(app.test_client(), id_token(key, "k1"))
     assert answer["result"] == "OK" and answer["token"] == "oidc-tok"

@@ -33,7 +33,7 @@ def test_full_login_returns_every_field_with_the_right_types(client, outbox, mes
 def test_mesibo_gets_the_documented_useradd_request(client, outbox, mesibo_api):
     call = expect_useradd(
         mesibo_api,
-        {"address": PHONE, "name": "Ann", "token": {"appid": APPID, "expiry": 525600}},
+        {"address": PHONE, "name": "Ann", "token": {"appid": APPID, "expiry": 525600, "v2": True}},
         "t",
         more=[
             matchers.header_matcher({"Content-Type": "application/json"}),
@@ -41,6 +41,14 @@ def test_mesibo_gets_the_documented_useradd_request(client, outbox, mesibo_api):
         ],
     )
     assert login(client, otp=ask_code(client, outbox), name=" Ann ")["result"] == "OK"
+    assert call.call_count == 1
+
+
+def test_v2_tokens_can_be_turned_off(make_app, mesibo_api):
+    app = make_app(**{"mesibo.token_v2": False})
+    client, outbox = app.test_client(), services_of(app).sender
+    call = expect_useradd(mesibo_api, {"address": PHONE, "token": {"appid": APPID, "expiry": 525600}}, "t")
+    assert login(client, otp=ask_code(client, outbox))["result"] == "OK"
     assert call.call_count == 1
 
 
@@ -52,7 +60,7 @@ def test_legacy_api_style_sends_the_php_get(make_app, mesibo_api):
         json={"result": True, "user": {"token": "legacy-tok"}},
         match=[
             matchers.query_param_matcher(
-                {"op": "useradd", "token": APP_TOKEN, "addr": PHONE, "appid": APPID, "expiry": "60"}
+                {"op": "useradd", "token": APP_TOKEN, "addr": PHONE, "appid": APPID, "expiry": "60", "v2": "1"}
             )
         ],
     )

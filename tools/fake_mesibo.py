@@ -3,7 +3,9 @@
     python tools/fake_mesibo.py --port 8999 --app-token dev-app-token [--latency-ms 50]
 
 It answers ``useradd`` in both API styles (JSON POST to ``/backend/``, GET ``/api.php``)
-with a fresh user token, ``usersget`` (what ``flask check`` calls) and ``usertokendel``.
+with a fresh user token, ``usersget`` (what ``flask check`` calls) and ``usertokendel``; and it
+manages codes as mesibo does: ``otp`` makes one for an address (tries, expiry, reuse), and a
+``useradd`` that carries ``otp`` mints only with that code.
 An app token other than ``--app-token`` gets ``AUTHFAIL`` (``--app-token ''`` accepts any).
 
 Behaviour can be changed while it runs, for tests and demos:
@@ -24,6 +26,7 @@ import collections
 import json
 import secrets
 import signal
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 FAILURES = ("none", "http500", "garbage", "authfail", "baduser", "hang", "trickle", "stall")
@@ -36,6 +39,7 @@ class StandIn:
         self.fail = fail
         self.counts: collections.Counter[str] = collections.Counter()
         self.tokens: collections.deque[dict] = collections.deque(maxlen=100)
+        self.codes: dict[str, list] = {}  # address -> [code, tries left, expires at]
 
     def control(self, body: dict) -> dict:
         if "latency_ms" in body:
@@ -62,11 +66,32 @@ class StandIn:
             return 200, b"<html>not json</html>"
         if self.fail == "authfail" or (self.app_token and request.get("token") != self.app_token):
             return 200, json.dumps({"result": False, "error": "AUTHFAIL"}).encode()
+        if op == "otp":
+            spec = request.get("otp") if isinstance(request.get("otp"), dict) else request
+            address = str(spec.get("address") or spec.get("addr") or "")
+            if not address:
+                return 200, json.dumps({"result": False, "error": "MISSINGPARAM"}).encode()
+            live = self.codes.get(address)
+            if not (live and live[2] > time.time() and str(spec.get("reuse", "0")) in ("1", "True", "true")):
+                expires = time.time() + int(spec.get("expiry", 300))
+                live = [f"{secrets.randbelow(10**6):06d}", int(spec.get("tries", 5)), expires]
+                self.codes[address] = live
+            return 200, json.dumps({"result": True, "otp": live[0]}).encode()
         if op == "useradd":
             if self.fail == "baduser":
                 return 200, json.dumps({"result": False, "error": "BADADDRESS"}).encode()
             user = request.get("user") if isinstance(request.get("user"), dict) else {}
             address = user.get("address") or request.get("addr") or ""
+            answer = user.get("otp") or request.get("otp")
+            if answer is not None:
+                live = self.codes.get(address)
+                if not live or live[2] <= time.time() or live[1] <= 0:
+                    return 200, json.dumps({"result": False, "error": "OTPEXPIRED"}).encode()
+                if str(answer) != live[0]:
+                    live[1] -= 1
+                    return 200, json.dumps({"result": False, "error": "BADOTP"}).encode()
+                del self.codes[address]
+                self.counts["useradd-with-otp"] += 1
             token_spec = user.get("token") if isinstance(user.get("token"), dict) else {}
             appid = token_spec.get("appid") or request.get("appid") or ""
             if not address or not appid:

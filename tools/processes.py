@@ -264,3 +264,137 @@ class PostgresCluster:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def throwaway_ca(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A CA made for one test and a server certificate it signs for ``host``: (ca, cert, key) files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "messenger-backend test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+class Slapd:
+    """OpenLDAP (Debian's slapd) with a throwaway database, plain LDAP and LDAPS on ports of its own,
+    the password-policy overlay (for locked accounts) and ``ldif`` loaded before it starts."""
+
+    SUFFIX = "dc=example,dc=org"
+
+    def __init__(self, folder: Path, ldif: str):
+        self.folder = folder / "slapd"
+        (self.folder / "db").mkdir(parents=True)
+        self.ca, cert, key = throwaway_ca(self.folder)
+        self.port, self.tls_port = free_port(), free_port()
+        self.url, self.tls_url = f"ldap://127.0.0.1:{self.port}", f"ldaps://127.0.0.1:{self.tls_port}"
+        schema = "\n".join(f"include /etc/ldap/schema/{name}.schema" for name in ("core", "cosine", "inetorgperson",
+                                                                                    "nis"))
+        config = self.folder / "slapd.conf"
+        config.write_text(f"""{schema}
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload ppolicy
+pidfile {self.folder}/slapd.pid
+TLSCACertificateFile {self.ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+database mdb
+suffix "{self.SUFFIX}"
+rootdn "cn=admin,{self.SUFFIX}"
+rootpw admin-secret
+directory {self.folder}/db
+overlay ppolicy
+ppolicy_default "cn=default,ou=policies,{self.SUFFIX}"
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by users read by * none
+""")
+        (self.folder / "data.ldif").write_text(ldif)
+        subprocess.run(["/usr/sbin/slapadd", "-f", str(config), "-l", str(self.folder / "data.ldif")],
+                       check=True, capture_output=True, timeout=60)
+        self._log = open(self.folder / "slapd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            ["/usr/sbin/slapd", "-f", str(config), "-h", f"{self.url} {self.tls_url}", "-d", "0"],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, self.process)
+        wait_for_port(self.tls_port, self.process)
+
+    @staticmethod
+    def available() -> bool:
+        return os.path.exists("/usr/sbin/slapd") and os.path.exists("/usr/lib/ldap/ppolicy.la")
+
+    def stop(self) -> None:
+        stop(self.process)
+        self._log.close()
+
+
+class FreeRadius:
+    """FreeRADIUS (Debian's freeradius) with a configuration folder of its own - Debian's, copied,
+    on a port of its own, with one client (127.0.0.1 and ``secret``) and ``users`` for its users file."""
+
+    def __init__(self, folder: Path, secret: str, users: str):
+        self.folder = folder / "raddb"
+        shutil.copytree("/etc/freeradius/3.0", self.folder, symlinks=True)
+        self.port = free_port()
+        (self.folder / "clients.conf").write_text(
+            f"client local {{\n  ipaddr = 127.0.0.1\n  secret = {secret}\n  require_message_authenticator = yes\n}}\n"
+        )
+        (self.folder / "mods-config" / "files" / "authorize").write_text(users)
+        default = self.folder / "sites-enabled" / "default"
+        text = (self.folder / "sites-available" / "default").read_text()
+        # every listen section on a port of its own (Debian's listen on 1812/1813 on every address)
+        text = text.replace("\tport = 0", f"\tport = {self.port}", 1)  # the first one: auth on IPv4
+        while "\tport = 0" in text:
+            text = text.replace("\tport = 0", f"\tport = {free_port()}", 1)
+        default.unlink()
+        default.write_text(text)
+        for site in ("inner-tunnel",):
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / "sites-enabled" / site).unlink()
+        config = (self.folder / "radiusd.conf").read_text()
+        config = re.sub(r"^\s*(user|group) = .*$", "", config, flags=re.M)  # run as whoever starts it
+        (self.folder / "radiusd.conf").write_text(config)
+        self._log = open(folder / "freeradius.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            ["/usr/sbin/freeradius", "-f", "-d", str(self.folder), "-l", "stdout"],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while b"Ready to process requests" not in (folder / "freeradius.log").read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("freeradius did not start:\n" + (folder / "freeradius.log").read_text())
+            time.sleep(0.1)
+
+    @staticmethod
+    def available() -> bool:
+        return os.path.exists("/usr/sbin/freeradius") and os.path.isdir("/etc/freeradius/3.0")
+
+    def stop(self) -> None:
+        stop(self.process)
+        self._log.close()

@@ -41,12 +41,16 @@ class Identity:
 
     Once a token is minted the service calls ``consume`` (the code is spent); when none could be,
     ``release`` (the code works again). Methods without single-use proofs leave both no-ops.
+    ``otp`` is a code for mesibo to check when it mints (mesibo-managed codes); when mesibo refuses
+    it, the service calls ``refused`` (a wrong answer) and answers BADCODE.
     """
 
     address: str
     name: str = ""
     consume: Callable[[], None] = field(default=lambda: None)
     release: Callable[[], None] = field(default=lambda: None)
+    otp: str = ""
+    refused: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class LoginKit:
     test_numbers: TestNumbers
     metrics: NoMetrics
     clock: Callable[[], float]
+    mesibo: Any = None  # the mesibo client, for methods that let mesibo manage the codes
     # how long a right code stays claimed while mesibo mints the token: longer than that call may take
     claim_seconds: int = 15
 

@@ -54,25 +54,37 @@ class CodeLogin:
     # -- step 1 -------------------------------------------------------------------------------
 
     def begin(self, request: LoginRequest) -> dict[str, Any]:
-        kit = self.kit
         address, test_code = self.address(request)
-        rules = kit.limits.for_send(address, request.client_ip, test_number=test_code is not None)
-        kit.store.refuse_known(rules, request.now)  # a flood stops here, before any work
+        rules = self.send_rules(request, address, test_number=test_code is not None)
+        code, expires_at = self.issue(request, address, test_code, rules)
+        request.audit.note("asked", "test number" if test_code else "")
         if test_code is None:
+            self.deliver(self.message(address, code, expires_at), rules, request)
+        return {}
+
+    def send_rules(self, request: LoginRequest, address: str, *, test_number: bool) -> list[Rule]:
+        """The limits a code request must pass, after this process's refusal hints and the operator's
+        block and allow lists (a blocked address is refused here, before any SMS)."""
+        kit = self.kit
+        rules = kit.limits.for_send(address, request.client_ip, test_number=test_number)
+        kit.store.refuse_known(rules, request.now)  # a flood stops here, before any work
+        if not test_number:
             listed = kit.store.policy(address)
             if listed == "block":
                 request.audit.note("refused", "blocked by the operator")
                 raise ApiError(self.invalid, detail="blocked by the operator")
             if listed == "allow":
                 rules = kit.limits.for_send(address, request.client_ip, allowed=True)
+        return rules
+
+    def issue(self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule]) -> tuple[str, int]:
+        """Make the code and count the send, atomically; (the code, when it expires)."""
+        kit = self.kit
         code = test_code or kit.codes.new_code()
         digest = kit.codes.digest(address, request.appid, code)
         record = CodeRecord(address, request.appid, digest, request.now + kit.codes.ttl_seconds)
         kit.store.issue(record, rules, request.now)
-        request.audit.note("asked", "test number" if test_code else "")
-        if test_code is None:
-            self.deliver(self.message(address, code, record.expires_at), rules, request)
-        return {}
+        return code, record.expires_at
 
     def message(self, address: str, code: str, expires_at: int) -> Message:
         """The message that carries a code, with the configured text."""
@@ -108,15 +120,21 @@ class CodeLogin:
 
     # -- step 2 -------------------------------------------------------------------------------
 
+    def check_rules(self, request: LoginRequest, address: str) -> list[Rule]:
+        """The limits an answer must pass, after the refusal hints and the allow list."""
+        kit = self.kit
+        rules = kit.limits.for_check(address, request.client_ip)
+        kit.store.refuse_known(rules, request.now)
+        if kit.store.policy(address) == "allow":
+            rules = kit.limits.for_check(address, request.client_ip, allowed=True)
+        return rules
+
     def prove(self, request: LoginRequest) -> Identity:
         kit = self.kit
         address, _ = self.address(request)
         answer = request.fields.text("otp", error="BADCODE").replace(" ", "")
         name = request.fields.text("name", error="BADREQUEST")[:128]  # before the code is spent
-        rules = kit.limits.for_check(address, request.client_ip)
-        kit.store.refuse_known(rules, request.now)
-        if kit.store.policy(address) == "allow":
-            rules = kit.limits.for_check(address, request.client_ip, allowed=True)
+        rules = self.check_rules(request, address)
         codes = kit.codes
         record = kit.store.check_code(
             address,

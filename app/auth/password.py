@@ -1,0 +1,59 @@
+"""What the password-style logins share (LDAP, RADIUS, the operator's own user table): one step,
+the app sends ``user`` and ``password``; the service's limits bound guessing; every way of failing
+answers the same BADLOGIN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ApiError
+from ..fields import Fields
+from . import Identity, LoginKit, LoginRequest
+
+MAX_USER_CHARS = 256
+
+
+class Unavailable(Exception):  # noqa: N818 - a state of the directory, answered INTERNAL
+    """The directory could not be asked (down, timed out, misconfigured): not the user's fault."""
+
+
+class PasswordLogin:
+    """Subclasses check a user id and password in ``authenticate`` and say who it is."""
+
+    def __init__(self, options: Any, kit: LoginKit):
+        self.options = options
+        self.kit = kit
+
+    def is_proof(self, fields: Fields) -> bool:
+        return True  # one step: every login request carries the password
+
+    def begin(self, request: LoginRequest) -> dict[str, Any]:
+        raise ApiError("BADLOGIN")  # never reached (one step)
+
+    def authenticate(self, user: str, password: str) -> tuple[str, str] | None:
+        """(mesibo address, display name) for a right user id and password, else None.
+        Raise Unavailable when the directory cannot answer."""
+        raise NotImplementedError
+
+    def prove(self, request: LoginRequest) -> Identity:
+        kit = self.kit
+        user = request.fields.text("user", error="BADLOGIN")
+        password = request.fields.text("password", error="BADLOGIN", strip=False)
+        if not user or len(user) > MAX_USER_CHARS or not password:
+            # an empty password must never reach a directory: LDAP takes it as an anonymous bind
+            raise ApiError("BADLOGIN", detail="user or password missing")
+        subject = "user:" + user.lower()
+        request.audit.address = subject
+        kit.store.refuse_known(kit.limits.for_check(subject, request.client_ip), request.now)
+        kit.store.hit(kit.limits.for_check(subject, request.client_ip), request.now)
+        try:
+            found = self.authenticate(user, password)
+        except Unavailable as exc:
+            raise ApiError("INTERNAL", detail=str(exc)) from None
+        if found is None:
+            kit.store.count(kit.limits.failures(subject, request.client_ip), request.now)
+            request.audit.note("wrong")
+            raise ApiError("BADLOGIN")
+        address, name = found
+        request.audit.note("proved", type(self).__name__)
+        return Identity(address, (name or request.fields.text("name", error="BADREQUEST"))[:128])

@@ -1,0 +1,248 @@
+"""LDAP, RADIUS and the operator's own user table, against real servers the tests start: Debian's
+slapd (with LDAPS, StartTLS and a password policy) and FreeRADIUS, and SQLite/PostgreSQL tables."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from helpers import APPID, expect_useradd, mint_ok, post, postgres_schema, postgres_url
+
+from tools.processes import FreeRadius, Slapd, free_port
+
+pytestmark = pytest.mark.slow
+
+S = Slapd.SUFFIX
+LDIF = f"""dn: {S}
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,{S}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=policies,{S}
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,{S}
+objectClass: device
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+pwdLockout: TRUE
+
+dn: uid=ann,ou=people,{S}
+objectClass: inetOrgPerson
+uid: ann
+cn: Ann Example
+sn: Example
+mail: ann@example.org
+userPassword: ann-password-1
+
+dn: uid=bob,ou=people,{S}
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob Example
+sn: Example
+userPassword: bob-password-1
+
+dn: uid=locked,ou=people,{S}
+objectClass: inetOrgPerson
+uid: locked
+cn: Locked Out
+sn: Out
+userPassword: locked-password-1
+pwdAccountLockedTime: 000001010000Z
+
+dn: uid=finder,{S}
+objectClass: account
+objectClass: simpleSecurityObject
+uid: finder
+userPassword: finder-secret
+
+dn: cn=messenger,{S}
+objectClass: groupOfNames
+cn: messenger
+member: uid=ann,ou=people,{S}
+"""
+
+
+@pytest.fixture(name="slapd", scope="module")
+def _slapd(tmp_path_factory):
+    if not Slapd.available():
+        pytest.skip("slapd is not installed (.ci/run installs Debian's slapd)")
+    server = Slapd(tmp_path_factory.mktemp("ldap"), LDIF)
+    yield server
+    server.stop()
+
+
+def ldap_config(slapd, **extra):
+    return {
+        "auth.method": "ldap",
+        "auth.ldap.url": slapd.url,
+        "auth.ldap.bind_dn": f"uid=finder,{S}",
+        "auth.ldap.bind_password": "finder-secret",
+        "auth.ldap.search_base": f"ou=people,{S}",
+        "auth.ldap.timeout": 2.0,
+        **extra,
+    }
+
+
+def password_login(client, user, password, ip="203.0.113.5"):
+    return post(client, {"op": "login", "appid": APPID, "user": user, "password": password},
+                environ_overrides={"REMOTE_ADDR": ip})
+
+
+def test_ldap_search_then_bind_logs_in_with_the_users_attributes(make_app, slapd, mesibo_api):
+    call = expect_useradd(mesibo_api, {"address": "corp:ann", "name": "Ann Example",
+                                       "token": {"appid": APPID, "expiry": 525600, "v2": True}}, "ldap-tok")
+    app = make_app(**ldap_config(slapd, **{"auth.ldap.address_prefix": "corp:"}))
+    answer = password_login(app.test_client(), "ann", "ann-password-1")
+    assert answer["result"] == "OK" and answer["token"] == "ldap-tok" and call.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("ann", "wrong"), ("nobody", "ann-password-1"), ("locked", "locked-password-1"), ("ann", ""), ("*", "x"),
+     ("ann)(uid=*", "ann-password-1")],
+    ids=["wrong-password", "unknown-user", "locked-account", "empty-password", "wildcard", "filter-injection"],
+)
+def test_ldap_refusals_are_all_badlogin(make_app, slapd, mesibo_api, user, password):
+    app = make_app(**ldap_config(slapd))
+    answer = password_login(app.test_client(), user, password)
+    assert answer["result"] == "FAIL" and answer["error"] == "BADLOGIN"
+    assert len(mesibo_api.calls) == 0
+
+
+def test_ldap_direct_bind_by_dn_template_and_a_group(make_app, slapd, mesibo_api):
+    mint_ok(mesibo_api)
+    app = make_app(**{"auth.method": "ldap", "auth.ldap.url": slapd.url,
+                      "auth.ldap.user_dn_template": f"uid={{user}},ou=people,{S}",
+                      "auth.ldap.group_dn": f"cn=messenger,{S}", "auth.ldap.address_attribute": "mail"})
+    client = app.test_client()
+    assert password_login(client, "ann", "ann-password-1")["result"] == "OK"
+    assert password_login(client, "bob", "bob-password-1")["error"] == "BADLOGIN"  # not in the group
+
+
+@pytest.mark.parametrize("tls", ["ldaps", "starttls"])
+def test_ldap_over_tls_with_a_ca_file(make_app, slapd, mesibo_api, tls):
+    mint_ok(mesibo_api)
+    url = slapd.tls_url if tls == "ldaps" else slapd.url
+    trusted = make_app(**ldap_config(slapd, **{"auth.ldap.url": url, "auth.ldap.start_tls": tls == "starttls",
+                                               "auth.ldap.ca_file": str(slapd.ca)}))
+    answer = password_login(trusted.test_client(), "ann", "ann-password-1")
+    assert answer["result"] == "OK", answer
+    untrusted = make_app(**ldap_config(slapd, **{"auth.ldap.url": url, "auth.ldap.start_tls": tls == "starttls"}))
+    assert password_login(untrusted.test_client(), "ann", "ann-password-1")["error"] == "INTERNAL"
+
+
+def test_ldap_server_down_is_a_clean_envelope_within_the_timeout(make_app):
+    app = make_app(**{"auth.method": "ldap", "auth.ldap.url": f"ldap://127.0.0.1:{free_port()}",
+                      "auth.ldap.user_dn_template": f"uid={{user}},{S}", "auth.ldap.timeout": 1.0})
+    started = time.monotonic()
+    assert password_login(app.test_client(), "ann", "x")["error"] == "INTERNAL"
+    assert time.monotonic() - started < 3
+
+
+def test_ldap_guessing_is_bounded_by_the_limits(make_app, slapd):
+    app = make_app(**ldap_config(slapd))
+    client = app.test_client()
+    answers = [password_login(client, "ann", f"guess-{n}")["error"] for n in range(11)]
+    assert answers == ["BADLOGIN"] * 10 + ["RATELIMIT"]
+    assert password_login(client, "ann", "ann-password-1", ip="192.0.2.8")["error"] != "RATELIMIT"  # owner
+
+
+# -- RADIUS -------------------------------------------------------------------------------------
+
+RADIUS_SECRET = "radius-shared-secret-1"
+
+
+@pytest.fixture(name="radius", scope="module")
+def _radius(tmp_path_factory):
+    if not FreeRadius.available():
+        pytest.skip("freeradius is not installed (.ci/run installs Debian's freeradius)")
+    server = FreeRadius(tmp_path_factory.mktemp("radius"), RADIUS_SECRET,
+                        'ann Cleartext-Password := "ann-radius-1"\nbob Cleartext-Password := "bob-radius-1"\n')
+    yield server
+    server.stop()
+
+
+def radius_app(make_app, servers, **extra):
+    # FreeRADIUS delays an Access-Reject by a second (reject_delay): the timeout must outlast it
+    return make_app(**{"auth.method": "radius", "auth.radius.servers": servers,
+                       "auth.radius.secret": RADIUS_SECRET, "auth.radius.timeout": 2.0, **extra})
+
+
+def test_radius_access_accept_logs_in(make_app, radius, mesibo_api):
+    call = expect_useradd(mesibo_api, {"address": "ann", "token": {"appid": APPID, "expiry": 525600, "v2": True}})
+    app = radius_app(make_app, [f"127.0.0.1:{radius.port}"])
+    assert password_login(app.test_client(), "ann", "ann-radius-1")["result"] == "OK"
+    assert call.call_count == 1
+
+
+@pytest.mark.parametrize(("user", "password"), [("ann", "wrong"), ("nobody", "x"), ("ann", "")])
+def test_radius_access_reject_is_badlogin(make_app, radius, mesibo_api, user, password):
+    app = radius_app(make_app, [f"127.0.0.1:{radius.port}"])
+    assert password_login(app.test_client(), user, password)["error"] == "BADLOGIN"
+    assert len(mesibo_api.calls) == 0
+
+
+def test_radius_tries_the_next_server_and_answers_clean_when_none_does(make_app, radius, mesibo_api):
+    mint_ok(mesibo_api)
+    down = f"127.0.0.1:{free_port()}"
+    app = radius_app(make_app, [down, f"127.0.0.1:{radius.port}"])
+    assert password_login(app.test_client(), "bob", "bob-radius-1")["result"] == "OK"
+    app = radius_app(make_app, [down], **{"auth.radius.retries": 1, "auth.radius.timeout": 0.5})
+    started = time.monotonic()
+    assert password_login(app.test_client(), "bob", "bob-radius-1")["error"] == "INTERNAL"
+    assert time.monotonic() - started < 0.5 * 2 + 1
+
+
+def test_radius_with_the_wrong_secret_never_logs_in(make_app, radius):
+    app = radius_app(make_app, [f"127.0.0.1:{radius.port}"], **{"auth.radius.secret": "not-the-secret"})
+    assert password_login(app.test_client(), "ann", "ann-radius-1")["result"] == "FAIL"
+
+
+# -- your own user table --------------------------------------------------------------------------
+
+
+def user_table(execute):
+    import bcrypt
+    from argon2 import PasswordHasher
+
+    execute("CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT, address TEXT, name TEXT)")
+    execute("INSERT INTO users VALUES ('ann', ?, 'ann@corp', 'Ann')", (PasswordHasher().hash("ann-sql-1"),))
+    execute("INSERT INTO users VALUES ('bob', ?, 'bob@corp', 'Bob')",
+            (bcrypt.hashpw(b"bob-sql-1", bcrypt.gensalt(rounds=4)).decode(),))
+
+
+@pytest.fixture(name="users_url", params=["sqlite", "postgres"])
+def _users_url(request, tmp_path):
+    if request.param == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "users.db") as db:
+            user_table(db.execute)
+        yield f"sqlite:///{tmp_path}/users.db"
+        return
+    if not postgres_url():
+        pytest.skip("TEST_DATABASE_URL is not set")
+    import psycopg
+
+    with postgres_schema("users") as url, psycopg.connect(url, autocommit=True) as db:
+        user_table(lambda sql, params=(): db.execute(sql.replace("?", "%s"), params))
+        yield url
+
+
+def test_own_user_table_with_argon2_and_bcrypt(make_app, users_url, mesibo_api):
+    mint_ok(mesibo_api)
+    app = make_app(**{"auth.method": "sql", "auth.sql.url": users_url})
+    client = app.test_client()
+    assert password_login(client, "ann", "ann-sql-1")["result"] == "OK"  # argon2
+    assert password_login(client, "bob", "bob-sql-1")["result"] == "OK"  # bcrypt
+    assert password_login(client, "ann", "bob-sql-1")["error"] == "BADLOGIN"
+    assert password_login(client, "carol", "x")["error"] == "BADLOGIN"
+    assert password_login(client, "ann", " ann-sql-1")["error"] == "BADLOGIN"  # passwords are not trimmed
