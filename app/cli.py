@@ -84,10 +84,22 @@ def send_test_code(address: str) -> None:
     click.echo(f"sent test code {code} to {normalized} with {settings.sender.name} (message id {message_id})")
 
 
+@click.command("version")
+def version() -> None:
+    """Print the installed version of messenger-backend."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        click.echo(f"messenger-backend {installed('messenger-backend')}")
+    except PackageNotFoundError:
+        click.echo("messenger-backend (not installed: run from a checkout)")
+
+
 def init_app(app: Flask) -> None:
     from . import admin
 
     admin.init_app(app)
     app.cli.add_command(migrate, "init-db")
-    for command in (migrate, purge, check, send_test_code):
+    for command in (migrate, purge, check, send_test_code, version):
         app.cli.add_command(command)

@@ -41,3 +41,10 @@ def test_purge_refuses_a_batch_below_one_with_one_line(app):
     for batch in ("0", "-5"):
         result = app.test_cli_runner().invoke(args=["purge", "--batch", batch])
         assert result.exit_code == 2 and "--batch" in result.output and "Traceback" not in result.output
+
+
+def test_version_prints_the_installed_version(app):
+    from importlib.metadata import version
+
+    result = app.test_cli_runner().invoke(args=["version"])
+    assert result.exit_code == 0 and result.output.strip() == f"messenger-backend {version('messenger-backend')}"
