@@ -30,6 +30,7 @@ def create_app(
     A wrong configuration raises ConfigError naming the key.
     """
     from . import api, cli, config, logs, monitoring, services
+    from .cors import Cors
 
     environ = os.environ if environ is None else environ
     app = Flask(__name__, instance_path=environ.get("MESSENGER_INSTANCE_PATH") or None)
@@ -54,7 +55,7 @@ def create_app(
         hops = settings.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    api.init_app(app, settings.server.cors_origin)
+    api.init_app(app, Cors(settings.server.cors_origins, settings.server.cors_max_age))
     serve_metrics = settings.metrics.enabled and not settings.metrics.port
     monitoring.init_app(app, metrics_path=settings.metrics.path if serve_metrics else None)
     cli.init_app(app)

@@ -11,15 +11,15 @@ import logging
 import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
-import json5
 from flask import Blueprint, Flask, Response, current_app, g, redirect, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from . import services as services_module
 from .audit import Audit
+from .body import read_fields
+from .cors import Cors
 from .errors import ApiError, envelope, failure
 from .fields import Fields
 from .ops import OPS
@@ -29,125 +29,39 @@ bp = Blueprint("api", __name__)
 logger = logging.getLogger("app.api")
 request_log = logging.getLogger("app.requests")
 
-# The relaxed reading is for people typing curl (the tutorial's body is 65 bytes). The parser is
-# pure Python - 4 KiB of made-up object took 42 ms of CPU when measured - so only small bodies
-# get it, or it would be a cheap way to burn the server's CPU.
-RELAXED_MAX_BYTES = 512
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object: strict, then relaxed (unquoted keys, single quotes); None when neither."""
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        value = None
-        if len(raw) <= RELAXED_MAX_BYTES:
-            try:
-                value = json5.loads(raw.decode("utf-8"))
-            except Exception:  # json5 raises several types on garbage; any failure means "not JSON"
-                value = None
-    else:
-        if not isinstance(value, dict):
-            raise ApiError("BADREQUEST", detail="the body is JSON but not an object")
-    return value if isinstance(value, dict) else None
-
-
-def _form(raw: bytes) -> dict[str, Any] | None:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if "=" not in text:
-        return None
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=100)
-    except ValueError:
-        return None
-    return dict(pairs) or None
-
-
-def read_fields(limit: int) -> dict[str, Any]:
-    """The request's fields. Body first; query-string fields fill in what the body lacks."""
-    environ = request.environ
-    query = request.args.to_dict() if environ.get("QUERY_STRING") else {}
-    length = request.content_length
-    if length is not None and length > limit:
-        _discard_body(length)
-        raise ApiError("BADREQUEST", detail="the body is too large")
-    multipart = environ.get("CONTENT_TYPE", "")[:10].lower() == "multipart/"
-    try:
-        if length is not None and not multipart:
-            # The common case, read straight from the server: the length is known and within the limit.
-            raw = environ["wsgi.input"].read(length)
-        else:
-            # Cached, so a multipart form can still be parsed from it; MAX_CONTENT_LENGTH bounds a body
-            # sent without Content-Length (chunked), and werkzeug's 413 is answered with the envelope.
-            raw = request.get_data(cache=True)
-    except HTTPException:
-        raise
-    except Exception as exc:  # a malformed chunked body, a client gone mid-body: the server's own errors
-        raise ApiError("BADREQUEST", detail=f"the body could not be read ({type(exc).__name__})") from None
-    if len(raw) > limit:
-        raise ApiError("BADREQUEST", detail="the body is too large")
-    if not raw.strip():
-        return query
-    body = _json_object(raw)
-    if body is None and multipart and request.mimetype == "multipart/form-data":
-        body = request.form.to_dict() or None
-    if body is None:
-        body = _form(raw)
-    if body is None:
-        raise ApiError("BADREQUEST", detail="the body is neither JSON nor a form")
-    return {**query, **body} if query else body
-
-
-# Reading (and dropping) a moderately large refused body lets a proxy finish sending it and then
-# read our answer; closing on a half-sent body makes nginx answer 502 instead.
-DISCARD_MAX_BYTES = 1 << 20
-
-
-def _discard_body(length: int) -> None:
-    if length > DISCARD_MAX_BYTES:
-        return
-    stream = request.environ["wsgi.input"]
-    while length > 0:
-        chunk = stream.read(min(length, 65536))
-        if not chunk:
-            break
-        length -= len(chunk)
-
-
 def _op_of(fields: dict[str, Any]) -> str:
     op = fields.get("op")
     return op.strip().lower()[:32] if isinstance(op, str) else ""
 
 
-def answer_headers(cors_origin: str) -> Headers:
+def answer_headers(cors: Cors) -> Headers:
     """The headers of every answer (contract section 1), built once (copying them is cheap)."""
     return Headers(
         [
             ("Cache-Control", "no-cache, no-store, must-revalidate"),
             ("Pragma", "no-cache"),
             ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
-            ("Access-Control-Allow-Origin", cors_origin),
-            ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", "Content-Type"),
+            *cors.headers,
         ]
     )
 
 
-HEADERS = "messenger.headers"
+HEADERS, CORS = "messenger.headers", "messenger.cors"
+
+
+def _with_headers(response: Response) -> Response:
+    """Every answer's headers, the CORS origin for this request's Origin, and the request id."""
+    # A copy: werkzeug keeps a Headers object it is given, and every answer sets its own length.
+    response.headers.extend(current_app.extensions[HEADERS])
+    response.headers.extend(current_app.extensions[CORS].for_origin(request.headers.get("Origin")))
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    return response
 
 
 def answer(body: dict[str, Any], status: int = 200) -> Response:
     """An API answer, with the headers every answer carries."""
-    # A copy: werkzeug keeps a Headers object it is given, and every answer sets its own length.
-    headers = current_app.extensions[HEADERS].copy()
-    response = Response(
-        json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json", headers=headers
-    )
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    return response
+    response = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+    return _with_headers(response)
 
 
 @bp.route("/", methods=["GET", "POST", "OPTIONS"])
@@ -232,8 +146,7 @@ def before_request() -> None:
 def after_request(response: Response) -> Response:
     svc = services_module.of(current_app)
     if "X-Request-ID" not in response.headers:  # answers made by answer() have them all already
-        response.headers.extend(current_app.extensions[HEADERS])
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        _with_headers(response)
     if request.method == "POST":
         svc.metrics.request(g.get("op", ""), g.get("result", "FAIL"), g.get("error", ""))
         if "audit" in g and g.audit.noted and svc.auditor.enabled:
@@ -288,8 +201,9 @@ def log_request(response: Response, as_json: bool) -> None:
         )
 
 
-def init_app(app: Flask, cors_origin: str) -> None:
-    app.extensions[HEADERS] = answer_headers(cors_origin)
+def init_app(app: Flask, cors: Cors) -> None:
+    app.extensions[HEADERS] = answer_headers(cors)
+    app.extensions[CORS] = cors
     app.register_blueprint(bp)
     app.before_request(before_request)
     app.after_request(after_request)

@@ -20,6 +20,12 @@ def _database_url(value: str) -> str | None:
     return None
 
 
+def _cors_origins(value: list) -> str | None:
+    from .cors import origins_problem
+
+    return origins_problem(value)
+
+
 def _calling_codes(value: list) -> str | None:
     for item in value:
         if not str(item).isdigit() or len(str(item)) > 3:
@@ -115,7 +121,9 @@ class ServerSettings:
     """The endpoint."""
 
     max_body_bytes: int = setting(65536, "Largest request body accepted.", check=between(256, 16777216))
-    cors_origin: str = setting("*", "Access-Control-Allow-Origin on every answer.")
+    cors_origins: list[str] = setting(["*"], "Origins a browser page may call from (e.g. [\"https://web.example\"]), "
+                                      "reflected with Vary: Origin; [\"*\"]: any.", check=_cors_origins)
+    cors_max_age: int = setting(600, "Seconds a browser may keep a preflight's answer.", check=between(0, 86400))
     redirect_url: str = setting("https://mesibo.com", "Where GET / sends a browser (302).", check=url)
     trusted_proxies: int = setting(0, "How many proxies in front of the service set X-Forwarded-For (0: use the "
                                    "socket address).", check=between(0, 5))

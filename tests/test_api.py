@@ -180,16 +180,36 @@ def test_every_answer_has_no_cache_and_cors_headers(client):
 
 
 def test_options_answers_204_with_cors(client):
-    response = client.options("/")
+    response = client.options("/", headers={"Origin": "https://web.example.org"})
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert response.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
-    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type, X-Request-ID"
+    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+    assert response.headers["Access-Control-Max-Age"] == "600"  # no second preflight while the user types
 
 
-def test_cors_origin_is_configurable(make_app):
-    client = make_app(**{"server.cors_origin": "https://web.example.org"}).test_client()
-    assert client.post("/", json={"op": "logout"}).headers["Access-Control-Allow-Origin"] == "https://web.example.org"
+def test_a_list_of_origins_is_reflected_with_vary(make_app):
+    origins = ["https://web.example.org", "https://admin.example.org:8443"]
+    client = make_app(**{"server.cors_origins": origins, "server.cors_max_age": 60}).test_client()
+    for origin in origins:
+        response = client.post("/", json={"op": "logout"}, headers={"Origin": origin})
+        assert response.headers["Access-Control-Allow-Origin"] == origin
+        assert response.headers["Vary"] == "Origin" and response.headers["Access-Control-Max-Age"] == "60"
+    stranger = client.post("/", json={"op": "logout"}, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in stranger.headers and stranger.headers["Vary"] == "Origin"
+    assert stranger.get_json()["result"] == "OK"  # the browser, not the service, keeps the page out
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [["https://a.example,https://b.example"], ["https://a.example/"], ["*", "https://a.example"], ["a.example"], []],
+)
+def test_an_invalid_origin_stops_start_up_naming_the_key(make_app, origins):
+    from app import ConfigError
+
+    with pytest.raises(ConfigError, match="server.cors_origins"):
+        make_app(**{"server.cors_origins": origins})
 
 
 def test_get_redirects_to_the_configured_url(make_app):

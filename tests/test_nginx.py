@@ -204,3 +204,31 @@ def test_a_flood_of_slow_connections_from_one_address_leaves_others_logging_in(s
     with capsys.disabled():
         print(f"\nslow flood: {tally}; other clients' step 1 + step 2 + readyz took "
               f"{', '.join(f'{t:.2f}' for t in timings)} s")
+
+
+def test_nginx_answers_carry_the_services_cors_headers_when_it_is_down(stack):
+    """A page on another origin must read nginx's envelope, not hit a CORS error: the preflight and
+    the answer nginx makes while the service is down carry the same headers the service would."""
+    port, service, _, _ = stack
+    service.stop()
+    origin = {"Origin": "https://web.example.org"}
+    status, headers, body = call(port, {"op": "logout"}, headers=origin)
+    headers = dict(headers)
+    assert json.loads(body)["error"] == "INTERNAL"
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Access-Control-Allow-Headers"] == "Content-Type, X-Request-ID"
+    assert headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+
+
+def test_nginx_honours_a_list_of_origins(tmp_path):
+    """With the map filled in as its comment says, nginx reflects an allowed origin and no other."""
+    backend = free_port()  # nothing listens: every API answer is nginx's own
+    nginx = Nginx(tmp_path, backend, site_edit=lambda text: text.replace(
+        'default "*";', 'default "";\n    "https://web.example.org" $http_origin;'))
+    try:
+        _, allowed, _ = call(nginx.port, {"op": "logout"}, headers={"Origin": "https://web.example.org"})
+        _, other, _ = call(nginx.port, {"op": "logout"}, headers={"Origin": "https://evil.example"})
+    finally:
+        nginx.stop()
+    assert dict(allowed)["Access-Control-Allow-Origin"] == "https://web.example.org"
+    assert "Access-Control-Allow-Origin" not in dict(other) and dict(other)["Vary"] == "Origin"

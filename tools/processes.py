@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,14 +183,21 @@ def site_config(listen_port: int, redirect_port: int, backend_port: int, logs: P
 class Nginx:
     """nginx with the shipped site in front of a backend port, in a folder of its own."""
 
-    def __init__(self, folder: Path, backend_port: int, *, worker_connections: int = 4096):
+    def __init__(
+        self,
+        folder: Path,
+        backend_port: int,
+        *,
+        worker_connections: int = 4096,
+        site_edit: Callable[[str], str] = lambda text: text,
+    ):
         """``worker_connections``: as README, "Behind nginx", asks of the main nginx.conf."""
         self.port, redirect_port = free_port(), free_port()
         root = folder / "nginx"
         root.mkdir()
         root.chmod(0o777)
         self.root = root
-        (root / "site.conf").write_text(site_config(self.port, redirect_port, backend_port, root))
+        (root / "site.conf").write_text(site_edit(site_config(self.port, redirect_port, backend_port, root)))
         # As root, nginx's workers would run as "nobody", who cannot write under pytest's private tmp folder.
         user = "user root;" if os.geteuid() == 0 else ""
         (root / "nginx.conf").write_text(f"""
