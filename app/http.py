@@ -4,6 +4,7 @@ cannot have reached the other side."""
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from typing import Any
 
@@ -46,10 +47,25 @@ class TimeoutSession(requests.Session):
             return super().request(method, url, **kwargs)
 
 
+def trusted_cas(ca_file: str = "") -> str | bool:
+    """What certificates to trust: the configured CA file, else REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE
+    (as requests would read them, though our sessions skip its environment lookups), else the
+    default bundle (True)."""
+    return ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
 class SessionHolder:
     """One session per process (see app.forks), with the retry policy and a default timeout."""
 
-    def __init__(self, timeout: Any, *, pool_maxsize: int = 64, user_agent: str = "messenger-backend-python"):
+    def __init__(
+        self,
+        timeout: Any,
+        *,
+        ca_file: str = "",
+        pool_maxsize: int = 64,
+        user_agent: str = "messenger-backend-python",
+    ):
+        self.verify = trusted_cas(ca_file)
         self.timeout = timeout
         self.pool_maxsize = pool_maxsize
         self.user_agent = user_agent
@@ -64,6 +80,7 @@ class SessionHolder:
         # requests reads proxy variables and ~/.netrc from the environment on every call, a
         # large part of its cost; when no proxy is configured there is nothing to read.
         session.trust_env = bool(urllib.request.getproxies())
+        session.verify = self.verify
         return session
 
     def get(self) -> TimeoutSession:

@@ -51,7 +51,7 @@ class MesiboClient:
         self.token_v2 = settings.token_v2
         self.timeout = (settings.connect_timeout, settings.read_timeout)
         self._metrics = metrics or NoMetrics()
-        self._sessions = SessionHolder(self.timeout)
+        self._sessions = SessionHolder(self.timeout, ca_file=settings.ca_file)
         self._template = PerProcess(self._make_template)
 
     def __repr__(self) -> str:
@@ -113,7 +113,9 @@ class MesiboClient:
         template, proxies = self._template.get()
         prepared = template.copy()
         prepared.prepare_body(data=json.dumps(payload, separators=(",", ":")).encode(), files=None)
-        response = session.get_adapter(self.api_url).send(prepared, timeout=self.timeout, proxies=proxies)
+        response = session.get_adapter(self.api_url).send(
+            prepared, timeout=self.timeout, proxies=proxies, verify=self._sessions.verify
+        )
         response.content  # noqa: B018 - read the body now, inside the caller's deadline
         return response
 

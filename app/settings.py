@@ -63,6 +63,8 @@ class MesiboSettings:
     token_v2: bool = setting(True, "Ask mesibo for v2 user tokens (user.token.v2, as mesibo's own sample does).")
     connect_timeout: float = setting(3.0, "Seconds to wait for a connection to mesibo.", check=between(0.1, 60))
     read_timeout: float = setting(10.0, "Seconds to wait for mesibo's answer.", check=between(0.1, 120))
+    ca_file: str = setting("", "CA bundle that signs an on-premise mesibo's certificate (empty: REQUESTS_CA_BUNDLE "
+                           "if set, else the usual trusted CAs).")
     revoke_on_logout: bool = setting(False, "On logout, ask mesibo to delete the user token (best effort).")
     revoke_op: str = setting("usertokendel", "The mesibo API op used to revoke a user token on logout.")
 
@@ -107,6 +109,8 @@ class SenderSettings:
     sms_retriever_hash: str = setting("", "Android SMS Retriever app hash (11 characters); when set it is added as "
                                       "the last line.")
     timeout: float = setting(10.0, "Seconds to wait for an SMS provider or webhook.", check=between(0.5, 60))
+    ca_file: str = setting("", "CA bundle that signs an SMS gateway's or webhook's certificate (empty: "
+                           "REQUESTS_CA_BUNDLE if set, else the usual trusted CAs).")
 
 
 @dataclasses.dataclass(frozen=True)

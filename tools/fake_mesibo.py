@@ -26,6 +26,7 @@ import collections
 import json
 import secrets
 import signal
+import ssl
 import time
 from urllib.parse import parse_qsl, urlsplit
 
@@ -164,8 +165,8 @@ async def handle(stand_in: StandIn, reader: asyncio.StreamReader, writer: asynci
         writer.close()
 
 
-async def serve(host: str, port: int, stand_in: StandIn) -> None:
-    server = await asyncio.start_server(lambda r, w: handle(stand_in, r, w), host, port, backlog=1024)
+async def serve(host: str, port: int, stand_in: StandIn, tls: ssl.SSLContext | None = None) -> None:
+    server = await asyncio.start_server(lambda r, w: handle(stand_in, r, w), host, port, backlog=1024, ssl=tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,14 +183,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-token", default="dev-app-token", help="the app token it accepts ('' accepts any)")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--fail", choices=FAILURES, default="none")
+    parser.add_argument("--tls-cert", default="", help="serve HTTPS with this certificate (PEM) ...")
+    parser.add_argument("--tls-key", default="", help="... and this key")
     args = parser.parse_args(argv)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     try:
         import uvloop  # type: ignore[import-not-found]
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(args.host, args.port, StandIn(args.app_token, args.latency_ms, args.fail)))
+    asyncio.run(serve(args.host, args.port, StandIn(args.app_token, args.latency_ms, args.fail), tls))
 
 
 if __name__ == "__main__":

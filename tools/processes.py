@@ -50,9 +50,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 class FakeMesibo:
-    def __init__(self, app_token: str, latency_ms: float = 0):
+    """The stand-in for mesibo; with ``tls`` (certificate, key) it serves HTTPS."""
+
+    def __init__(self, app_token: str, latency_ms: float = 0, tls: tuple[Path, Path] | None = None):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/backend/"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/backend/"
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -63,6 +66,7 @@ class FakeMesibo:
                 app_token,
                 "--latency-ms",
                 str(latency_ms),
+                *(["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -70,8 +74,12 @@ class FakeMesibo:
         wait_for_port(self.port, self.process)
 
     def _call(self, path: str, body: dict | None = None) -> dict:
+        import ssl
+
         data = json.dumps(body).encode() if body is not None else None
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", data=data, timeout=5) as answer:
+        scheme, context = ("https", ssl._create_unverified_context()) if self.tls else ("http", None)  # noqa: S323
+        url = f"{scheme}://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, data=data, timeout=5, context=context) as answer:  # noqa: S310
             return json.load(answer)
 
     def stats(self) -> dict:

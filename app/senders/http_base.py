@@ -30,7 +30,7 @@ class HttpSender(BaseSender):
 
     def __init__(self, options: Any, common: SenderSettings):
         super().__init__(options, common)
-        self._sessions = SessionHolder((3.05, common.timeout))
+        self._sessions = SessionHolder((3.05, common.timeout), ca_file=common.ca_file)
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
         try:
