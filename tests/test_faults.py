@@ -248,7 +248,7 @@ def test_a_trickling_sms_webhook_costs_a_code_request_at_most_its_deadline(make_
         **{
             "sender.name": "webhook",
             "sender.webhook.url": fake_mesibo.url,
-            "sender.webhook.secret": "a-webhook-secret-123",
+            "sender.webhook.secret": "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3",
             "sender.timeout": 1.0,
         }
     )

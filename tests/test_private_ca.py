@@ -47,7 +47,7 @@ def test_an_sms_gateway_behind_a_private_ca(make_app, https_stand_in):
     webhook = {
         "sender.name": "webhook",
         "sender.webhook.url": fake.url,
-        "sender.webhook.secret": "whsec_c2VjcmV0LWtleS0xMjM0NTY3OA==",
+        "sender.webhook.secret": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3",
         "limits.resend_cooldown_seconds": 0,
     }
     assert login(make_app(**webhook, **{"sender.ca_file": str(ca)}).test_client())["result"] == "OK"

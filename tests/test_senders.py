@@ -171,6 +171,25 @@ def test_webhook_is_signed_as_standard_webhooks_say(make_app, clock):
 
 
 @responses.activate
+def test_the_reference_standard_webhooks_library_verifies_our_signature(make_app):
+    from standardwebhooks.webhooks import Webhook
+
+    app = _webhook_app(make_app, "https://hooks.example.org/sms")
+    responses.post("https://hooks.example.org/sms", status=204)
+    assert login(app.test_client())["result"] == "OK"
+    request = responses.calls[0].request
+    verified = Webhook(WEBHOOK_SECRET).verify(request.body, dict(request.headers))
+    assert verified["type"] == "login.code" and verified["data"]["address"] == PHONE
+
+
+@pytest.mark.parametrize("secret", ["a-plain-secret-string", "whsec_not*base64", "whsec_" + "c2hvcnQ="])
+def test_a_secret_the_libraries_cannot_use_stops_start_up(make_app, secret):
+    config = {"sender.name": "webhook", "sender.webhook.url": "https://h.example", "sender.webhook.secret": secret}
+    with pytest.raises(ConfigError, match="sender.webhook.secret"):
+        make_app(**config)
+
+
+@responses.activate
 def test_webhook_error_status_is_sendfail(make_app):
     app = _webhook_app(make_app, "https://hooks.example.org/sms")
     responses.post("https://hooks.example.org/sms", status=502)
@@ -238,7 +257,7 @@ def test_a_read_timeout_is_not_retried(make_app):
         **{
             "sender.name": "webhook",
             "sender.webhook.url": url,
-            "sender.webhook.secret": "s" * 20,
+            "sender.webhook.secret": WEBHOOK_SECRET,
             "sender.timeout": 0.5,
         }
     )

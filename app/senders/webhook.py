@@ -1,8 +1,9 @@
 """Webhook: POST the code to the operator's URL, signed as Standard Webhooks prescribe.
 
 Headers: ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``
-(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``). A ``whsec_`` secret is the
-base64 of the key, as the specification serializes it; any other string is the key itself.
+(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``). The secret is ``whsec_`` + the base64
+of the key, as the specification serializes it - the form every Standard Webhooks library (the
+reference ``standardwebhooks`` among them) takes; any other form is refused at start-up.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from .http_base import HttpSender, require
 
 
 def signing_key(secret: str) -> bytes:
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret[len("whsec_") :], validate=True)
-        except binascii.Error:
-            raise ConfigError("sender.webhook.secret", "a whsec_ secret must be base64 after the prefix") from None
-    return secret.encode()
+    how = "use whsec_ + the base64 of at least 24 random bytes: whsec_$(openssl rand -base64 32)"
+    if not secret.startswith("whsec_"):
+        raise ConfigError("sender.webhook.secret", f"is not a Standard Webhooks secret; {how}")
+    encoded = secret[len("whsec_") :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        raise ConfigError("sender.webhook.secret", f"is not base64 after whsec_; {how}") from None
+    if len(key) < 24:
+        raise ConfigError("sender.webhook.secret", f"holds a key of {len(key)} bytes; {how}")
+    return key
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class WebhookSettings:
     """The webhook sender (``[sender.webhook]``), signed as https://www.standardwebhooks.com/ says."""
 
     url: str = setting("", "Where to POST codes for delivery.", check=optional_url)
-    secret: str = setting("", "Signing secret, whsec_<base64> (Standard Webhooks) or any string. Secret.",
+    secret: str = setting("", "Signing secret: whsec_ + base64 of the key (Standard Webhooks). Secret.",
                           secret=True)
 
     def validate(self) -> None:
