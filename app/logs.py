@@ -71,17 +71,60 @@ def install_redaction(secrets: Iterable[str]) -> None:
         logging.setLogRecordFactory(redacting_factory)
 
 
+# The request line's fields, and gunicorn's access-log atoms, in Elastic Common Schema names.
+_ECS = {
+    "path": ("url", "path"),
+    "client_ip": ("client", "ip"),
+    "request_id": ("http", "request", "id"),
+    "status": ("http", "response", "status_code"),
+    "op": ("messenger", "op"),
+    "result": ("messenger", "result"),
+    "error": ("messenger", "error"),
+    "detail": ("messenger", "detail"),
+}
+_ACCESS_ATOMS = {
+    "h": ("client", "ip"),
+    "m": ("http", "request", "method"),
+    "U": ("url", "path"),
+    "s": ("http", "response", "status_code"),
+    "B": ("http", "response", "body", "bytes"),
+    "a": ("user_agent", "original"),
+}
+
+
+def _put(entry: dict, path: tuple[str, ...], value: object) -> None:
+    for part in path[:-1]:
+        entry = entry.setdefault(part, {})
+    entry[path[-1]] = value
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line, in Elastic Common Schema (ECS) field names: the service's lines,
+    gunicorn's own and its access log alike (deploy/gunicorn.conf.py uses it for them)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
+        entry: dict = {
+            "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "log": {"level": record.levelname.lower(), "logger": record.name},
             "message": record.getMessage(),
+            "process": {"pid": record.process},
+            "ecs": {"version": "8.11.0"},
         }
-        entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
+        for key, value in vars(record).items():
+            if key in _STANDARD:
+                continue
+            if key == "duration_ms":
+                _put(entry, ("event", "duration"), int(float(value) * 1e6))  # ECS: nanoseconds
+            else:
+                _put(entry, _ECS.get(key, ("labels", key)), value)
+        if record.name == "gunicorn.access" and isinstance(record.args, dict):
+            for atom, path in _ACCESS_ATOMS.items():
+                value = record.args.get(atom, "-")
+                if value != "-":
+                    _put(entry, path, int(value) if atom in "sB" and str(value).isdigit() else value)
         if record.exc_info:
-            entry["exception"] = record.exc_text or redact(self.formatException(record.exc_info))
+            _put(entry, ("error", "stack_trace"), record.exc_text or redact(self.formatException(record.exc_info)))
         return json.dumps(entry, default=str)
 
 

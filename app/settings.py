@@ -220,7 +220,7 @@ class LoggingSettings:
     """Logs."""
 
     level: str = setting("INFO", "Log level.", check=one_of("DEBUG", "INFO", "WARNING", "ERROR"))
-    json: bool = setting(False, "Write log lines as JSON objects.")
+    json: bool = setting(False, "Write every log line (gunicorn's too) as a JSON object in ECS field names.")
     requests: bool = setting(True, "Write one line per API request.")
 
 

@@ -253,3 +253,18 @@ def test_a_reload_applies_a_changed_configuration_without_failing_a_request(tmp_
         assert "configuration not reloaded, the old one keeps serving" in log and "limits.sends_per_ip_per_hour" in log
     finally:
         service.stop()
+
+
+def test_json_logs_are_json_on_every_line_gunicorns_included(start_service):
+    """logging.json: gunicorn's own lines and its access log too, so jq can read the whole stream."""
+    service = start_service(workers=2, MESSENGER_LOGGING_JSON="true", GUNICORN_ACCESSLOG="-")
+    requests.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=10)
+    requests.post(service.url, json={"op": "logout"}, timeout=10)
+    time.sleep(0.5)
+    service.stop()
+    lines = [line for line in service.log().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line parses
+    loggers = {entry["log"]["logger"] for entry in entries}
+    assert {"gunicorn.error", "gunicorn.access", "app", "app.requests", "app.senders.log"} <= loggers
+    access = [entry for entry in entries if entry["log"]["logger"] == "gunicorn.access"]
+    assert access[0]["http"]["request"]["method"] == "POST" and access[0]["http"]["response"]["status_code"] == 200

@@ -80,10 +80,12 @@ def test_json_log_lines_carry_the_request_fields(make_app, all_logs, capsys):
     app = make_app(**{"logging.json": True, "logging.requests": True})
     app.test_client().post("/", json={"op": "logout"}, headers={"X-Request-ID": "rid-1"})
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    request_lines = [line for line in lines if line["logger"] == "app.requests"]
-    assert request_lines[-1]["op"] == "logout"
-    assert request_lines[-1]["request_id"] == "rid-1"
-    assert request_lines[-1]["result"] == "OK"
+    request_lines = [line for line in lines if line["log"]["logger"] == "app.requests"]
+    last = request_lines[-1]
+    assert last["messenger"] == {"op": "logout", "result": "OK", "error": "", "detail": ""}
+    assert last["http"]["request"]["id"] == "rid-1" and last["http"]["response"]["status_code"] == 200
+    assert last["client"]["ip"] == "127.0.0.1" and last["url"]["path"] == "/"
+    assert last["ecs"]["version"] and last["@timestamp"].endswith("Z") and last["event"]["duration"] > 0
 
 
 @pytest.mark.parametrize(
