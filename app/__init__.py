@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +34,10 @@ def create_app(
     from .cors import Cors
 
     environ = os.environ if environ is None else environ
-    app = Flask(__name__, instance_path=environ.get("MESSENGER_INSTANCE_PATH") or None)
+    # ./instance of the folder it runs in - not Flask's default, which moves into the virtual
+    # environment once the package is installed (pip install .) rather than run from a checkout
+    instance = environ.get("MESSENGER_INSTANCE_PATH") or os.path.join(os.getcwd(), "instance")
+    app = Flask(__name__, instance_path=os.path.abspath(instance))
     try:
         settings = config.load(environ, test_config, instance_path=app.instance_path)
     except ConfigError as error:
@@ -86,6 +90,8 @@ def _report_start(built: Any) -> None:
     )
     if settings.development:
         logger.warning("development mode: do not expose this instance to the internet")
+    if "gunicorn" in sys.modules and settings.metrics.enabled and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        logger.warning("metrics are per worker process: start gunicorn with -c deploy/gunicorn.conf.py")
     if not settings.mesibo.app_token:
         logger.warning("no mesibo app token: logins will answer BADAPP until MESIBO_APP_TOKEN is set")
     if settings.mesibo.api_style == "legacy":

@@ -11,11 +11,11 @@ from typing import Any
 
 # code -> a short human text (sent only when server.error_message_text is on)
 CODES = {
-    "BADREQUEST": "The request body is not a JSON object or form.",
+    "BADREQUEST": "The request body is too large, or not a JSON object or form.",
     "NOOP": "The request has no op.",
     "BADOP": "Unknown op.",
     "MISSINGAPPID": "The appid is missing.",
-    "BADPHONE": "The phone number is missing or not valid.",
+    "BADPHONE": "The phone number is missing, not valid, or not allowed here.",
     "BADCODE": "The code is wrong, expired or already used.",
     # used only by the optional e-mail and OpenID Connect logins (the stock apps never see them)
     "BADEMAIL": "The e-mail address is missing or not valid.",

@@ -11,8 +11,9 @@ async workers (gevent/eventlet) would monkey-patch the database drivers; threads
 nothing special from the code, which is thread-safe (a connection per thread for SQLite,
 a pool for PostgreSQL, one HTTP session per worker).
 
-Every value can be overridden with an environment variable of the same name in upper
-case with a GUNICORN_ prefix (GUNICORN_WORKERS=4).
+Every value named here can be overridden with an environment variable of the same name in upper
+case with a GUNICORN_ prefix (GUNICORN_WORKERS=4); any other gunicorn setting with gunicorn's own
+GUNICORN_CMD_ARGS.
 """
 
 import multiprocessing
@@ -92,6 +93,17 @@ if os.environ.get(_PREPARED) == str(os.getpid()):
     pass  # a reload: the folder is ours and already in use
 elif not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_MADE] = tempfile.mkdtemp(prefix="messenger-metrics-")
+
+    def _remove_made_folder() -> None:  # also when start-up fails before on_exit could run
+        import shutil
+
+        if os.environ.get(_MADE) == os.environ.get("PROMETHEUS_MULTIPROC_DIR") and os.getpid() == _MASTER:
+            shutil.rmtree(os.environ[_MADE], ignore_errors=True)
+
+    _MASTER = os.getpid()
+    import atexit
+
+    atexit.register(_remove_made_folder)
 else:
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     for _name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):

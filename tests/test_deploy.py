@@ -21,3 +21,35 @@ def test_units_score_ok_in_systemd_analyze_security(unit):
     found = re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout)
     assert found, done.stdout + done.stderr
     assert float(found.group(1)) <= 4.0, done.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_the_lock_file_installs_exactly_the_pinned_set(tmp_path):
+    """README, Deploy: pip install --require-hashes -r requirements.lock, then the service itself."""
+    import sys
+
+    root = DEPLOY.parent
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    done = subprocess.run([*pip, "--require-hashes", "-r", str(root / "requirements.lock")], capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([*pip, "--no-deps", str(root)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1].split()[0]
+        for line in (root / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith(" ")
+    }
+    frozen = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude", "messenger-backend"],
+                            capture_output=True, text=True, check=True).stdout
+    installed = {
+        name.lower().replace("_", "-"): version
+        for name, _, version in (line.partition("==") for line in frozen.splitlines())
+        if version
+    }
+    assert installed == pinned
+    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import app; print('ok')"], capture_output=True,
+                           text=True, cwd=tmp_path)
+    assert check.stdout.strip() == "ok", check.stderr

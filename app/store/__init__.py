@@ -24,6 +24,12 @@ def open_store(
 
         return SqliteStore(path_of(url), synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
     if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg_pool  # noqa: F401 - only to say what is missing, at start-up
+        except ImportError:
+            from ..schema import ConfigError
+
+            raise ConfigError("database.url", "PostgreSQL needs: pip install 'messenger-backend[postgres]'") from None
         from .postgres import PostgresStore
 
         return PostgresStore(url, pool_size=pool_size, connect_timeout=connect_timeout, pool_timeout=pool_timeout)
