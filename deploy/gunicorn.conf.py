@@ -58,30 +58,6 @@ control_socket = _env(
 )
 
 
-# -- JSON logs everywhere (logging.json = true) ---------------------------------------------------
-# gunicorn's own lines, its access log (GUNICORN_ACCESSLOG=-) and any library's go through the
-# service's JSON formatter too, so every line on stderr is one JSON object (jq works on the stream).
-def _json_logs() -> bool:
-    try:
-        from app.config import load
-
-        return load().logging.json
-    except Exception:  # a configuration error is reported, in one line, when the app is loaded
-        return False
-
-
-if _json_logs():
-    _JSON = {"handlers": ["json"], "propagate": False}
-    logconfig_dict = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
-        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-        "root": {"level": "INFO", "handlers": ["json"]},
-        "loggers": {"gunicorn.error": {"level": "INFO", **_JSON}, "gunicorn.access": {"level": "INFO", **_JSON}},
-    }
-
-
 # -- Prometheus metrics across workers (prometheus_client's multiprocess mode) -------------------
 # Every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR; /metrics adds them up.
 # The folder must be set before the app is imported and must start empty (old files would be
@@ -110,6 +86,32 @@ else:
         if _name.endswith(".db"):
             os.remove(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], _name))
 os.environ[_PREPARED] = str(os.getpid())
+
+
+# -- JSON logs everywhere (logging.json = true) ---------------------------------------------------
+# gunicorn's own lines, its access log (GUNICORN_ACCESSLOG=-) and any library's go through the
+# service's JSON formatter too, so every line on stderr is one JSON object (jq works on the stream).
+# (After the metrics folder is set: importing the app imports prometheus_client, which decides at
+# import whether it is in multiprocess mode.)
+def _json_logs() -> bool:
+    try:
+        from app.config import load
+
+        return load().logging.json
+    except Exception:  # a configuration error is reported, in one line, when the app is loaded
+        return False
+
+
+if _json_logs():
+    _JSON = {"handlers": ["json"], "propagate": False}
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": ["json"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", **_JSON}, "gunicorn.access": {"level": "INFO", **_JSON}},
+    }
 
 
 def child_exit(server, worker):
