@@ -258,7 +258,11 @@ def test_a_configuration_error_is_one_line_from_every_entry_point(command, tmp_p
         k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))
     }
     env.update(PRODUCTION, MESSENGER_OTP_DIGIT="8", GUNICORN_BIND="127.0.0.1:0", MESSENGER_INSTANCE_PATH=str(tmp_path))
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["TMPDIR"] = str(tmp_path / "tmp")  # where gunicorn.conf.py makes its metrics folder
+    (tmp_path / "tmp").mkdir()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert list((tmp_path / "tmp").glob("messenger-metrics-*")) == []  # a failed start leaves none behind
     assert done.returncode != 0
     assert "Traceback" not in done.stderr + done.stdout
     assert "MESSENGER_OTP_DIGIT" in done.stderr and "did you mean 'MESSENGER_OTP_DIGITS'?" in done.stderr
