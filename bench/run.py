@@ -77,6 +77,34 @@ def gunicorn(app: str, port: int, env: dict[str, str], workers: int, folder: Pat
         sys.exit(str(exc)[-3000:])
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(master: int) -> float:
+    """User + system CPU time of every thread of a process and its children (the kernel's counters)."""
+    pids = [master] + [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent(entry) == master
+    ]
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / TICKS
+
+
+def _parent(entry: Path) -> int:
+    try:
+        return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
 def workers_rss_mib(master: subprocess.Popen) -> list[float]:
     sizes = []
     for entry in Path("/proc").iterdir():
@@ -141,7 +169,11 @@ class Bench:
 
     # -- load ------------------------------------------------------------------
 
-    def wrk_run(self, port: int, body: str, *, connections: int, offset: int = 0, path: str = "/") -> dict:
+    def wrk_run(
+        self, port: int, body: str, *, connections: int, offset: int = 0, path: str = "/", server: int = 0
+    ) -> dict:
+        """One wrk run; with ``server`` (a gunicorn master's pid) also the CPU it spent per request."""
+        cpu_before = tree_cpu_seconds(server) if server else 0.0
         out = self.tmp / f"wrk-{time.monotonic_ns()}.json"
         env = {**os.environ, "BENCH_BODY": body, "BENCH_OUT": str(out), "BENCH_OFFSET": str(offset)}
         subprocess.run(
@@ -163,6 +195,8 @@ class Bench:
         )
         result = json.loads(out.read_text())
         result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+        if server:
+            result["cpu_us"] = (tree_cpu_seconds(server) - cpu_before) / max(1, result["requests"]) * 1e6
         return result
 
     def pre_issue(self, database: Path, appid: str, offset: int, per_thread: int) -> None:
@@ -223,17 +257,20 @@ class Bench:
         database = self.tmp / "bench.db"
         service, port = self.start_service(database)
 
+        def floor() -> dict:
+            return self.wrk_run(baseline_port, '{"op":"login"}', connections=16, server=baseline.process.pid)
+
         for rep in range(args.reps):
             offset = rep * REP_STRIDE
             print(f"repetition {rep + 1}/{args.reps}", flush=True)
             samples["stand-in"].append(self.wrk_run(self.fake_port, useradd, connections=16, path="/backend/"))
-            samples["baseline"].append(self.wrk_run(baseline_port, '{"op":"login"}', connections=16))
-            samples["a"].append(self.wrk_run(port, step1, connections=16, offset=offset))
-            samples["baseline"].append(self.wrk_run(baseline_port, '{"op":"login"}', connections=16))
+            samples["baseline"].append(floor())
+            samples["a"].append(self.wrk_run(port, step1, connections=16, offset=offset, server=service.process.pid))
+            samples["baseline"].append(floor())
             self.pre_issue(database, "bench-2", offset, per_thread)
-            samples["b"].append(self.wrk_run(port, step2, connections=16, offset=offset))
-            samples["baseline"].append(self.wrk_run(baseline_port, '{"op":"login"}', connections=16))
-            samples["d"].append(self.wrk_run(port, flood, connections=16))
+            samples["b"].append(self.wrk_run(port, step2, connections=16, offset=offset, server=service.process.pid))
+            samples["baseline"].append(floor())
+            samples["d"].append(self.wrk_run(port, flood, connections=16, server=service.process.pid))
             self.fake_control(latency_ms=50)
             self.pre_issue(database, "bench-2", offset + REP_STRIDE // 2, per_thread // 2)
             samples["c"].append(self.wrk_run(port, step2, connections=64, offset=offset + REP_STRIDE // 2))
@@ -259,8 +296,9 @@ class Bench:
 
 
 def median(runs: list[dict], key: str) -> float:
-    if key == "rps":
-        return statistics.median(run["rps"] for run in runs)
+    if key in ("rps", "cpu_us"):
+        values = [run[key] for run in runs if key in run]
+        return statistics.median(values) if values else 0.0
     return statistics.median(run["latency_us"][key] for run in runs) / 1000
 
 
@@ -269,9 +307,15 @@ def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
     base = median(samples["baseline"], "rps")
     rows, summary = [], {}
 
+    base_cpu = median(samples["baseline"], "cpu_us")
+
     def row(name, label, runs, ratio_to, target, ok):
         rps, p50, p99 = median(runs, "rps"), median(runs, "p50"), median(runs, "p99")
+        cpu = median(runs, "cpu_us")
+        cpu_text = f"{cpu:,.0f} ({cpu / base_cpu:.1f}×)" if cpu and base_cpu else "—"
         summary[name] = {
+            "cpu_us_per_request": round(cpu) if cpu else None,
+            "cpu_ratio_to_floor": round(cpu / base_cpu, 2) if cpu and base_cpu else None,
             "rps": round(rps),
             "p50_ms": round(p50, 2),
             "p99_ms": round(p99, 2),
@@ -281,7 +325,7 @@ def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
         }
         ratio = f"{rps / ratio_to:.2f}" if ratio_to else "—"
         rows.append(
-            f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio} | {target} | "
+            f"| {label} | {cpu_text} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio} | {target} | "
             f"{'yes' if ok else 'no' if ok is not None else '—'} |"
         )
 
@@ -337,8 +381,8 @@ def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
     summary["outcomes"] = result["outcomes"]
     table = "\n".join(
         [
-            "| scenario | req/s | p50 ms | p99 ms | ratio | target | met |",
-            "|---|---:|---:|---:|---:|---|---|",
+            "| scenario | CPU µs/req (× floor) | req/s | p50 ms | p99 ms | ratio | target | met |",
+            "|---|---:|---:|---:|---:|---:|---|---|",
             *rows,
             "",
             f"RSS per service worker: {', '.join(f'{x:.1f} MiB' for x in rss)} (target ≤ 60 MiB: "
