@@ -51,7 +51,6 @@ HEADERS, CORS = "messenger.headers", "messenger.cors"
 
 def _with_headers(response: Response) -> Response:
     """Every answer's headers, the CORS origin for this request's Origin, and the request id."""
-    # A copy: werkzeug keeps a Headers object it is given, and every answer sets its own length.
     response.headers.extend(current_app.extensions[HEADERS])
     response.headers.extend(current_app.extensions[CORS].for_origin(request.headers.get("Origin")))
     response.headers["X-Request-ID"] = g.get("request_id", "")

@@ -101,7 +101,8 @@ def test_a_page_on_another_origin_logs_in_straight_at_the_service(browser, page_
     phone = {"json": "12015550101", "text": "12015550102", "none": "12015550103"}[kind]
     _, second = login_in_browser(browser, page_origin, service.url, service, kind, phone)
     assert second["body"]["result"] == "OK" and second["body"]["token"] == fake.stats()["tokens"][-1]["token"]
-    assert second["requestId"] == ("page-req-1" if kind == "json" else second["requestId"]) and second["requestId"]
+    # the page can read the request id (exposed); a page may also send its own (allowed)
+    assert second["requestId"] == "page-req-1" if kind == "json" else re.fullmatch(r"[0-9a-f]{32}", second["requestId"])
 
 
 @pytest.mark.skipif(not nginx_installed(), reason="nginx is not installed")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..schema import ConfigError, between, setting
 from . import LoginKit
-from .password import PasswordLogin, Unavailable
+from .password import PasswordLogin, Unavailable, requires
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,7 @@ class LdapLogin(PasswordLogin):
     options: LdapSettings
 
     def __init__(self, options: LdapSettings, kit: LoginKit):
-        try:
-            import ldap3
-        except ImportError:
-            raise ConfigError("auth.method", "ldap needs ldap3: pip install 'messenger-backend[ldap]'") from None
+        ldap3 = requires("ldap3", "ldap", "ldap")
         super().__init__(options, kit)
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=options.ca_file or None,
                         version=ssl.PROTOCOL_TLS_CLIENT)

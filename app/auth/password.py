@@ -4,10 +4,12 @@ answers the same BADLOGIN."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..errors import ApiError
 from ..fields import Fields
+from ..schema import ConfigError
 from . import Identity, LoginKit, LoginRequest
 
 MAX_USER_CHARS = 256
@@ -15,6 +17,14 @@ MAX_USER_CHARS = 256
 
 class Unavailable(Exception):  # noqa: N818 - a state of the directory, answered INTERNAL
     """The directory could not be asked (down, timed out, misconfigured): not the user's fault."""
+
+
+def requires(module: str, method: str, extra: str) -> Any:
+    """Import a method's own library, or stop start-up saying which extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError("auth.method", f"{method} needs {module}: pip install 'messenger-backend[{extra}]'") from None
 
 
 class PasswordLogin:
@@ -44,8 +54,7 @@ class PasswordLogin:
             raise ApiError("BADLOGIN", detail="user or password missing")
         subject = "user:" + user.lower()
         request.audit.address = subject
-        kit.store.refuse_known(kit.limits.for_check(subject, request.client_ip), request.now)
-        kit.store.hit(kit.limits.for_check(subject, request.client_ip), request.now)
+        kit.store.hit(kit.limits.for_check(subject, request.client_ip), request.now)  # hints first, then counted
         try:
             found = self.authenticate(user, password)
         except Unavailable as exc:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..schema import ConfigError, between, setting
 from . import LoginKit
-from .password import PasswordLogin, Unavailable
+from .password import PasswordLogin, Unavailable, requires
 
 # The attributes we send and read (RFC 2865, RFC 3579); pyrad needs them named in a dictionary.
 DICTIONARY = """
@@ -54,12 +54,9 @@ class RadiusLogin(PasswordLogin):
     options: RadiusSettings
 
     def __init__(self, options: RadiusSettings, kit: LoginKit):
-        try:
-            from pyrad.dictionary import Dictionary
-        except ImportError:
-            raise ConfigError("auth.method", "radius needs pyrad: pip install 'messenger-backend[radius]'") from None
+        dictionary = requires("pyrad.dictionary", "radius", "radius")
         super().__init__(options, kit)
-        self.dictionary = Dictionary(io.StringIO(DICTIONARY))
+        self.dictionary = dictionary.Dictionary(io.StringIO(DICTIONARY))
 
     def authenticate(self, user: str, password: str) -> tuple[str, str] | None:
         import pyrad.packet

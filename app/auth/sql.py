@@ -11,7 +11,7 @@ from typing import Any
 
 from ..schema import ConfigError, between, setting
 from . import LoginKit
-from .password import PasswordLogin, Unavailable
+from .password import PasswordLogin, Unavailable, requires
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,11 @@ class SqlLogin(PasswordLogin):
     options: SqlSettings
 
     def __init__(self, options: SqlSettings, kit: LoginKit):
-        try:
-            from argon2 import PasswordHasher
-        except ImportError:
-            raise ConfigError("auth.method", "sql needs argon2-cffi and bcrypt: "
-                                             "pip install 'messenger-backend[passwords]'") from None
+        argon2 = requires("argon2", "sql", "passwords")
+        requires("bcrypt", "sql", "passwords")
         super().__init__(options, kit)
         # Checked when the user does not exist, so an unknown name costs as long as a known one.
-        self.dummy = PasswordHasher().hash("not a password of anyone's")
+        self.dummy = argon2.PasswordHasher().hash("not a password of anyone's")
 
     def _row(self, user: str) -> tuple[Any, ...] | None:
         o = self.options
