@@ -88,10 +88,6 @@ class FakeMesibo:
     def control(self, **settings) -> dict:
         return self._call("/_control", settings)
 
-    def access_log(self) -> str:
-        path = self.root / "messenger-backend.access.log"
-        return path.read_text() if path.exists() else ""
-
     def stop(self) -> None:
         stop(self.process)
 
@@ -152,13 +148,20 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def access_log(self) -> str:
-        path = self.root / "messenger-backend.access.log"
-        return path.read_text() if path.exists() else ""
-
     def stop(self) -> None:
+        """Stop gunicorn and wait until its workers are gone too: a worker still finishing after its
+        master exited would answer a proxy's kept-alive connection for a moment."""
+        workers = [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", self.log())]
         stop(self.process)
         self._log.close()
+        deadline = time.monotonic() + 15
+        for pid in workers:
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except (ProcessLookupError, PermissionError):
+                    break
+                time.sleep(0.05)
 
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
