@@ -157,11 +157,18 @@ class Bench:
             "MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR": "1000000",
             "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / f"metrics-{port}"),
         }
-        if self.args.threads:
-            env["GUNICORN_THREADS"] = str(self.args.threads)
-        service = gunicorn("wsgi:app", port, env, self.args.workers, self.tmp)
+        service = gunicorn("wsgi:app", port, {**env, **self.model_env()}, self.args.workers, self.tmp)
         self.processes.append(service)
         return service, port
+
+    def model_env(self) -> dict[str, str]:
+        """The concurrency model under test, for the service and the floor alike."""
+        env = {}
+        if self.args.threads:
+            env["GUNICORN_THREADS"] = str(self.args.threads)
+        if self.args.worker_class:
+            env["GUNICORN_WORKER_CLASS"] = self.args.worker_class
+        return env
 
     def stop_process(self, service: Service) -> None:
         service.stop()
@@ -252,7 +259,7 @@ class Bench:
         samples: dict[str, list[dict]] = {key: [] for key in ("stand-in", "baseline", "a", "b", "c", "d")}
 
         baseline_port = free_port()
-        baseline = gunicorn("baseline:app", baseline_port, {}, args.workers, self.tmp)
+        baseline = gunicorn("baseline:app", baseline_port, self.model_env(), args.workers, self.tmp)
         self.processes.append(baseline)
         database = self.tmp / "bench.db"
         service, port = self.start_service(database)
@@ -401,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="threads per worker (default: the shipped config's)")
+    parser.add_argument("--worker-class", default="", help="gunicorn worker class (default: the shipped config's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     if args.quick:

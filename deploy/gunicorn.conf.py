@@ -28,6 +28,12 @@ def _env(name, default):
 bind = _env("bind", "127.0.0.1:8000")
 workers = int(_env("workers", multiprocessing.cpu_count()))
 worker_class = _env("worker_class", "gthread")
+if worker_class == "gevent":
+    # Patch the standard library before anything imports it (preload_app imports the app in the
+    # master): sockets, locks and sleeps must be gevent's in every worker forked from it.
+    from gevent import monkey
+
+    monkey.patch_all()
 threads = int(_env("threads", 32))
 # Longer than mesibo.connect_timeout + mesibo.read_timeout (13 s by default) plus the store's
 # busy timeout, so a slow login is answered (BADAPP) rather than killed mid-request.

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from helpers import postgres_url, together
 
-from app.store import SCHEMA_VERSION, CodeRecord, Refused, Rule
+from app.store import SCHEMA_VERSION, Blocked, CodeRecord, Listing, Refused, Rule
 from app.store.sql import MIGRATIONS
 from app.store.sqlite import SqliteStore
 
@@ -96,7 +96,7 @@ def answer(store, right, address="15551230000", appid="app", now=NOW, **kwargs):
 
 
 def test_a_right_answer_consumes_the_code(store):
-    assert store.issue(code(), [], NOW) is None
+    store.issue(code(), [], NOW)
     checked = answer(store, True)
     assert isinstance(checked, CodeRecord) and checked.digest == "d" * 64 and checked.attempts == 1
     assert answer(store, True) is None
@@ -265,7 +265,7 @@ def test_migrate_from_each_earlier_version(make_store, start):
     assert store.schema_version() == start
     store.migrate()
     assert store.schema_version() == SCHEMA_VERSION
-    assert store.issue(code(), [], NOW) is None
+    store.issue(code(), [], NOW)
 
 
 def test_concurrent_migrations_apply_once(make_store):
@@ -288,3 +288,26 @@ def test_purge_refuses_a_batch_below_one(store, batch):
     """A batch of 0 would delete nothing and never end."""
     with pytest.raises(ValueError, match="at least 1"):
         store.purge(NOW, batch=batch)
+
+
+def test_the_lists_are_asked_in_the_sends_own_transaction(store):
+    """A blocked address is refused with nothing counted or stored; an allowed one is counted against
+    its own rules; the longest pattern decides (a number beats its prefix)."""
+    usual, allowed = [Rule("usual:x", 1, 3600)], [Rule("allowed:x", 5, 3600)]
+    store.set_policy("1555*", "block", "", NOW)
+    with pytest.raises(Blocked):
+        store.issue(code(), usual, NOW, Listing("15551230000", allowed))
+    assert store.codes_of("15551230000") == [] and store.counters_of(["usual:x", "allowed:x"]) == []
+    store.set_policy("15551230000", "allow", "", NOW)
+    assert store.issue(code(), usual, NOW, Listing("15551230000", allowed)) == allowed
+    assert [key for key, _, _ in store.counters_of(["usual:x", "allowed:x"])] == ["allowed:x"]
+    assert store.policy("15551239999") == "block" and store.policy("1666") == ""
+
+
+def test_step_2_is_not_refused_for_a_blocked_address(store):
+    """A block stops new codes; an answer for a code sent before the block is still checked."""
+    store.issue(code(), [], NOW)
+    store.set_policy("15551230000", "block", "", NOW)
+    listing = Listing("15551230000", [], refuse_blocked=False)
+    found = store.check_code("15551230000", "app", [], NOW, 5, lambda digest: True, listing=listing)
+    assert found is not None

@@ -10,12 +10,13 @@ It costs one more call to mesibo per step 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ApiError
 from ..mesibo import MesiboError
 from ..schema import between, setting
-from ..store import Rule
+from ..store import Listing, Rule
 from . import Identity, LoginKit, LoginRequest
 from .phone import PhoneLogin
 
@@ -37,19 +38,21 @@ class MesiboCodeLogin(PhoneLogin):
         super().__init__(None, kit)
         self.options = options
 
-    def issue(self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule]) -> tuple[str, int]:
+    def issue(
+        self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule], listing: Listing | None
+    ) -> tuple[str, int, Sequence[Rule]]:
         if test_code:  # test numbers keep their fixed code, checked by the service
-            return super().issue(request, address, test_code, rules)
+            return super().issue(request, address, test_code, rules, listing)
         kit, options = self.kit, self.options
-        kit.store.hit(rules, request.now)  # count the send first: a refused one never reaches mesibo
+        counted = kit.store.hit(rules, request.now, listing)  # count the send first: a refused one never reaches mesibo
         try:
             code = kit.mesibo.create_code(
                 address, tries=options.tries, expiry_seconds=options.expiry_seconds, reuse=options.reuse
             )
         except MesiboError as exc:
-            kit.store.give_back(rules, request.now)
+            kit.store.give_back(counted, request.now)
             raise ApiError(exc.code, detail=str(exc)) from None
-        return code, request.now + options.expiry_seconds
+        return code, request.now + options.expiry_seconds, counted
 
     def prove(self, request: LoginRequest) -> Identity:
         raw = request.fields.text(self.field, error=self.invalid)
@@ -59,7 +62,8 @@ class MesiboCodeLogin(PhoneLogin):
         address, _ = self.address(request)
         answer = request.fields.text("otp", error="BADCODE").replace(" ", "")
         name = request.fields.text("name", error="BADREQUEST")[:128]
-        kit.store.hit(self.check_rules(request, address), request.now)
+        rules, listing = self.check_rules(request, address)
+        kit.store.hit(rules, request.now, listing)
         failures = kit.limits.failures(address, request.client_ip)
 
         def refused() -> None:

@@ -8,12 +8,13 @@ same for every channel.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ApiError
 from ..fields import Fields
 from ..senders import Message, SendError, render
-from ..store import CodeRecord, Rule
+from ..store import Blocked, CodeRecord, Listing, Rule
 from . import Identity, LoginKit, LoginRequest
 
 logger = logging.getLogger("app.auth")
@@ -55,36 +56,39 @@ class CodeLogin:
 
     def begin(self, request: LoginRequest) -> dict[str, Any]:
         address, test_code = self.address(request)
-        rules = self.send_rules(request, address, test_number=test_code is not None)
-        code, expires_at = self.issue(request, address, test_code, rules)
+        rules, listing = self.send_rules(request, address, test_number=test_code is not None)
+        try:
+            code, expires_at, counted = self.issue(request, address, test_code, rules, listing)
+        except Blocked:
+            request.audit.note("refused", "blocked by the operator")
+            raise ApiError(self.invalid, detail="blocked by the operator") from None
         request.audit.note("asked", "test number" if test_code else "")
         if test_code is None:
-            self.deliver(self.message(address, code, expires_at), rules, request)
+            self.deliver(self.message(address, code, expires_at), counted, request)
         return {}
 
-    def send_rules(self, request: LoginRequest, address: str, *, test_number: bool) -> list[Rule]:
-        """The limits a code request must pass, after this process's refusal hints and the operator's
-        block and allow lists (a blocked address is refused here, before any SMS)."""
+    def send_rules(self, request: LoginRequest, address: str, *, test_number: bool) -> tuple[list[Rule], Listing | None]:
+        """The limits a code request must pass, after this process's refusal hints (a flood stops here,
+        before any work), and the operator's block and allow lists to ask in the same transaction (a
+        blocked address is refused before any SMS; test numbers are on no list)."""
         kit = self.kit
         rules = kit.limits.for_send(address, request.client_ip, test_number=test_number)
-        kit.store.refuse_known(rules, request.now)  # a flood stops here, before any work
-        if not test_number:
-            listed = kit.store.policy(address)
-            if listed == "block":
-                request.audit.note("refused", "blocked by the operator")
-                raise ApiError(self.invalid, detail="blocked by the operator")
-            if listed == "allow":
-                rules = kit.limits.for_send(address, request.client_ip, allowed=True)
-        return rules
+        kit.store.refuse_known(rules, request.now)
+        if test_number:
+            return rules, None
+        return rules, Listing(address, kit.limits.for_send(address, request.client_ip, allowed=True))
 
-    def issue(self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule]) -> tuple[str, int]:
-        """Make the code and count the send, atomically; (the code, when it expires)."""
+    def issue(
+        self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule], listing: Listing | None
+    ) -> tuple[str, int, Sequence[Rule]]:
+        """Make the code and count the send, in one transaction; (the code, when it expires, the rules
+        counted)."""
         kit = self.kit
         code = test_code or kit.codes.new_code()
         digest = kit.codes.digest(address, request.appid, code)
         record = CodeRecord(address, request.appid, digest, request.now + kit.codes.ttl_seconds)
-        kit.store.issue(record, rules, request.now)
-        return code, record.expires_at
+        counted = kit.store.issue(record, rules, request.now, listing)
+        return code, record.expires_at, counted
 
     def message(self, address: str, code: str, expires_at: int) -> Message:
         """The message that carries a code, with the configured text."""
@@ -99,7 +103,7 @@ class CodeLogin:
         )
         return Message(address, code, text, expires_at, minutes, self.channel)
 
-    def deliver(self, message: Message, rules: list[Rule], request: LoginRequest) -> None:
+    def deliver(self, message: Message, rules: Sequence[Rule], request: LoginRequest) -> None:
         kit = self.kit
         sender = kit.messages.name
         try:
@@ -120,21 +124,21 @@ class CodeLogin:
 
     # -- step 2 -------------------------------------------------------------------------------
 
-    def check_rules(self, request: LoginRequest, address: str) -> list[Rule]:
-        """The limits an answer must pass, after the refusal hints and the allow list."""
+    def check_rules(self, request: LoginRequest, address: str) -> tuple[list[Rule], Listing]:
+        """The limits an answer must pass, after the refusal hints, and the allow list to ask in the
+        same transaction (step 2 never refuses a blocked address: its code was never sent)."""
         kit = self.kit
         rules = kit.limits.for_check(address, request.client_ip)
         kit.store.refuse_known(rules, request.now)
-        if kit.store.policy(address) == "allow":
-            rules = kit.limits.for_check(address, request.client_ip, allowed=True)
-        return rules
+        allowed = kit.limits.for_check(address, request.client_ip, allowed=True)
+        return rules, Listing(address, allowed, refuse_blocked=False)
 
     def prove(self, request: LoginRequest) -> Identity:
         kit = self.kit
         address, _ = self.address(request)
         answer = request.fields.text("otp", error="BADCODE").replace(" ", "")
         name = request.fields.text("name", error="BADREQUEST")[:128]  # before the code is spent
-        rules = self.check_rules(request, address)
+        rules, listing = self.check_rules(request, address)
         codes = kit.codes
         record = kit.store.check_code(
             address,
@@ -145,6 +149,7 @@ class CodeLogin:
             lambda digest: codes.matches(digest, address, request.appid, answer),
             failures=kit.limits.failures(address, request.client_ip),
             claim_seconds=kit.claim_seconds,
+            listing=listing,
         )
         if record is None:
             # wrong, expired, used, unknown, attempts spent: one answer

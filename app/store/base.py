@@ -22,7 +22,7 @@ from typing import Any
 
 from .audit import AuditQueries
 from .hints import RefusalHints
-from .records import CodeRecord, Refused, Rule
+from .records import Blocked, CodeRecord, Listing, Refused, Rule
 from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
 
 logger = logging.getLogger("app.store")
@@ -106,20 +106,34 @@ class SqlStore(AuditQueries, abc.ABC):
         database: a flood stops here, before any work (see RefusalHints)."""
         self._hints.check(rules, now, self._generation)
 
-    def _counted(self, rules: Sequence[Rule], now: int, work: Callable[[Any], Any] = lambda cur: None) -> Any:
-        """Count the rules and, if none refuses, do ``work(cursor)`` in the same transaction and return
-        what it returned. A refusal rolls the transaction back (nothing counted, nothing done) and is
-        raised."""
+    def _counted(
+        self,
+        rules: Sequence[Rule],
+        now: int,
+        work: Callable[[Any, Sequence[Rule]], Any] = lambda cur, rules: rules,
+        listing: Listing | None = None,
+    ) -> Any:
+        """Ask the block and allow lists (``listing``), count the rules that then apply and, if none
+        refuses, do ``work(cursor, rules counted)`` - all in one transaction - and return what it
+        returned. A refusal or a block rolls the transaction back (nothing counted, nothing done) and
+        is raised."""
         with self._transaction() as cur:
+            if listing is not None:
+                kind = self._policy(cur, listing.address)
+                if kind == "block" and listing.refuse_blocked:
+                    raise Blocked(listing.address)
+                if kind == "allow":
+                    rules = listing.allowed
             refusal = self._apply_rules(cur, rules, now)
             if refusal:
                 raise refusal
-            return work(cur)
+            return work(cur, rules)
 
-    def hit(self, rules: Sequence[Rule], now: int) -> None:
-        """Count an event against every rule, all or nothing; raise Refused when one refuses."""
+    def hit(self, rules: Sequence[Rule], now: int, listing: Listing | None = None) -> Sequence[Rule]:
+        """Count an event against every rule, all or nothing; raise Refused when one refuses, Blocked
+        when ``listing`` finds its address blocked. Returns the rules counted (an allowed address's)."""
         self.refuse_known(rules, now)
-        self._counted(rules, now)
+        return self._counted(rules, now, listing=listing)
 
     def give_back(self, rules: Sequence[Rule], now: int) -> None:
         """Undo one counted event (a send that failed must not lock the user out)."""
@@ -141,11 +155,14 @@ class SqlStore(AuditQueries, abc.ABC):
 
     # -- codes ----------------------------------------------------------------
 
-    def issue(self, code: CodeRecord, rules: Sequence[Rule], now: int) -> None:
-        """Count the send against the rules and store the code (replacing any older one), atomically;
-        raise Refused when a rule refuses."""
+    def issue(
+        self, code: CodeRecord, rules: Sequence[Rule], now: int, listing: Listing | None = None
+    ) -> Sequence[Rule]:
+        """Count the send against the rules and store the code (replacing any older one), in one
+        transaction with the block/allow lookup; raise Refused when a rule refuses, Blocked when the
+        address is blocked. Returns the rules counted (to give back if the send fails)."""
 
-        def store(cur: Any) -> None:
+        def store(cur: Any, counted: Sequence[Rule]) -> Sequence[Rule]:
             self._exec(
                 cur,
                 """INSERT INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)
@@ -153,8 +170,9 @@ class SqlStore(AuditQueries, abc.ABC):
                        digest = excluded.digest, expires_at = excluded.expires_at, attempts = 0, claimed_until = 0""",
                 (code.address, code.appid, code.digest, code.expires_at),
             )
+            return counted
 
-        self._counted(rules, now, store)
+        return self._counted(rules, now, store, listing)
 
     def check_code(
         self,
@@ -166,6 +184,7 @@ class SqlStore(AuditQueries, abc.ABC):
         matches: Callable[[str], bool],
         failures: Sequence[tuple[str, int]] = (),
         claim_seconds: int = 15,
+        listing: Listing | None = None,
     ) -> CodeRecord | None:
         """Check an answer against the live code, in one transaction: the code, or None.
 
@@ -176,10 +195,11 @@ class SqlStore(AuditQueries, abc.ABC):
         of many concurrent right answers gets it); the caller then ``consume``s it once the token is
         minted, or ``release``s it. If the caller dies in between, the claim lapses and the code
         works again while it lives - a crash never costs the user the code. A wrong answer counts
-        ``failures`` (key, window). None: the answer is wrong, or there is no live code.
+        ``failures`` (key, window). None: the answer is wrong, or there is no live code. The allow
+        list (``listing``) is asked in the same transaction.
         """
 
-        def check(cur: Any) -> CodeRecord | None:
+        def check(cur: Any, counted: Sequence[Rule]) -> CodeRecord | None:
             # fetchall, not fetchone: SQLite cannot commit while a RETURNING statement is unfinished
             rows = self._exec(
                 cur,
@@ -202,7 +222,7 @@ class SqlStore(AuditQueries, abc.ABC):
             )
             return code
 
-        return self._counted(rules, now, check)
+        return self._counted(rules, now, check, listing)
 
     def consume(self, code: CodeRecord) -> None:
         """The claimed code did its work (a token was minted): delete it. A newer code is kept."""

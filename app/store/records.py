@@ -1,7 +1,8 @@
-"""What the store keeps and answers: a code, a limit rule, a refusal."""
+"""What the store keeps and answers: a code, a limit rule, a listing to ask about, a refusal."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -26,6 +27,21 @@ class Rule:
     limit: int
     window: int
     count: bool = True
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Ask the operator's block and allow lists about ``address`` inside the request's own transaction:
+    an allowed address is counted against ``allowed`` instead of the usual rules; a blocked one is
+    refused (``Blocked``) when ``refuse_blocked``."""
+
+    address: str
+    allowed: Sequence[Rule]
+    refuse_blocked: bool = True
+
+
+class Blocked(Exception):  # noqa: N818 - an operator's decision, not a fault
+    """The address is on the operator's block list."""
 
 
 class Refused(Exception):  # noqa: N818 - a refusal is an answer, not a fault

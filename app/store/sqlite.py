@@ -51,8 +51,11 @@ class SqliteStore(SqlStore):
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         self._use_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        # One connection per process, so its page cache can be larger than the 2 MB default.
-        conn.execute("PRAGMA cache_size = -8000")
+        # SQLite's default page cache (2 MB): the hot rows are the last minutes' codes and counters,
+        # and a larger cache only grew every worker's memory (8 MB measured no faster).
+        # After a checkpoint the WAL is cut back to this size: a long reader (a backup, an operator's
+        # shell) lets it grow, and without a limit it never shrinks again.
+        conn.execute(f"PRAGMA journal_size_limit = {self.WAL_LIMIT_BYTES}")
         self._inode = os.stat(self.path).st_ino  # the file this process's connection writes to
         return conn
 
@@ -119,6 +122,8 @@ class SqliteStore(SqlStore):
             marker.write(f"{time.time_ns()}\n")
         now = time.time_ns()
         os.utime(self.path + ".generation", ns=(now, now))
+
+    WAL_LIMIT_BYTES = 4 << 20
 
     # Less free space than this and a commit may fail: SQLite needs room for the WAL to grow.
     MIN_FREE_BYTES = 8 << 20
