@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, request
-from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from . import services as services_module
@@ -34,33 +33,41 @@ def _op_of(fields: dict[str, Any]) -> str:
     return op.strip().lower()[:32] if isinstance(op, str) else ""
 
 
-def answer_headers(cors: Cors) -> Headers:
-    """The headers of every answer (contract section 1), built once (copying them is cheap)."""
-    return Headers(
-        [
+class AnswerHeaders:
+    """WSGI middleware: the headers every answer carries (contract section 1) - no-cache, CORS, the
+    allowed origin for this request's Origin - and the request id (the client's X-Request-ID when it
+    is sane, else a new one, left in the environ as ``messenger.request_id``). Added as a plain list
+    at ``start_response``: building them as werkzeug Headers on every answer cost more than the
+    rest of an unknown op's answer."""
+
+    def __init__(self, wsgi_app: Any, cors: Cors):
+        self.wsgi_app = wsgi_app
+        self.cors = cors
+        self.fixed = [
             ("Cache-Control", "no-cache, no-store, must-revalidate"),
             ("Pragma", "no-cache"),
             ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
             *cors.headers,
         ]
-    )
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else secrets.token_hex(16)
+        environ[REQUEST_ID] = request_id
+        extra = [*self.fixed, *self.cors.for_origin(environ.get("HTTP_ORIGIN")), ("X-Request-ID", request_id)]
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, headers + extra, exc_info)
+
+        return self.wsgi_app(environ, start)
 
 
-HEADERS, CORS = "messenger.headers", "messenger.cors"
-
-
-def _with_headers(response: Response) -> Response:
-    """Every answer's headers, the CORS origin for this request's Origin, and the request id."""
-    response.headers.extend(current_app.extensions[HEADERS])
-    response.headers.extend(current_app.extensions[CORS].for_origin(request.headers.get("Origin")))
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    return response
+REQUEST_ID = "messenger.request_id"
 
 
 def answer(body: dict[str, Any], status: int = 200) -> Response:
-    """An API answer, with the headers every answer carries."""
-    response = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
-    return _with_headers(response)
+    """An API answer (AnswerHeaders adds the headers every answer carries)."""
+    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
 
 
 @bp.route("/", methods=["GET", "POST", "OPTIONS"])
@@ -76,17 +83,26 @@ def endpoint() -> Response:
 
 def handle_post() -> Response:
     svc = services_module.of(current_app)
-    fields = read_fields(svc.settings.server.max_body_bytes)
-    op = g.op = _op_of(fields)
-    raw_op = fields.get("op")
-    if raw_op is None or (isinstance(raw_op, str) and not raw_op.strip()):
-        raise ApiError("NOOP")
-    handler = OPS.get(op)
-    if handler is None:
-        raise ApiError("BADOP")
-    g.audit = Audit(method=svc.settings.auth.method, client_ip=client_ip(), request_id=g.get("request_id", ""))
-    body = envelope(op, handler(Fields(fields), client_ip(), svc, g.audit))
-    g.result = body["result"]
+    ctx = g._get_current_object()  # one context look-up instead of one per attribute
+    try:
+        fields = read_fields(svc.settings.server.max_body_bytes)
+        op = ctx.op = _op_of(fields)
+        raw_op = fields.get("op")
+        if raw_op is None or (isinstance(raw_op, str) and not raw_op.strip()):
+            raise ApiError("NOOP")
+        handler = OPS.get(op)
+        if handler is None:
+            raise ApiError("BADOP")
+        ip = client_ip()
+        ctx.audit = Audit(method=svc.settings.auth.method, client_ip=ip, request_id=ctx.request_id)
+        body = envelope(op, handler(Fields(fields), ip, svc, ctx.audit))
+    # the contract's failures are answered here, without Flask's exception machinery (a flood of
+    # refusals is the path that must cost least); anything else goes to the handlers below
+    except ApiError as error:
+        return _fail(error)
+    except Refused as refusal:
+        return _refused(refusal)
+    ctx.result = body["result"]
     return answer(body)
 
 
@@ -99,9 +115,10 @@ def client_ip() -> str:
 
 
 def _fail(error: ApiError, status: int = 200) -> Response:
-    g.result, g.error, g.error_detail = "FAIL", error.code, error.detail
+    ctx = g._get_current_object()
+    ctx.result, ctx.error, ctx.error_detail = "FAIL", error.code, error.detail
     message_text = services_module.of(current_app).settings.server.error_message_text
-    return answer(failure(g.get("op", ""), error, message_text=message_text), status)
+    return answer(failure(ctx.get("op", ""), error, message_text=message_text), status)
 
 
 def _refused(refusal: Refused) -> Response:
@@ -137,21 +154,21 @@ def _internal_error(exc: Exception) -> Response:
 
 
 def before_request() -> None:
-    g.started = time.perf_counter()
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else secrets.token_hex(16)
+    ctx = g._get_current_object()
+    ctx.started = time.perf_counter()
+    # set by AnswerHeaders (a test may call the Flask app without it)
+    ctx.request_id = request.environ.get(REQUEST_ID) or secrets.token_hex(16)
 
 
 def after_request(response: Response) -> Response:
-    svc = services_module.of(current_app)
-    if "X-Request-ID" not in response.headers:  # answers made by answer() have them all already
-        _with_headers(response)
     if request.method == "POST":
-        svc.metrics.request(g.get("op", ""), g.get("result", "FAIL"), g.get("error", ""))
-        if "audit" in g and g.audit.noted and svc.auditor.enabled:
-            _record(svc, g.audit)
+        svc = services_module.of(current_app)
+        ctx = g._get_current_object()
+        svc.metrics.request(ctx.get("op", ""), ctx.get("result", "FAIL"), ctx.get("error", ""))
+        if "audit" in ctx and ctx.audit.noted and svc.auditor.enabled:
+            _record(svc, ctx.audit)
         if svc.settings.logging.requests:
-            log_request(response, svc.settings.logging.json)
+            log_request(response, svc.settings.logging.json, ctx)
     return response
 
 
@@ -167,10 +184,10 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def log_request(response: Response, as_json: bool) -> None:
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    op, result, error = _printable(g.get("op", "")), g.get("result", ""), g.get("error", "")
-    detail, request_id = _printable(g.get("error_detail", "")), g.get("request_id", "")
+def log_request(response: Response, as_json: bool, ctx: Any) -> None:
+    elapsed_ms = (time.perf_counter() - ctx.get("started", time.perf_counter())) * 1000
+    op, result, error = _printable(ctx.get("op", "")), ctx.get("result", ""), ctx.get("error", "")
+    detail, request_id = _printable(ctx.get("error_detail", "")), ctx.get("request_id", "")
     path, ip = _printable(request.path), _printable(client_ip())
     if as_json:
         request_log.info(
@@ -201,8 +218,7 @@ def log_request(response: Response, as_json: bool) -> None:
 
 
 def init_app(app: Flask, cors: Cors) -> None:
-    app.extensions[HEADERS] = answer_headers(cors)
-    app.extensions[CORS] = cors
+    app.wsgi_app = AnswerHeaders(app.wsgi_app, cors)  # type: ignore[method-assign]
     app.register_blueprint(bp)
     app.before_request(before_request)
     app.after_request(after_request)

@@ -67,7 +67,9 @@ class CodeLogin:
             self.deliver(self.message(address, code, expires_at), counted, request)
         return {}
 
-    def send_rules(self, request: LoginRequest, address: str, *, test_number: bool) -> tuple[list[Rule], Listing | None]:
+    def send_rules(
+        self, request: LoginRequest, address: str, *, test_number: bool
+    ) -> tuple[list[Rule], Listing | None]:
         """The limits a code request must pass, after this process's refusal hints (a flood stops here,
         before any work), and the operator's block and allow lists to ask in the same transaction (a
         blocked address is refused before any SMS; test numbers are on no list)."""

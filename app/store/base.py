@@ -1,15 +1,9 @@
 """What every store does, in SQL both engines speak; the engines supply connections and locking.
 
-Two tables hold all shared state:
-
-- ``codes``: one live code per (address, appid), stored as an HMAC digest with its expiry and
-  the number of answers already tried;
-- ``counters``: fixed-window counters for the abuse limits, keyed by rule and subject, each
-  with the time its window ends.
-
-Every operation that must be atomic runs in one transaction (``_transaction``), and the
-single-use rule rests on ``DELETE`` reporting whether this caller removed the row. A limit that
-refuses raises ``Refused``; nothing is counted or stored then.
+``codes`` holds one live code per (address, appid) as an HMAC digest, with its expiry, the answers
+tried and a claim; ``counters`` holds fixed-window counters for the limits. Every operation that
+must be atomic runs in one transaction (``_transaction``); single use rests on the claim an
+``UPDATE`` takes (``check_code``). A limit that refuses raises ``Refused``: nothing is counted then.
 """
 
 from __future__ import annotations
@@ -287,13 +281,12 @@ class SqlStore(AuditQueries, abc.ABC):
 
     def ping(self) -> None:
         with self._transaction() as cur:
-            self._exec(cur, "SELECT 1").fetchone()
+            cur.execute("SELECT 1")
 
     def schema_version(self) -> int:
         with self._transaction() as cur:
             self._exec(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
-        return row[0] or 0
+            return self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
 
     def migrate(self, target: int = SCHEMA_VERSION) -> tuple[int, int]:
         """Bring the schema to ``target``; safe when several processes start at once."""
