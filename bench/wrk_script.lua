@@ -2,8 +2,10 @@
 --   BENCH_BODY  a JSON body; "{phone}" in it becomes a distinct phone per request
 --               (each wrk thread counts in its own range: 1201 + 7 digits starting at 2000000 + thread * 1000000)
 --   BENCH_OFFSET  where in its range each thread starts (each repetition uses fresh phones)
+--   BENCH_PREFIX  the phones' first digits (default 1201; the memory-growth load uses its own)
 --   BENCH_OUT   where done() writes the summary as JSON
 local body_template = os.getenv("BENCH_BODY")
+local prefix = os.getenv("BENCH_PREFIX") or "1201"
 local out_path = os.getenv("BENCH_OUT")
 local threads = {}
 local counter = 0
@@ -21,7 +23,7 @@ end
 function request()
   local body = body_template
   if string.find(body, "{phone}", 1, true) then
-    body = string.gsub(body, "{phone}", "1201" .. tostring(base + counter))
+    body = string.gsub(body, "{phone}", prefix .. tostring(base + counter))
     counter = counter + 1
   end
   return wrk.format("POST", "/", {["Content-Type"] = "application/json"}, body)

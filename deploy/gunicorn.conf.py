@@ -1,15 +1,17 @@
 """gunicorn settings for messenger-backend: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app``.
 
-Why threads: a login spends almost all of its time waiting for mesibo (50-300 ms in
-production) and very little on the CPU (about a millisecond). A sync worker holds one
-login at a time, so two sync workers manage about 2 / 0.05 s = 40 logins per second
-against a 50 ms upstream. A threaded worker (gthread) keeps many logins in flight while
-the GIL is free during network waits: 2 workers x 32 threads hold 64 logins at once,
-which is what the benchmark's production case (64 connections, 50 ms upstream) needs.
-Workers = CPU cores, because CPU work cannot run in parallel inside one process.
-async workers (gevent/eventlet) would monkey-patch the database drivers; threads need
-nothing special from the code, which is thread-safe (a connection per thread for SQLite,
-a pool for PostgreSQL, one HTTP session per worker).
+Why gevent: a login spends almost all of its time waiting - for mesibo (50-300 ms in production),
+an SMS provider, a directory - and very little on the CPU (well under a millisecond). gevent's
+worker holds each connection in a greenlet, so a login waiting on the network costs a few
+kilobytes, not a thread: 300 logins held by a mesibo that trickles its answer take nothing from
+step 1, /healthz or anyone else, and clients that send their headers slowly cannot take every
+worker either. Measured against gthread (2 x 32 threads, the earlier default), side by side in
+bench/run.py: less CPU per request, the latency-bound case near its ideal, and no stall when
+mesibo is slow (docs/PERFORMANCE.md). The drivers cooperate once the standard library is
+patched, which this file does before the app is imported: requests, ldap3, pyrad and smtplib
+use patched sockets; psycopg 3.1.14 and later wait through gevent by itself; SQLite's calls are
+short and never wait on the network. Workers = CPU cores, because CPU work cannot run in
+parallel inside one process. GUNICORN_WORKER_CLASS=gthread brings threads back.
 
 Every value named here can be overridden with an environment variable of the same name in upper
 case with a GUNICORN_ prefix (GUNICORN_WORKERS=4); any other gunicorn setting with gunicorn's own
@@ -27,7 +29,9 @@ def _env(name, default):
 
 bind = _env("bind", "127.0.0.1:8000")
 workers = int(_env("workers", multiprocessing.cpu_count()))
-worker_class = _env("worker_class", "gthread")
+worker_class = _env("worker_class", "gevent")
+# connections a worker holds at once (gevent: each a greenlet; gthread: open connections, served by `threads`)
+worker_connections = int(_env("worker_connections", 1000))
 if worker_class == "gevent":
     # Patch the standard library before anything imports it (preload_app imports the app in the
     # master): sockets, locks and sleeps must be gevent's in every worker forked from it.
