@@ -44,12 +44,17 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
         audit.note("mesibo_error", f"{exc.code} {exc.upstream_error}".strip())
         logger.warning("mesibo did not mint a token: %s", exc)
         raise ApiError(exc.code, detail=str(exc)) from None
-    audit.note("minted")
     try:
         identity.consume()
     except Exception:
-        # The user has the token; the code stays claimed and dies with its claim or its lifetime.
-        logger.error("a used code could not be deleted; it stays claimed until its claim lapses", exc_info=True)
+        # Answering OK now would hand out a token while the code lives on: once its claim lapsed it
+        # would mint again. So the token goes to nobody (and is revoked at mesibo, best effort) and
+        # the login fails; the code, still claimed, works again when the claim lapses.
+        logger.error("a used code could not be marked used: the login fails and its token is revoked", exc_info=True)
+        audit.note("mesibo_error", "code not marked used: token revoked")
+        services.mesibo.revoke(token, services.settings.mesibo.revoke_op)
+        raise ApiError("INTERNAL", detail="the code could not be marked used") from None
+    audit.note("minted")
     return login_answer(services.settings.app, identity.address, token)
 
 

@@ -270,3 +270,37 @@ def test_a_bad_name_is_refused_before_the_code_is_spent(client, outbox, mesibo_a
     code = ask_code(client, outbox)
     assert login(client, otp=code, name=["not", "a", "name"])["error"] == "BADREQUEST"
     assert login(client, otp=code, name="Ann")["result"] == "OK"
+
+
+def test_a_code_whose_consume_cannot_be_written_never_logs_in_twice(make_app, mesibo_api, clock, tmp_path):
+    """The store is locked by another process while mesibo mints: the login fails (its token is
+    revoked, best effort) rather than answering OK with the code still alive; once the claim lapses
+    the same code logs in exactly once."""
+    app = make_app(**{"database.busy_timeout_ms": 200})
+    client, outbox = app.test_client(), services_of(app).sender
+    code = ask_code(client, outbox)
+    locker = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    minted = []
+
+    def useradd_while_locked(request):
+        minted.append(request)
+        if len(minted) == 1:  # another process takes the write lock while mesibo answers the first
+            locker.execute("BEGIN EXCLUSIVE")
+        return (200, {}, '{"result": true, "user": {"uid": 7, "token": "tok-%d"}}' % len(minted))
+
+    def op(name):
+        return [matchers.json_params_matcher({"op": name}, strict_match=False)]
+
+    mesibo_api.add_callback("POST", API_URL, callback=useradd_while_locked, match=op("useradd"))
+    revoked = mesibo_api.add("POST", API_URL, json={"result": True}, match=op("usertokendel"))
+    try:
+        first = login(client, otp=code)
+    finally:
+        locker.execute("ROLLBACK")
+    assert first["result"] == "FAIL" and first["error"] == "INTERNAL"
+    assert login(client, otp=code)["error"] == "BADCODE"  # still claimed: no second token now
+    clock.advance(services_of(app).login.kit.claim_seconds + 1)
+    second = login(client, otp=code)
+    assert second["result"] == "OK" and second["token"] == "tok-2"
+    assert login(client, otp=code)["error"] == "BADCODE"
+    assert len(minted) == 2 and revoked.call_count == 1
