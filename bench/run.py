@@ -85,7 +85,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(master: int) -> float:
-    """User + system CPU time of every thread of a process and its children (the kernel's counters)."""
+    """User + system CPU time of every thread of a process and its children (the kernel's counters),
+    and of the children it has already reaped: gunicorn replaces a worker after max_requests, and
+    the CPU a replaced worker spent must still count."""
     pids = [master] + [
         int(entry.name)
         for entry in Path("/proc").iterdir()
@@ -99,6 +101,8 @@ def tree_cpu_seconds(master: int) -> float:
             except OSError:
                 continue
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    master_fields = Path(f"/proc/{master}/stat").read_text().rsplit(")", 1)[1].split()
+    total += int(master_fields[13]) + int(master_fields[14])  # cutime, cstime: reaped workers
     return total / TICKS
 
 
@@ -289,10 +293,10 @@ class Bench:
             split["thread"].join()
             samples["c"][-1]["connections_per_worker"] = split.get("split", [])
             self.fake_control(latency_ms=0)
+        outcomes = self.metrics_of(port)  # what the scenarios above did (the held logins answer BADAPP)
         memory = {"after_run": [probes.memory_mib(pid) for pid in probes.workers_of(service.process.pid)]}
         memory["growth"] = self.growth(service, port)
         held = self.held(database, port)
-        outcomes = self.metrics_of(port)
         self.stop_process(service)
 
         # (e): the same step 2 load on a fresh store, then on one holding a million expired rows of each

@@ -124,6 +124,15 @@ if _json_logs():
     }
 
 
+def pre_fork(server, worker):
+    """Move everything the master built into the collector's permanent generation before a worker
+    forks from it: a collection in the worker would otherwise write to every object's header and
+    copy pages it could share with the master and its siblings (gc.freeze's documented use)."""
+    import gc
+
+    gc.freeze()
+
+
 def child_exit(server, worker):
     """A dead worker's live gauges must not be reported any more."""
     from prometheus_client import multiprocess

@@ -31,7 +31,11 @@ def test_quick_benchmark_runs_every_scenario(tmp_path):
     for scenario in ("stand-in", "baseline", "a", "b", "c", "d", "e-empty", "e-full"):
         assert summary[scenario]["rps"] > 0, scenario
         assert summary[scenario]["p99_ms"] >= summary[scenario]["p50_ms"] > 0
-    assert len(summary["rss_mib_per_worker"]) == 2
+    assert len(summary["pss_mib_per_worker"]) == 2
+    assert [sum(split) for split in summary["connections_per_worker"]] == [64]  # wrk's connections, all found
+    held = summary["held_logins"]
+    assert held["answered"] == held["held"] > 0 and held["probes"] > 0  # every held login got its envelope
+    assert summary["rss_growth"]["requests"] >= 2000
     outcomes = summary["outcomes"]
     # the load really exercised the paths it names: codes sent, codes proved, floods refused
     assert outcomes.get('{error="",op="login",result="OK"}', 0) > 100
