@@ -317,17 +317,19 @@ class Bench:
         return {"samples": samples, "e": e, "memory": memory, "held": held, "outcomes": outcomes}
 
     def growth(self, service: Service, port: int) -> dict:
-        """Worker memory before and after step 1 for ``--growth`` new phones (warmed up by the run)."""
-        before = [probes.memory_mib(pid) for pid in probes.workers_of(service.process.pid)]
+        """Worker memory before and after step 1 for ``--growth`` new phones, after a warm-up of the
+        same load (the 64 connections of (c) just before leave more memory in use than 16 do)."""
         body = '{"op":"login","phone":"{phone}","appid":"bench-g"}'
-        done = 0
-        while done < self.args.growth:
+        warm = self.wrk_run(port, body, connections=16, offset=0, prefix="1202", duration=2 if self.args.quick else 20)
+        before = [probes.memory_mib(pid) for pid in probes.workers_of(service.process.pid)]
+        done = warm["requests"]
+        while done < warm["requests"] + self.args.growth:
             run = self.wrk_run(
                 port, body, connections=16, offset=done // 2, prefix="1202", duration=2 if self.args.quick else 20
             )
             done += run["requests"]
         after = [probes.memory_mib(pid) for pid in probes.workers_of(service.process.pid)]
-        return {"requests": done, "before": before, "after": after}
+        return {"requests": done - warm["requests"], "before": before, "after": after}
 
     def held(self, database: Path, port: int) -> dict:
         """300 step-2 logins held by a mesibo that trickles its answer; step 1 and /healthz meanwhile."""

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..cooperative import acquire
 from ..forks import PerProcess
 from .base import SqlStore
 
@@ -152,7 +153,10 @@ class _WriterLock:
     10... ms before trying again, so under load most of a request's time is spent asleep while
     the lock is free. Threads here queue on a mutex and processes on ``flock``, which wake the
     next writer the moment the lock is released. The busy timeout stays as the safety net for
-    writers that do not use this lock.
+    writers that do not use this lock. Under gevent a process that finds the lock taken by another
+    waits for it on a native thread (app.cooperative): a blocking ``flock`` on the worker's one OS
+    thread stopped every other login of that worker meanwhile, and two workers then took turns
+    rather than working side by side.
     """
 
     def __init__(self, path: str):
@@ -162,10 +166,17 @@ class _WriterLock:
     def __enter__(self) -> None:
         self._mutex.acquire()
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            acquire(self._try_flock, lambda: fcntl.flock(self._fd, fcntl.LOCK_EX))
         except BaseException:
             self._mutex.release()
             raise
+
+    def _try_flock(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process holds it
+            return False
+        return True
 
     def __exit__(self, *exc) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
