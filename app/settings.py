@@ -78,7 +78,9 @@ class DatabaseSettings:
     sqlite_synchronous: str = setting("NORMAL", "SQLite fsync policy in WAL mode: NORMAL (survives a process crash; "
                                       "a power cut may lose the last codes issued) or FULL (fsync on every commit).",
                                       check=one_of("NORMAL", "FULL"))
-    busy_timeout_ms: int = setting(5000, "How long a writer waits for the SQLite lock.", check=between(0, 60000))
+    busy_timeout_ms: int = setting(5000, "How long a write waits for the store's locks (SQLite's writer lock; "
+                                   "PostgreSQL's lock_timeout, and statement_timeout 1 s longer), then fails.",
+                                   check=between(0, 60000))
     pool_size: int = setting(10, "PostgreSQL connections per worker process.", check=between(1, 100))
     connect_timeout: float = setting(3.0, "Seconds to wait for a new PostgreSQL connection.", check=between(0.5, 60))
     pool_timeout: float = setting(3.0, "Seconds a request waits for a free PostgreSQL connection before it fails "

@@ -32,5 +32,11 @@ def open_store(
             raise ConfigError("database.url", "PostgreSQL needs: pip install 'messenger-backend[postgres]'") from None
         from .postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=pool_size, connect_timeout=connect_timeout, pool_timeout=pool_timeout)
+        return PostgresStore(
+            url,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+            lock_timeout_ms=busy_timeout_ms,
+        )
     raise ValueError(f"unsupported database URL {url!r}")

@@ -23,9 +23,18 @@ _MIGRATION_LOCK = 0x6D65_7369_626F
 class PostgresStore(SqlStore):
     placeholder = "%s"
 
-    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 3.0, pool_timeout: float = 3.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        connect_timeout: float = 3.0,
+        pool_timeout: float = 3.0,
+        lock_timeout_ms: int = 5000,
+    ):
         super().__init__()
         self.url = url
+        self.lock_timeout_ms = lock_timeout_ms
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
         self.pool_timeout = pool_timeout
@@ -49,14 +58,25 @@ class PostgresStore(SqlStore):
             # while it was down are replaced at once when it returns, not after a failed login each.
             check=ConnectionPool.check_connection,
             reconnect_timeout=self.connect_timeout * 4,
+            configure=self._configure,
         )
+
+    def _configure(self, conn: Any) -> None:
+        """Every connection: a write waits ``lock_timeout_ms`` at most for a lock (a table locked by
+        hand, a long transaction elsewhere) and a statement runs a second longer at most, so a login
+        fails with the envelope inside its deadline instead of waiting as long as the lock lasts.
+        (0 turns both off, as PostgreSQL's own default.)"""
+        conn.execute(f"SET lock_timeout = {int(self.lock_timeout_ms)}")
+        conn.execute(f"SET statement_timeout = {int(self.lock_timeout_ms) + 1000 if self.lock_timeout_ms else 0}")
 
     @contextlib.contextmanager
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
         with self._pool.get().connection() as conn:
             with conn.transaction():
                 with conn.cursor() as cur:
-                    if migration:
+                    if migration:  # a schema change may wait and run as long as it needs
+                        cur.execute("SET LOCAL lock_timeout = 0")
+                        cur.execute("SET LOCAL statement_timeout = 0")
                         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                     yield cur
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..cooperative import acquire
+from ..cooperative import acquire, blocking, green
 from ..forks import PerProcess
 from .base import SqlStore
 
@@ -41,15 +41,18 @@ class SqliteStore(SqlStore):
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self._conn = PerProcess(self._connect, close=lambda conn: conn.close())
-        self._lock = PerProcess(lambda: _WriterLock(self.path + ".lock"), close=lambda lock: lock.close())
+        self._lock = PerProcess(
+            lambda: _WriterLock(self.path + ".lock", busy_timeout_ms / 1000), close=lambda lock: lock.close()
+        )
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        # Under gevent SQLite must not wait for its lock by itself: that wait would stop the worker's
+        # one OS thread; _begin waits on a native thread instead.
+        busy_ms = 0 if green() else int(self.busy_timeout_ms)
+        conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
         self._use_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         # SQLite's default page cache (2 MB): the hot rows are the last minutes' codes and counters,
@@ -85,7 +88,11 @@ class SqliteStore(SqlStore):
             conn = self._conn.get()  # one per process, only ever used under the writer lock
             self._check_file()
             cur = conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            try:
+                self._begin(cur)
+            except BaseException:
+                cur.close()
+                raise
             try:
                 yield cur
             except BaseException:
@@ -95,6 +102,29 @@ class SqliteStore(SqlStore):
                 conn.execute("COMMIT")
             finally:
                 cur.close()
+
+    def _begin(self, cur: Any) -> None:
+        """BEGIN IMMEDIATE, waiting up to the busy timeout when a process outside this service's
+        writer lock (a backup, an operator's shell) holds SQLite's own lock - under gevent on a
+        native thread, so the worker's other requests go on meanwhile."""
+        if not green():
+            cur.execute("BEGIN IMMEDIATE")
+            return
+        try:
+            cur.execute("BEGIN IMMEDIATE")  # the connection's busy timeout is 0 under gevent
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+
+        def wait() -> None:
+            cur.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            finally:
+                cur.execute("PRAGMA busy_timeout = 0")
+
+        blocking(wait)
 
     def close(self) -> None:
         self._lock.close()
@@ -159,17 +189,30 @@ class _WriterLock:
     rather than working side by side.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, timeout: float):
         self._mutex = threading.Lock()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.timeout = timeout
 
     def __enter__(self) -> None:
-        self._mutex.acquire()
+        # Bounded like SQLite's own busy timeout: a write never waits longer for its turn (the
+        # writers of this process queue here, those of other processes on the lock file).
+        ends = time.monotonic() + self.timeout
+        if not self._mutex.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked (waited for this process's writer lock)")
         try:
-            acquire(self._try_flock, lambda: fcntl.flock(self._fd, fcntl.LOCK_EX))
+            acquire(self._try_flock, lambda: self._wait_flock(ends))
         except BaseException:
             self._mutex.release()
             raise
+
+    def _wait_flock(self, ends: float) -> None:
+        """Another process holds the lock file (a long write, a backup): try again every millisecond
+        until ``ends`` (flock itself cannot wait with a timeout)."""
+        while not self._try_flock():
+            if time.monotonic() >= ends:
+                raise sqlite3.OperationalError("database is locked (waited for another process's writer lock)")
+            time.sleep(0.001)
 
     def _try_flock(self) -> bool:
         try:

@@ -1,0 +1,52 @@
+"""A store held by someone else (a backup, an operator's shell, a table locked by hand) delays a login
+by the configured wait at most, and the login answers the envelope - never as long as the lock lasts."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+from helpers import PHONE, post, postgres_schema, postgres_url, together, unique_phone
+
+pytestmark = pytest.mark.fault
+
+
+def timed_step_1(client):
+    began = time.monotonic()
+    answer = post(client, {"op": "login", "appid": "app", "phone": unique_phone()})
+    return time.monotonic() - began, answer
+
+
+def test_logins_queued_behind_a_locked_sqlite_each_wait_the_busy_timeout_at_most(make_app, tmp_path):
+    """Eight logins at once while another process holds SQLite's write lock: each answers after about
+    the busy timeout (they used to queue on this process's writer lock, one busy timeout after another)."""
+    app = make_app(**{"database.busy_timeout_ms": 300})
+    client = app.test_client()
+    assert post(client, {"op": "login", "appid": "app", "phone": PHONE})["result"] == "OK"  # the file exists
+    holder = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        results = together(8, lambda: timed_step_1(client))
+    finally:
+        holder.execute("ROLLBACK")
+    assert all(answer["result"] == "FAIL" and answer["op"] == "login" for _, answer in results)
+    assert max(took for took, _ in results) < 1.0, sorted(round(took, 2) for took, _ in results)
+    assert timed_step_1(client)[1]["result"] == "OK"  # and the store works again once the lock is gone
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not postgres_url(), reason="TEST_DATABASE_URL is not set")
+def test_a_table_locked_by_hand_in_postgresql_fails_a_login_after_the_lock_timeout(make_app):
+    import psycopg
+
+    with postgres_schema("waits") as url:
+        app = make_app(**{"database.url": url, "database.busy_timeout_ms": 500})
+        client = app.test_client()
+        assert timed_step_1(client)[1]["result"] == "OK"
+        with psycopg.connect(url) as holder:
+            holder.execute("LOCK TABLE codes IN ACCESS EXCLUSIVE MODE")
+            took, answer = timed_step_1(client)
+        assert answer["result"] == "FAIL" and answer["op"] == "login"
+        assert took < 2.0, took
+        assert timed_step_1(client)[1]["result"] == "OK"
