@@ -50,6 +50,7 @@ class MesiboClient:
         self.expiry_minutes = settings.token_expiry_minutes
         self.token_v2 = settings.token_v2
         self.timeout = (settings.connect_timeout, settings.read_timeout)
+        self.max_answer_bytes = settings.max_answer_bytes
         self._metrics = metrics or NoMetrics()
         self._sessions = SessionHolder(self.timeout, ca_file=settings.ca_file)
         self._template = PerProcess(self._make_template)
@@ -80,11 +81,15 @@ class MesiboClient:
 
     def _exchange(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any]) -> dict[str, Any]:
         try:
-            if self.style == "legacy":
-                params = {"op": op, "token": self._app_token, **legacy_params}
-                response = self.session().get(self.legacy_url, params=params, timeout=self.timeout)
-            else:
-                with deadline(total(self.timeout)):  # the whole call, however slowly mesibo answers
+            with deadline(total(self.timeout)):  # the whole call, however slowly mesibo answers
+                if self.style == "legacy":
+                    params = {"op": op, "token": self._app_token, **legacy_params}
+                    # no redirects: the token is in the URL, and a redirect would take it to another host
+                    response = self.session().get(
+                        self.legacy_url, params=params, timeout=self.timeout, allow_redirects=False, stream=True
+                    )
+                    self._read_capped(response)
+                else:
                     response = self._post_json({"op": op, "token": self._app_token, **body})
         except (requests.Timeout, TimeoutError):
             raise MesiboError("BADAPP", "mesibo did not answer in time") from None
@@ -114,10 +119,19 @@ class MesiboClient:
         prepared = template.copy()
         prepared.prepare_body(data=json.dumps(payload, separators=(",", ":")).encode(), files=None)
         response = session.get_adapter(self.api_url).send(
-            prepared, timeout=self.timeout, proxies=proxies, verify=self._sessions.verify
+            prepared, timeout=self.timeout, proxies=proxies, verify=self._sessions.verify, stream=True
         )
-        response.content  # noqa: B018 - read the body now, inside the caller's deadline
+        self._read_capped(response)  # now, inside the caller's deadline
         return response
+
+    def _read_capped(self, response: requests.Response) -> None:
+        """Read the answer's body, at most ``max_answer_bytes`` of it: mesibo's answers are small, and a
+        huge one (a misrouted URL, a broken proxy) must not fill the worker's memory."""
+        body = response.raw.read(self.max_answer_bytes + 1, decode_content=True)
+        response.close()
+        if len(body) > self.max_answer_bytes:
+            raise MesiboError("BADAPP", f"mesibo's answer is larger than {self.max_answer_bytes} bytes")
+        response._content = body
 
     def _make_template(self) -> tuple[requests.PreparedRequest, dict[str, str]]:
         headers = {**self.session().headers, "Content-Type": "application/json"}

@@ -63,6 +63,8 @@ class MesiboSettings:
     token_v2: bool = setting(True, "Ask mesibo for v2 user tokens (user.token.v2, as mesibo's own sample does).")
     connect_timeout: float = setting(3.0, "Seconds to wait for a connection to mesibo.", check=between(0.1, 60))
     read_timeout: float = setting(10.0, "Seconds to wait for mesibo's answer.", check=between(0.1, 120))
+    max_answer_bytes: int = setting(65536, "Largest answer read from mesibo; a larger one is refused (BADAPP) "
+                                    "without reading the rest.", check=between(1024, 16 << 20))
     ca_file: str = setting("", "CA bundle that signs an on-premise mesibo's certificate (empty: REQUESTS_CA_BUNDLE "
                            "if set, else the usual trusted CAs).")
     revoke_on_logout: bool = setting(False, "On logout, ask mesibo to delete the user token (best effort).")

@@ -123,7 +123,21 @@ def _ready(client):
     return response.status_code, response.get_json()["database"]
 
 
-@pytest.mark.parametrize("fault", ["read-only", "full", "deleted"])
+def test_a_deleted_database_file_is_made_anew_without_a_restart(make_app, small_disk):
+    """Deleted under a running service (an operator's mistake): /readyz stays ready, the next login
+    makes the file and its schema anew and succeeds; no restart, no reload."""
+    app = make_app(**{"database.url": f"sqlite:///{small_disk}/messenger.db"})
+    client, services = app.test_client(), services_of(app)
+    assert login(client)["result"] == "OK"
+    for name in small_disk.glob("messenger.db*"):
+        name.unlink()
+    assert _ready(client) == (200, "ok")
+    assert login(client, phone="447911123456")["result"] == "OK"
+    assert (small_disk / "messenger.db").exists() and services.store.codes_of("447911123456")
+    services.store.close()
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
 def test_readiness_fails_whenever_a_login_could_not_be_stored(make_app, small_disk, fault):
     app = make_app(**{"database.url": f"sqlite:///{small_disk}/messenger.db"})
     client, services = app.test_client(), services_of(app)
@@ -138,10 +152,6 @@ def test_readiness_fails_whenever_a_login_could_not_be_stored(make_app, small_di
             while True:
                 filler.write(b"\0" * (1 << 20))
         why = "disk is full"
-    else:
-        for name in small_disk.glob("messenger.db*"):
-            name.unlink()
-        why = "missing"
     status, problem = _ready(client)
     assert status == 503 and why in problem
     answer = login(client, phone="447911123456")  # a login then fails with the envelope, not a 500

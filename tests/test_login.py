@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -286,7 +287,7 @@ def test_a_code_whose_consume_cannot_be_written_never_logs_in_twice(make_app, me
         minted.append(request)
         if len(minted) == 1:  # another process takes the write lock while mesibo answers the first
             locker.execute("BEGIN EXCLUSIVE")
-        return (200, {}, '{"result": true, "user": {"uid": 7, "token": "tok-%d"}}' % len(minted))
+        return (200, {}, json.dumps({"result": True, "user": {"uid": 7, "token": f"tok-{len(minted)}"}}))
 
     def op(name):
         return [matchers.json_params_matcher({"op": name}, strict_match=False)]
@@ -304,3 +305,24 @@ def test_a_code_whose_consume_cannot_be_written_never_logs_in_twice(make_app, me
     assert second["result"] == "OK" and second["token"] == "tok-2"
     assert login(client, otp=code)["error"] == "BADCODE"
     assert len(minted) == 2 and revoked.call_count == 1
+
+
+def test_a_huge_mesibo_answer_is_refused_without_reading_it_all(make_app, mesibo_api):
+    """A 5 MB answer (a misrouted URL, a broken proxy) is BADAPP, and the code stays usable."""
+    app = make_app(**{"mesibo.max_answer_bytes": 4096})
+    client, outbox = app.test_client(), services_of(app).sender
+    code = ask_code(client, outbox)
+    mesibo_api.post(API_URL, body=b'{"result": true, "user": {"token": "big"}, "pad": "' + b"x" * 5_000_000 + b'"}')
+    assert login(client, otp=code)["error"] == "BADAPP"
+    mesibo_api.replace("POST", API_URL, json={"result": True, "user": {"token": "after"}})
+    assert login(client, otp=code)["token"] == "after"
+
+
+def test_the_legacy_style_never_follows_a_redirect(make_app, mesibo_api):
+    """The legacy GET carries the app token in its URL: a redirect to another host is not followed."""
+    app = make_app(**{"mesibo.api_style": "legacy"})
+    client, outbox = app.test_client(), services_of(app).sender
+    mesibo_api.get("https://mesibo.test/api.php", status=302, headers={"Location": "https://elsewhere.test/x"})
+    elsewhere = mesibo_api.get("https://elsewhere.test/x", json={"result": True, "user": {"token": "t"}})
+    assert login(client, otp=ask_code(client, outbox))["error"] == "BADAPP"
+    assert elsewhere.call_count == 0

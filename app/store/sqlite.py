@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import sqlite3
@@ -24,6 +25,8 @@ from typing import Any
 from ..cooperative import acquire, blocking, green
 from ..forks import PerProcess
 from .base import SqlStore
+
+logger = logging.getLogger("app.store")
 
 
 def path_of(url: str) -> str:
@@ -84,9 +87,10 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
+        if not migration and not self._same_file():
+            self._reopen()
         with self._lock.get():
             conn = self._conn.get()  # one per process, only ever used under the writer lock
-            self._check_file()
             cur = conn.cursor()
             try:
                 self._begin(cur)
@@ -130,15 +134,24 @@ class SqliteStore(SqlStore):
         self._lock.close()
         self._conn.close()
 
-    def _check_file(self) -> None:
-        """An open connection keeps writing to a database file that was deleted or replaced - into a
-        file nobody will read again. One stat per transaction notices, and the write fails instead."""
+    def _same_file(self) -> bool:
+        """Whether the file at the path is the one this process's connection writes to (one stat).
+        An open connection keeps writing to a file that was deleted or replaced - into a file nobody
+        will read again."""
+        if not self._inode:
+            return True  # no connection yet: the next one opens whatever is there
         try:
-            same = os.stat(self.path).st_ino == self._inode
+            return os.stat(self.path).st_ino == self._inode
         except OSError:
-            same = False
-        if not same:
-            raise sqlite3.OperationalError(f"the database file {self.path} was deleted or replaced")
+            return False
+
+    def _reopen(self) -> None:
+        """The database file was deleted or replaced: drop this process's connection and open the file
+        at the path anew - making it and its schema when it is gone - without a restart."""
+        logger.warning("the database file %s was deleted or replaced: opening it anew", self.path)
+        self._conn.close()
+        self._inode = 0
+        self.migrate()
 
     def _generation(self, cur: Any = None) -> int:
         """The time of the last unblock, from a file beside the database: one stat, no lock, shared
@@ -161,13 +174,14 @@ class SqliteStore(SqlStore):
 
     def unready(self, within: float) -> str | None:
         folder = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.exists(self.path):
-            return "the database file is missing"
+        missing = not os.path.exists(self.path)  # the next write makes it anew (see _reopen)
         for name in (self.path, self.path + "-wal", folder):
             if os.path.exists(name) and not os.access(name, os.W_OK):
                 return f"{'the database folder' if name == folder else 'the database file'} is not writable"
         if shutil.disk_usage(folder).free < self.MIN_FREE_BYTES:
             return "the disk is full"
+        if missing:
+            return None
         try:  # a read on a connection of its own: never the writer lock
             with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=within)) as conn:
                 conn.execute("SELECT 1 FROM codes LIMIT 1").fetchall()
