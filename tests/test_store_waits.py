@@ -50,3 +50,20 @@ def test_a_table_locked_by_hand_in_postgresql_fails_a_login_after_the_lock_timeo
         assert answer["result"] == "FAIL" and answer["op"] == "login"
         assert took < 2.0, took
         assert timed_step_1(client)[1]["result"] == "OK"
+
+
+def test_readiness_is_503_while_another_process_holds_sqlite_and_200_after(make_app, tmp_path):
+    app = make_app()
+    client = app.test_client()
+    assert post(client, {"op": "login", "appid": "app", "phone": PHONE})["result"] == "OK"
+    assert client.get("/readyz").status_code == 200
+    holder = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        began = time.monotonic()
+        response = client.get("/readyz")
+        assert time.monotonic() - began < 2.5
+    finally:
+        holder.execute("ROLLBACK")
+    assert response.status_code == 503 and "locked" in response.get_json()["database"]
+    assert client.get("/readyz").status_code == 200

@@ -182,11 +182,26 @@ class SqliteStore(SqlStore):
             return "the disk is full"
         if missing:
             return None
-        try:  # a read on a connection of its own: never the writer lock
-            with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=within)) as conn:
+        return blocking(lambda: self._write_probe(within))
+
+    def _write_probe(self, within: float) -> str | None:
+        """Whether a write could start within ``within`` seconds: SQLite's write lock taken and given
+        back on a connection of its own (never this service's writer lock, which its own writes hold
+        for well under a millisecond; a backup or a shell holding SQLite's lock is what this finds)."""
+        try:
+            with contextlib.closing(
+                sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=within, isolation_level=None)
+            ) as conn:
                 conn.execute("SELECT 1 FROM codes LIMIT 1").fetchall()
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            return f"the database cannot be read ({type(exc).__name__})"
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                return f"the database is locked by another process for more than {within:g} s"
+            if "readonly" in text:
+                return "the database file is not writable"
+            return f"the database cannot be written ({type(exc).__name__})"
         return None
 
 
