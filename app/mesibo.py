@@ -127,8 +127,17 @@ class MesiboClient:
     def _read_capped(self, response: requests.Response) -> None:
         """Read the answer's body, at most ``max_answer_bytes`` of it: mesibo's answers are small, and a
         huge one (a misrouted URL, a broken proxy) must not fill the worker's memory."""
-        body = response.raw.read(self.max_answer_bytes + 1, decode_content=True)
-        response.close()
+        from urllib3.exceptions import HTTPError as Urllib3Error
+        from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+        try:
+            body = response.raw.read(self.max_answer_bytes + 1, decode_content=True)
+        except (Urllib3Timeout, TimeoutError):
+            raise MesiboError("BADAPP", "mesibo did not answer in time") from None
+        except (Urllib3Error, OSError) as exc:
+            raise MesiboError("BADAPP", f"mesibo's answer broke off ({type(exc).__name__})") from None
+        finally:
+            response.close()
         if len(body) > self.max_answer_bytes:
             raise MesiboError("BADAPP", f"mesibo's answer is larger than {self.max_answer_bytes} bytes")
         response._content = body

@@ -321,15 +321,23 @@ class Bench:
         same load (the 64 connections of (c) just before leave more memory in use than 16 do)."""
         body = '{"op":"login","phone":"{phone}","appid":"bench-g"}'
         warm = self.wrk_run(port, body, connections=16, offset=0, prefix="1202", duration=2 if self.args.quick else 20)
-        before = [probes.memory_mib(pid) for pid in probes.workers_of(service.process.pid)]
+        pids = probes.workers_of(service.process.pid)
+        before = [probes.memory_mib(pid) for pid in pids]
         done = warm["requests"]
         while done < warm["requests"] + self.args.growth:
             run = self.wrk_run(
                 port, body, connections=16, offset=done // 2, prefix="1202", duration=2 if self.args.quick else 20
             )
             done += run["requests"]
-        after = [probes.memory_mib(pid) for pid in probes.workers_of(service.process.pid)]
-        return {"requests": done - warm["requests"], "before": before, "after": after}
+        # a worker gunicorn replaced meanwhile (max_requests) says nothing about growth: left out
+        alive = set(probes.workers_of(service.process.pid))
+        kept = [(b, probes.memory_mib(pid)) for pid, b in zip(pids, before, strict=True) if pid in alive]
+        return {
+            "requests": done - warm["requests"],
+            "before": [b for b, _ in kept],
+            "after": [a for _, a in kept],
+            "replaced": len(pids) - len(kept),
+        }
 
     def held(self, database: Path, port: int) -> dict:
         """300 step-2 logins held by a mesibo that trickles its answer; step 1 and /healthz meanwhile."""
@@ -460,7 +468,8 @@ def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
             f"{held['probes']}, slowest {held['healthz_max_s']} s (target: all, each ≤ 1 s: {yes(held_ok)}).",
             f"PSS per worker after the run: {', '.join(f'{x:.1f} MiB' for x in pss)} "
             f"(target ≤ {MEMORY_TARGETS['pss_mib']} MiB: {yes(pss_ok)}).",
-            f"RSS per worker over {memory['growth']['requests']:,} more step-1 requests (new phones): "
+            f"RSS per worker over {memory['growth']['requests']:,} more step-1 requests (new phones; "
+            f"{memory['growth']['replaced']} replaced by gunicorn meanwhile, left out): "
             + ", ".join(f"{b1:.1f} → {b2:.1f} MiB ({g:+.1%})" for b1, b2, g in zip(before, after, growth, strict=False))
             + f" (target ≤ +{MEMORY_TARGETS['growth']:.0%}: {yes(growth_ok)}).",
         ]
