@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .forks import PerProcess
+from .metrics import NoMetrics
 from .settings import AuditSettings
 from .store.audit import Event
 
@@ -40,19 +41,26 @@ class Auditor:
 
     MAX_WAITING = 10000  # rows; more than that and the request that adds them writes them itself
 
-    def __init__(self, key: bytes, settings: AuditSettings, store: Any):
+    def __init__(self, key: bytes, settings: AuditSettings, store: Any, metrics: NoMetrics | None = None):
         self._key = hmac.new(key, b"messenger-backend audit trail", hashlib.sha256).digest()
         self.enabled = settings.enabled
         self.keep_seconds = settings.retention_days * 86400
         self.flush_seconds = settings.flush_seconds
         self._store = store
+        self._metrics = metrics or NoMetrics()
         self._waiting: list[Event] = []
         self._lock = threading.Lock()
         self._writer = PerProcess(self._start_writer)
 
     def write(self, rows: Sequence[Event]) -> None:
-        if not self.flush_seconds:
-            self._store.record(rows, self.keep_seconds)
+        if not self.flush_seconds:  # at once, with any rows an earlier write failed for
+            with self._lock:
+                pending, self._waiting = self._waiting + list(rows), []
+            try:
+                self._store.record(pending, self.keep_seconds)
+            except Exception:
+                self._keep(pending)
+                raise
             return
         self._writer.get()
         with self._lock:
@@ -62,14 +70,28 @@ class Auditor:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is waiting (also at the process's exit)."""
+        """Write what is waiting (also at the process's exit). Rows a write failed for (the store
+        locked, the disk full) stay waiting for the next flush, up to ``MAX_WAITING``; both are
+        counted in ``messenger_audit_events_unwritten`` (an alert rule watches it)."""
         with self._lock:
             rows, self._waiting = self._waiting, []
         if rows:
             try:
                 self._store.record(rows, self.keep_seconds)
             except Exception:  # the trail must never take a worker down
-                logger.warning("could not write %d audit events", len(rows), exc_info=True)
+                logger.warning("could not write %d audit events; they wait for the next try", len(rows), exc_info=True)
+                self._keep(rows)
+
+    def _keep(self, rows: list[Event]) -> None:
+        """Put unwritten rows back in front of the newer ones; beyond MAX_WAITING the oldest go."""
+        with self._lock:
+            waiting = rows + self._waiting
+            dropped = max(0, len(waiting) - self.MAX_WAITING)
+            self._waiting = waiting[dropped:]
+        self._metrics.audit_unwritten("retried", len(rows) - dropped)
+        if dropped:
+            self._metrics.audit_unwritten("dropped", dropped)
+            logger.error("dropped %d audit events that could not be written", dropped)
 
     def _start_writer(self) -> threading.Thread:
         """This process's writer (a thread inherited across a fork does not run in the child)."""

@@ -65,6 +65,9 @@ class NoMetrics:
     def readiness(self, ready: bool) -> None:
         pass
 
+    def audit_unwritten(self, outcome: str, rows: int) -> None:
+        pass
+
 
 class Metrics(NoMetrics):
     """The service's Prometheus metrics."""
@@ -112,6 +115,12 @@ class Metrics(NoMetrics):
             ["result"],
             registry=registry,
         )
+        self.audit_unwritten_events = Counter(
+            "messenger_audit_events_unwritten",
+            "Audit events a write failed for: kept to write later (retried) or given up (dropped).",
+            ["outcome"],
+            registry=registry,
+        )
 
     # Label values must come from a small, known set: an op taken from the request as it is would
     # let anyone create a new time series (and, in multiprocess mode, file entries) per request.
@@ -122,6 +131,9 @@ class Metrics(NoMetrics):
         if pid != os.getpid():
             allowed = _room_for_samples()
             self._recording = (os.getpid(), allowed)
+            if allowed:  # series an alert watches with increase() exist from the start, at 0
+                for outcome in ("retried", "dropped"):
+                    self.audit_unwritten_events.labels(outcome)
         return allowed
 
     def request(self, op: str, result: str, error: str) -> None:
@@ -146,6 +158,10 @@ class Metrics(NoMetrics):
     def readiness(self, ready: bool) -> None:
         if self._may_record():
             self.readiness_checks.labels("ready" if ready else "unready").inc()
+
+    def audit_unwritten(self, outcome: str, rows: int) -> None:  # type: ignore[override]
+        if self._may_record():
+            self.audit_unwritten_events.labels(outcome).inc(rows)
 
     def exposition(self) -> tuple[bytes, str]:
         if self._registry is not None:

@@ -93,7 +93,7 @@ def build(
         codes=codes,
         test_numbers=test_numbers,
         login=login,
-        auditor=Auditor(codes_key, settings.audit, store),
+        auditor=Auditor(codes_key, settings.audit, store, metrics),
     )
 
 

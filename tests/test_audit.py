@@ -106,3 +106,31 @@ def audit_rows(count):
 
     return [Event(1_800_000_000 + n, "s" * 32, "1800•••34", "sent", "memory x", "phone", "a", "192.0.2.1", "r")
             for n in range(count)]
+
+
+def test_events_a_write_failed_for_are_written_later_and_counted(make_app, tmp_path):
+    """The store is locked by another process while a step 1 finishes: the login still succeeds, its
+    events wait (counted as retried in the metric) and are written with the next request's."""
+    import sqlite3
+
+    app = make_app(**{"database.busy_timeout_ms": 100, "metrics.enabled": True})
+    client = app.test_client()
+    assert login(client)["result"] == "OK"
+    holder = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    services = services_of(app)
+    record = services.store.record
+
+    def locked_then_record(rows, keep):  # the lock is taken just as the trail is written
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            record(rows, keep)
+        finally:
+            holder.execute("ROLLBACK")
+
+    services.store.record = locked_then_record  # type: ignore[method-assign]
+    assert login(client, phone="447911123456")["result"] == "OK"
+    services.store.record = record  # type: ignore[method-assign]
+    assert trail(app, "447911123456") == []
+    assert 'messenger_audit_events_unwritten_total{outcome="retried"} 2.0' in client.get("/metrics").text
+    assert login(client, phone="447911123457")["result"] == "OK"
+    assert [e.event for e in trail(app, "447911123456")] == ["asked", "sent"]
