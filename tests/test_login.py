@@ -8,7 +8,20 @@ import threading
 
 import pytest
 import requests
-from helpers import API_URL, APP_TOKEN, APPID, PHONE, ask_code, expect_useradd, login, mint_ok, post, services_of
+from helpers import (
+    API_URL,
+    APP_TOKEN,
+    APPID,
+    PHONE,
+    ask_code,
+    expect_useradd,
+    login,
+    mint_ok,
+    post,
+    postgres_schema,
+    postgres_url,
+    services_of,
+)
 from responses import matchers
 
 
@@ -273,20 +286,45 @@ def test_a_bad_name_is_refused_before_the_code_is_spent(client, outbox, mesibo_a
     assert login(client, otp=code, name="Ann")["result"] == "OK"
 
 
-def test_a_code_whose_consume_cannot_be_written_never_logs_in_twice(make_app, mesibo_api, clock, tmp_path):
-    """The store is locked by another process while mesibo mints: the login fails (its token is
-    revoked, best effort) rather than answering OK with the code still alive; once the claim lapses
-    the same code logs in exactly once."""
-    app = make_app(**{"database.busy_timeout_ms": 200})
+def _sqlite_locker(tmp_path):
+    locker = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    return {"database.busy_timeout_ms": 200}, lambda: locker.execute("BEGIN EXCLUSIVE"), lambda: locker.execute(
+        "ROLLBACK"
+    )
+
+
+@pytest.fixture(name="locker", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def _locker(request, tmp_path):
+    """(configuration, lock, unlock): another process that can take the store's write lock."""
+    if request.param == "sqlite":
+        yield _sqlite_locker(tmp_path)
+        return
+    if not postgres_url():
+        pytest.skip("TEST_DATABASE_URL is not set")
+    import psycopg
+
+    with postgres_schema("consume") as url, psycopg.connect(url) as holder:
+        yield (
+            {"database.url": url, "database.busy_timeout_ms": 200},
+            lambda: holder.execute("LOCK TABLE codes IN ACCESS EXCLUSIVE MODE"),
+            holder.rollback,
+        )
+
+
+def test_a_code_whose_consume_cannot_be_written_never_logs_in_twice(make_app, mesibo_api, clock, locker):
+    """The store is locked by another process while mesibo mints (SQLite: the write lock; PostgreSQL:
+    the codes table): the login fails (its token is revoked, best effort) rather than answering OK
+    with the code still alive; once the claim lapses the same code logs in exactly once."""
+    config, lock, unlock = locker
+    app = make_app(**config)
     client, outbox = app.test_client(), services_of(app).sender
     code = ask_code(client, outbox)
-    locker = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
     minted = []
 
     def useradd_while_locked(request):
         minted.append(request)
         if len(minted) == 1:  # another process takes the write lock while mesibo answers the first
-            locker.execute("BEGIN EXCLUSIVE")
+            lock()
         return (200, {}, json.dumps({"result": True, "user": {"uid": 7, "token": f"tok-{len(minted)}"}}))
 
     def op(name):
@@ -297,7 +335,7 @@ def test_a_code_whose_consume_cannot_be_written_never_logs_in_twice(make_app, me
     try:
         first = login(client, otp=code)
     finally:
-        locker.execute("ROLLBACK")
+        unlock()
     assert first["result"] == "FAIL" and first["error"] == "INTERNAL"
     assert login(client, otp=code)["error"] == "BADCODE"  # still claimed: no second token now
     clock.advance(services_of(app).login.kit.claim_seconds + 1)
