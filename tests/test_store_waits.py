@@ -67,3 +67,32 @@ def test_readiness_is_503_while_another_process_holds_sqlite_and_200_after(make_
         holder.execute("ROLLBACK")
     assert response.status_code == 503 and "locked" in response.get_json()["database"]
     assert client.get("/readyz").status_code == 200
+
+
+def test_the_wal_shrinks_again_after_a_long_reader(tmp_path):
+    """A reader that holds a snapshot (a backup, an operator's shell) keeps SQLite from checkpointing,
+    so the WAL grows while it reads; once it is done the WAL is cut back to the store's limit rather
+    than keeping its largest size for good."""
+    from app.store import CodeRecord
+    from app.store.sqlite import SqliteStore
+
+    path = tmp_path / "wal.db"
+    store = SqliteStore(str(path))
+    store.migrate()
+
+    def write(count, start):
+        for n in range(start, start + count):
+            store.issue(CodeRecord(f"1201{n:07d}", "app", "d" * 64, 2_000_000_000), [], 1_800_000_000)
+
+    reader = sqlite3.connect(str(path), isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM codes").fetchall()  # a snapshot, held
+    write(6000, 0)
+    grown = (tmp_path / "wal.db-wal").stat().st_size
+    reader.execute("COMMIT")
+    reader.close()
+    write(3000, 6000)  # enough for SQLite's automatic checkpoints to run again
+    after = (tmp_path / "wal.db-wal").stat().st_size
+    store.close()
+    assert grown > 2 * SqliteStore.WAL_LIMIT_BYTES, grown
+    assert after <= SqliteStore.WAL_LIMIT_BYTES, (grown, after)
