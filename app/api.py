@@ -19,6 +19,7 @@ from . import services as services_module
 from .audit import Audit
 from .body import read_fields
 from .cors import Cors
+from .deadlines import deadline
 from .errors import ApiError, envelope, failure
 from .fields import Fields
 from .ops import OPS
@@ -95,7 +96,9 @@ def handle_post() -> Response:
             raise ApiError("BADOP")
         ip = client_ip()
         ctx.audit = Audit(method=svc.settings.auth.method, client_ip=ip, request_id=ctx.request_id)
-        body = envelope(op, handler(Fields(fields), ip, svc, ctx.audit))
+        # every outbound HTTP call of the request ends within what is left of the request's deadline
+        with deadline(svc.settings.server.request_deadline_seconds):
+            body = envelope(op, handler(Fields(fields), ip, svc, ctx.audit))
     # the contract's failures are answered here, without Flask's exception machinery (a flood of
     # refusals is the path that must cost least); anything else goes to the handlers below
     except ApiError as error:

@@ -207,8 +207,30 @@ def _gate(
         raise ConfigError("otp.secret", "is empty or a placeholder; set OTP_SECRET (e.g. `openssl rand -hex 32`)")
     elif not database_url.startswith("sqlite:///"):
         raise ConfigError("otp.secret", "must be set when the database is shared (PostgreSQL)")
+    _check_deadline(core, shared=not database_url.startswith("sqlite:///"))
     return Settings(**core, plugins=sections, development=development, database_url=database_url,
                     sender_class=sender_cls, method_class=method_cls)
+
+
+def worst_login_seconds(core: dict[str, Any], *, shared: bool) -> float:
+    """The longest a login can wait, all waits added: two store transactions (the check, then the
+    consume), each waiting for its lock at most ``busy_timeout_ms`` - and for a pooled connection
+    ``pool_timeout`` on PostgreSQL - and one mesibo call of connect + read timeout."""
+    database, mesibo = core["database"], core["mesibo"]
+    store = database.busy_timeout_ms / 1000 + (database.pool_timeout if shared else 0.0)
+    return 2 * store + mesibo.connect_timeout + mesibo.read_timeout
+
+
+def _check_deadline(core: dict[str, Any], *, shared: bool) -> None:
+    worst = worst_login_seconds(core, shared=shared)
+    deadline = core["server"].request_deadline_seconds
+    if worst > deadline:
+        raise ConfigError(
+            "server.request_deadline_seconds",
+            f"is {deadline:g} s, but a login may wait {worst:g} s (2 x (database.busy_timeout_ms"
+            f"{' + database.pool_timeout' if shared else ''}) + mesibo.connect_timeout + mesibo.read_timeout): "
+            "raise it (below the proxy's read timeout) or lower those",
+        )
 
 
 def all_keys() -> list[Key]:

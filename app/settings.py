@@ -129,6 +129,9 @@ class ServerSettings:
     """The endpoint."""
 
     max_body_bytes: int = setting(65536, "Largest request body accepted.", check=between(256, 16777216))
+    request_deadline_seconds: float = setting(
+        29.0, "Every wait of a request fits in this: keep it below the proxy's read timeout (the shipped nginx: 30 s). "
+        "Checked at start-up against the store's and mesibo's timeouts.", check=between(1, 600))
     cors_origins: list[str] = setting(["*"], "Origins a browser page may call from (e.g. [\"https://web.example\"]), "
                                       "reflected with Vary: Origin; [\"*\"]: any.", check=_cors_origins)
     cors_max_age: int = setting(600, "Seconds a browser may keep a preflight's answer.", check=between(0, 86400))

@@ -266,3 +266,33 @@ def test_a_configuration_error_is_one_line_from_every_entry_point(command, tmp_p
     assert done.returncode != 0
     assert "Traceback" not in done.stderr + done.stdout
     assert "MESSENGER_OTP_DIGIT" in done.stderr and "did you mean 'MESSENGER_OTP_DIGITS'?" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "worst"),
+    [
+        ({"MESSENGER_MESIBO_READ_TIMEOUT": "30"}, "43"),  # 2 x 5 + 3 + 30
+        ({"DATABASE_URL": "postgresql://db.internal/messenger", "MESSENGER_SERVER_REQUEST_DEADLINE_SECONDS": "25"},
+         "29"),  # 2 x (5 + 3) + 3 + 10
+    ],
+)
+def test_waits_longer_than_the_request_deadline_stop_start_up(environ, worst):
+    """Every wait a login can make, added up, must fit the request's deadline (below the proxy's)."""
+    with pytest.raises(ConfigError) as caught:
+        load({**PRODUCTION, **environ})
+    assert caught.value.key == "server.request_deadline_seconds"
+    assert f"may wait {worst} s" in str(caught.value)
+
+
+def test_the_request_deadline_is_below_the_shipped_nginx_read_timeout():
+    """The default deadline fits the default waits, and nginx waits longer than the deadline: a slow
+    login is answered by the service with the envelope, never cut off by the proxy."""
+    import re
+
+    from app.config import worst_login_seconds
+
+    settings = load(PRODUCTION)
+    core = {"database": settings.database, "mesibo": settings.mesibo}
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", nginx).group(1))
+    assert worst_login_seconds(core, shared=True) <= settings.server.request_deadline_seconds < read_timeout

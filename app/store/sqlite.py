@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..cooperative import acquire, blocking, green
+from ..cooperative import acquire, blocking
 from ..forks import PerProcess
 from .base import SqlStore
 
@@ -51,11 +51,10 @@ class SqliteStore(SqlStore):
         os.makedirs(directory, exist_ok=True)
 
     def _connect(self) -> sqlite3.Connection:
-        # Under gevent SQLite must not wait for its lock by itself: that wait would stop the worker's
-        # one OS thread; _begin waits on a native thread instead.
-        busy_ms = 0 if green() else int(self.busy_timeout_ms)
-        conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        # SQLite does not wait for its lock by itself: _begin waits, for what is left of the
+        # transaction's turn (and under gevent on a native thread, not the worker's one OS thread).
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 0")
         self._use_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         # SQLite's default page cache (2 MB): the hot rows are the last minutes' codes and counters,
@@ -89,11 +88,11 @@ class SqliteStore(SqlStore):
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
         if not migration and not self._same_file():
             self._reopen()
-        with self._lock.get():
+        with self._lock.get() as ends:
             conn = self._conn.get()  # one per process, only ever used under the writer lock
             cur = conn.cursor()
             try:
-                self._begin(cur)
+                self._begin(cur, ends)
             except BaseException:
                 cur.close()
                 raise
@@ -107,22 +106,23 @@ class SqliteStore(SqlStore):
             finally:
                 cur.close()
 
-    def _begin(self, cur: Any) -> None:
-        """BEGIN IMMEDIATE, waiting up to the busy timeout when a process outside this service's
-        writer lock (a backup, an operator's shell) holds SQLite's own lock - under gevent on a
+    def _begin(self, cur: Any, ends: float) -> None:
+        """BEGIN IMMEDIATE; when a process outside this service's writer lock (a backup, an operator's
+        shell) holds SQLite's own lock, wait for it until ``ends`` - the same turn the writer lock
+        was waited for, so one transaction waits ``busy_timeout_ms`` in all - under gevent on a
         native thread, so the worker's other requests go on meanwhile."""
-        if not green():
-            cur.execute("BEGIN IMMEDIATE")
-            return
         try:
-            cur.execute("BEGIN IMMEDIATE")  # the connection's busy timeout is 0 under gevent
+            cur.execute("BEGIN IMMEDIATE")  # the connection's own busy timeout is 0
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
 
         def wait() -> None:
-            cur.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            left_ms = int((ends - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise sqlite3.OperationalError("database is locked (by a process outside this service)")
+            cur.execute(f"PRAGMA busy_timeout = {left_ms}")
             try:
                 cur.execute("BEGIN IMMEDIATE")
             finally:
@@ -223,9 +223,11 @@ class _WriterLock:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self.timeout = timeout
 
-    def __enter__(self) -> None:
-        # Bounded like SQLite's own busy timeout: a write never waits longer for its turn (the
-        # writers of this process queue here, those of other processes on the lock file).
+    def __enter__(self) -> float:
+        """Wait for this writer's turn; returns when the turn's waiting must end (for _begin).
+
+        Bounded like SQLite's own busy timeout: a write never waits longer for its turn (the
+        writers of this process queue here, those of other processes on the lock file)."""
         ends = time.monotonic() + self.timeout
         if not self._mutex.acquire(timeout=self.timeout):
             raise sqlite3.OperationalError("database is locked (waited for this process's writer lock)")
@@ -234,6 +236,7 @@ class _WriterLock:
         except BaseException:
             self._mutex.release()
             raise
+        return ends
 
     def _wait_flock(self, ends: float) -> None:
         """Another process holds the lock file (a long write, a backup): try again every millisecond
