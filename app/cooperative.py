@@ -9,6 +9,7 @@ the request's greenlet waits cooperatively; without gevent (threads, tests, comm
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,6 +29,16 @@ def blocking(call: Callable[[], T]) -> T:
     import gevent
 
     return gevent.get_hub().threadpool.apply(call)
+
+
+def pause(seconds: float) -> None:
+    """Sleep this OS thread: the real sleep even under gevent (for code that runs in ``blocking``)."""
+    if green():
+        from gevent import monkey
+
+        monkey.get_original("time", "sleep")(seconds)
+    else:
+        time.sleep(seconds)
 
 
 def acquire(try_once: Callable[[], bool], wait: Callable[[], None], yields: int = 20) -> None:

@@ -23,11 +23,8 @@ logger = logging.getLogger("app.store")
 
 
 class SqlStore(AuditQueries, abc.ABC):
-    """The store: limits, codes, housekeeping and schema, in SQL both engines speak.
-
-    An engine provides ``_transaction`` (a cursor inside one transaction, committed when the block
-    ends and rolled back when it raises) and ``close``.
-    """
+    """The store: limits, codes, housekeeping and schema. An engine provides ``_transaction`` (a cursor
+    in one transaction, committed when the block ends, rolled back when it raises) and ``close``."""
 
     placeholder = "?"
     table_options = ""
@@ -291,10 +288,13 @@ class SqlStore(AuditQueries, abc.ABC):
     def migrate(self, target: int = SCHEMA_VERSION) -> tuple[int, int]:
         """Bring the schema to ``target``; safe when several processes start at once."""
         with self._transaction(migration=True) as cur:
-            self._exec(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            current = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-            for version in range(current + 1, target + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    self._exec(cur, statement.format(table_options=self.table_options))
-                self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
+            return self._migrate_in(cur, target)
+
+    def _migrate_in(self, cur: Any, target: int = SCHEMA_VERSION) -> tuple[int, int]:
+        self._exec(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        for version in range(current + 1, target + 1):
+            for statement in MIGRATIONS[version - 1]:
+                self._exec(cur, statement.format(table_options=self.table_options))
+            self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (version,))
         return current, max(current, target)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..cooperative import acquire, blocking
+from ..cooperative import acquire, blocking, pause
 from ..forks import PerProcess
 from .base import SqlStore
 
@@ -86,14 +86,21 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def _transaction(self, migration: bool = False) -> Iterator[Any]:
-        if not migration and not self._same_file():
-            self._reopen()
         with self._lock.get() as ends:
+            reopened = not self._same_file()
+            if reopened:  # deleted or replaced: this process's connection writes to a file nobody reads
+                logger.warning("the database file %s was deleted or replaced: opening it anew", self.path)
+                self._conn.close()
+                self._inode = 0
             conn = self._conn.get()  # one per process, only ever used under the writer lock
             cur = conn.cursor()
             try:
                 self._begin(cur, ends)
+                if reopened and not migration:
+                    self._migrate_in(cur)  # a file made anew gets its schema in the same transaction
             except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 cur.close()
                 raise
             try:
@@ -135,23 +142,13 @@ class SqliteStore(SqlStore):
         self._conn.close()
 
     def _same_file(self) -> bool:
-        """Whether the file at the path is the one this process's connection writes to (one stat).
-        An open connection keeps writing to a file that was deleted or replaced - into a file nobody
-        will read again."""
+        """Whether the file at the path is the one this process's connection writes to (one stat)."""
         if not self._inode:
             return True  # no connection yet: the next one opens whatever is there
         try:
             return os.stat(self.path).st_ino == self._inode
         except OSError:
             return False
-
-    def _reopen(self) -> None:
-        """The database file was deleted or replaced: drop this process's connection and open the file
-        at the path anew - making it and its schema when it is gone - without a restart."""
-        logger.warning("the database file %s was deleted or replaced: opening it anew", self.path)
-        self._conn.close()
-        self._inode = 0
-        self.migrate()
 
     def _generation(self, cur: Any = None) -> int:
         """The time of the last unblock, from a file beside the database: one stat, no lock, shared
@@ -174,7 +171,7 @@ class SqliteStore(SqlStore):
 
     def unready(self, within: float) -> str | None:
         folder = os.path.dirname(os.path.abspath(self.path))
-        missing = not os.path.exists(self.path)  # the next write makes it anew (see _reopen)
+        missing = not os.path.exists(self.path)  # the next write makes it anew (see _transaction)
         for name in (self.path, self.path + "-wal", folder):
             if os.path.exists(name) and not os.access(name, os.W_OK):
                 return f"{'the database folder' if name == folder else 'the database file'} is not writable"
@@ -244,7 +241,7 @@ class _WriterLock:
         while not self._try_flock():
             if time.monotonic() >= ends:
                 raise sqlite3.OperationalError("database is locked (waited for another process's writer lock)")
-            time.sleep(0.001)
+            pause(0.001)
 
     def _try_flock(self) -> bool:
         try:
