@@ -30,14 +30,18 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
+def _free_bytes(folder: str) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
 def _room_for_samples() -> bool:
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not folder:
         return True
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        free = 0
+    free = _free_bytes(folder)
     if free < MIN_FREE_BYTES:
         logger.warning(
             "metrics off in process %d: %s has %d KiB free (needs %d KiB)",
@@ -162,6 +166,14 @@ class Metrics(NoMetrics):
     def audit_unwritten(self, outcome: str, rows: int) -> None:  # type: ignore[override]
         if self._may_record():
             self.audit_unwritten_events.labels(outcome).inc(rows)
+
+    def unavailable(self) -> str | None:
+        """Why the metrics would be incomplete now (None: they are not): the workers record nothing
+        while the multiprocess folder is (nearly) full."""
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if folder and _free_bytes(folder) < MIN_FREE_BYTES:
+            return f"the metrics folder {folder} is full: workers record no samples"
+        return None
 
     def exposition(self) -> tuple[bytes, str]:
         if self._registry is not None:

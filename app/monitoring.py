@@ -40,6 +40,11 @@ def readyz() -> Response:
 def metrics() -> Response:
     metrics = of(current_app).metrics
     assert isinstance(metrics, Metrics)  # the route exists only when metrics are on
+    problem = metrics.unavailable()
+    if problem:  # an empty 200 would read as "no traffic" to Prometheus; this reads as a failed scrape
+        response = jsonify(status="unavailable", metrics=problem)
+        response.status_code = 503
+        return response
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 

@@ -247,6 +247,8 @@ def test_workers_keep_serving_without_metrics_when_their_folder_is_full(tmp_path
         log = service.log()
         assert "SIGBUS" not in log and "was sent" not in log and log.count("Booting worker") == 2
         assert "metrics off in process" in log
+        scrape = requests.get(f"{service.url}metrics", timeout=10)  # not an empty 200: a failed scrape
+        assert scrape.status_code == 503 and "full" in scrape.json()["metrics"]
     finally:
         service.stop()
 
