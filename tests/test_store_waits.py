@@ -96,3 +96,53 @@ def test_the_wal_shrinks_again_after_a_long_reader(tmp_path):
     store.close()
     assert grown > 2 * SqliteStore.WAL_LIMIT_BYTES, grown
     assert after <= SqliteStore.WAL_LIMIT_BYTES, (grown, after)
+
+
+@pytest.mark.slow
+def test_a_gevent_worker_waiting_for_the_store_still_answers_everything_else(tmp_path):
+    """Real gunicorn with the shipped (gevent) configuration, one worker: while another process holds
+    the store's lock file, a login waits for it - and meanwhile the same worker answers /healthz at
+    once (a blocking wait on the worker's one OS thread would hold every request of the worker)."""
+    import fcntl
+    import threading
+
+    import requests
+    from helpers import APP_TOKEN, OTP_SECRET
+
+    from tools.processes import Service
+
+    database = tmp_path / "held.db"
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "MESSENGER_SENDER_NAME": "log",
+            "MESSENGER_DATABASE_BUSY_TIMEOUT_MS": "3000",
+        },
+        workers=1,
+    )
+    try:
+        body = {"op": "login", "appid": "app", "phone": unique_phone()}
+        assert requests.post(service.url, json=body, timeout=10).json()["result"] == "OK"
+        with open(f"{database}.lock", "a+b") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)  # as another worker mid-transaction, for 2 s
+            answers = []
+            login = threading.Thread(
+                target=lambda: answers.append(
+                    requests.post(service.url, json={**body, "phone": unique_phone()}, timeout=10).json()
+                )
+            )
+            login.start()
+            time.sleep(0.3)  # the login is waiting for the lock now
+            began = time.monotonic()
+            health = requests.get(f"{service.url}healthz", timeout=10)
+            health_took = time.monotonic() - began
+            time.sleep(1.7)
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+            login.join(timeout=10)
+        assert health.status_code == 200 and health_took < 0.5, health_took
+        assert answers and answers[0]["result"] == "OK"  # the login went on once the lock was free
+    finally:
+        service.stop()
