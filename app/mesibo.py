@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .deadlines import deadline
 from .forks import PerProcess
@@ -31,8 +33,6 @@ class MesiboError(Exception):
 
 
 def _timed_out(exc: BaseException) -> bool:
-    from urllib3.exceptions import TimeoutError as Urllib3Timeout
-
     return any(isinstance(arg, (Urllib3Timeout, TimeoutError)) for arg in exc.args)
 
 
@@ -127,9 +127,6 @@ class MesiboClient:
     def _read_capped(self, response: requests.Response) -> None:
         """Read the answer's body, at most ``max_answer_bytes`` of it: mesibo's answers are small, and a
         huge one (a misrouted URL, a broken proxy) must not fill the worker's memory."""
-        from urllib3.exceptions import HTTPError as Urllib3Error
-        from urllib3.exceptions import TimeoutError as Urllib3Timeout
-
         try:
             body = response.raw.read(self.max_answer_bytes + 1, decode_content=True)
         except (Urllib3Timeout, TimeoutError):

@@ -163,7 +163,7 @@ class Metrics(NoMetrics):
         if self._may_record():
             self.readiness_checks.labels("ready" if ready else "unready").inc()
 
-    def audit_unwritten(self, outcome: str, rows: int) -> None:  # type: ignore[override]
+    def audit_unwritten(self, outcome: str, rows: int) -> None:
         if self._may_record():
             self.audit_unwritten_events.labels(outcome).inc(rows)
 
