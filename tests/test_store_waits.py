@@ -142,7 +142,7 @@ def test_a_gevent_worker_waiting_for_the_store_still_answers_everything_else(tmp
             time.sleep(1.7)
             fcntl.flock(lock_file, fcntl.LOCK_UN)
             login.join(timeout=10)
-        assert health.status_code == 200 and health_took < 0.5, health_took
+        assert health.status_code == 200 and health_took < 1.0, health_took  # blocked, it waited >= 1.7 s
         assert answers and answers[0]["result"] == "OK"  # the login went on once the lock was free
     finally:
         service.stop()
