@@ -11,6 +11,7 @@ names it and the nearest known one.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from typing import Any
 from . import plugins
 from .schema import ConfigError, Key, coerce, is_placeholder, keys_of, nearest
 from .settings import SECTIONS, Settings
+
+logger = logging.getLogger("app.config")
 
 # Variables with the MESSENGER_ prefix that are not keys.
 OTHER_VARIABLES = frozenset({"MESSENGER_CONFIG", "MESSENGER_INSTANCE_PATH"})
@@ -208,6 +211,7 @@ def _gate(
     elif not database_url.startswith("sqlite:///"):
         raise ConfigError("otp.secret", "must be set when the database is shared (PostgreSQL)")
     _check_deadline(core, shared=not database_url.startswith("sqlite:///"))
+    _warn_outbound(core, sections, sender_cls, method_cls, shared=not database_url.startswith("sqlite:///"))
     return Settings(**core, plugins=sections, development=development, database_url=database_url,
                     sender_class=sender_cls, method_class=method_cls)
 
@@ -231,6 +235,38 @@ def _check_deadline(core: dict[str, Any], *, shared: bool) -> None:
             f"{' + database.pool_timeout' if shared else ''}) + mesibo.connect_timeout + mesibo.read_timeout): "
             "raise it (below the proxy's read timeout) or lower those",
         )
+
+
+def _outbound_seconds(sections: dict[str, Any], cls: type) -> float:
+    """The longest one call of a login method or sender may wait, when its settings say
+    (``worst_seconds()``: the LDAP, RADIUS and OpenID Connect logins do)."""
+    declared = plugins.section_of(cls)
+    worst = getattr(sections.get(declared[0]) if declared else None, "worst_seconds", None)
+    return float(worst()) if callable(worst) else 0.0
+
+
+def _warn_outbound(
+    core: dict[str, Any], sections: dict[str, Any], sender_cls: type, method_cls: type, *, shared: bool
+) -> None:
+    """Every outbound call ends within what is left of the request's deadline, so a directory or a
+    provider slower than its own timeouts never holds a login past it; but a configuration whose
+    timeouts add up to more than the deadline has logins cut short where they would have
+    succeeded - said once at start-up."""
+    store = core["database"].busy_timeout_ms / 1000 + (core["database"].pool_timeout if shared else 0.0)
+    sender = min(3.05, core["sender"].timeout) + core["sender"].timeout
+    steps = {
+        "step 1 (store, sender)": 2 * store + sender + _outbound_seconds(sections, sender_cls),
+        "a proof (store, login method, mesibo)": worst_login_seconds(core, shared=shared)
+        + _outbound_seconds(sections, method_cls),
+    }
+    deadline = core["server"].request_deadline_seconds
+    for step, seconds in steps.items():
+        if seconds > deadline:
+            logger.warning(
+                "the timeouts of %s add up to %.4g s, more than server.request_deadline_seconds (%g s): "
+                "when every wait is that slow, the login answers its error at the deadline",
+                step, seconds, deadline,
+            )
 
 
 def all_keys() -> list[Key]:

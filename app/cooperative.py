@@ -8,7 +8,9 @@ the request's greenlet waits cooperatively; without gevent (threads, tests, comm
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -56,3 +58,62 @@ def acquire(try_once: Callable[[], bool], wait: Callable[[], None], yields: int 
             if try_once():
                 return
     blocking(wait)
+
+
+def hang_up(sock: object) -> None:
+    """End a connection another thread may be blocked reading (for ``within``'s ``on_timeout``):
+    ``shutdown`` wakes that read at once, where ``close`` alone would not - and closing a file made
+    from the socket would wait for the reader's lock."""
+    if sock is None:
+        return
+    for step in ("shutdown", "close"):
+        try:
+            getattr(sock, step)(*((socket.SHUT_RDWR,) if step == "shutdown" else ()))
+        except OSError:
+            pass
+
+
+def within(seconds: float, call: Callable[[], T], *, on_timeout: Callable[[], None] | None = None) -> T:
+    """``call()``, ended within ``seconds`` in all - name resolution, connecting and every read
+    together - or TimeoutError. A read timeout alone starts again with every byte, so a peer that
+    trickles its answer (or a resolver that never answers) could hold a login far longer.
+
+    Under gevent a timer interrupts the call where it waits (gevent's Timeout is a BaseException, so
+    no library in between mistakes it for an error of its own and retries). Without gevent the call
+    runs on a helper thread that the caller stops waiting for; ``on_timeout`` then closes what the
+    call holds (its sockets), so the helper ends too instead of waiting on a trickling peer."""
+    if seconds <= 0:
+        raise TimeoutError("no time was left for the call")
+    if green():
+        import gevent
+
+        timer = gevent.Timeout(seconds)
+        timer.start()
+        try:
+            return call()
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            raise TimeoutError(f"no answer within {seconds:g} s") from None
+        finally:
+            timer.close()
+    outcome: list[tuple[bool, object]] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="outbound-call", daemon=True).start()
+    if not done.wait(seconds):
+        if on_timeout is not None:
+            on_timeout()
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[return-value]
+    raise value  # type: ignore[misc]

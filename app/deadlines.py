@@ -18,6 +18,9 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError
+
+from .cooperative import within
 
 _local = threading.local()
 
@@ -32,6 +35,13 @@ def deadline(seconds: float) -> Iterator[None]:
         yield
     finally:
         _local.ends = outer
+
+
+def remaining(seconds: float) -> float:
+    """``seconds``, or what is left of this thread's deadline when that is less (TimeoutError when
+    nothing is): the total an outbound call inside a request may take."""
+    left = _remaining(seconds)
+    return seconds if left is None else left
 
 
 def _remaining(timeout: float | None) -> float | None:
@@ -86,8 +96,14 @@ class _Deadlines:
     sock: Any
 
     def _new_conn(self) -> socket.socket:
-        self.timeout = _remaining(self.timeout)
-        return super()._new_conn()  # type: ignore[misc]
+        # name resolution too: getaddrinfo has no timeout of its own (a resolver that never answers
+        # held a call 10 s against a 3 s deadline)
+        try:
+            self.timeout = _remaining(self.timeout)
+            limit = self.timeout if isinstance(self.timeout, (int, float)) else 30.0
+            return within(limit, super()._new_conn)  # type: ignore[misc]
+        except TimeoutError:
+            raise ConnectTimeoutError(self, "no connection within the deadline (name resolution included)") from None
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]

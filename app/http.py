@@ -43,8 +43,27 @@ class TimeoutSession(requests.Session):
 
     def request(self, method, url, **kwargs):  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout)
+        # a redirect could take a request - and the credentials in it - to another host
+        kwargs.setdefault("allow_redirects", False)
         with deadline(total(kwargs["timeout"])):
             return super().request(method, url, **kwargs)
+
+
+class AnswerTooLargeError(Exception):
+    """The other side's answer is larger than it can be (a misrouted URL, a broken proxy)."""
+
+
+def read_capped(response: requests.Response, limit: int) -> None:
+    """Read a streamed answer's body - at most ``limit`` bytes of it - inside the caller's deadline,
+    so a huge answer cannot fill the worker's memory; AnswerTooLargeError past the limit. Read errors
+    (urllib3's, the socket's) are the caller's to map."""
+    try:
+        body = response.raw.read(limit + 1, decode_content=True)
+    finally:
+        response.close()
+    if len(body) > limit:
+        raise AnswerTooLargeError(f"the answer is larger than {limit} bytes")
+    response._content = body
 
 
 def trusted_cas(ca_file: str = "") -> str | bool:

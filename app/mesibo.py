@@ -13,7 +13,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .deadlines import deadline
 from .forks import PerProcess
-from .http import SessionHolder, total
+from .http import AnswerTooLargeError, SessionHolder, read_capped, total
 from .metrics import NoMetrics
 from .settings import MesiboSettings
 
@@ -125,19 +125,15 @@ class MesiboClient:
         return response
 
     def _read_capped(self, response: requests.Response) -> None:
-        """Read the answer's body, at most ``max_answer_bytes`` of it: mesibo's answers are small, and a
-        huge one (a misrouted URL, a broken proxy) must not fill the worker's memory."""
+        """Read the answer's body, at most ``max_answer_bytes`` of it: mesibo's answers are small."""
         try:
-            body = response.raw.read(self.max_answer_bytes + 1, decode_content=True)
+            read_capped(response, self.max_answer_bytes)
         except (Urllib3Timeout, TimeoutError):
             raise MesiboError("BADAPP", "mesibo did not answer in time") from None
         except (Urllib3Error, OSError) as exc:
             raise MesiboError("BADAPP", f"mesibo's answer broke off ({type(exc).__name__})") from None
-        finally:
-            response.close()
-        if len(body) > self.max_answer_bytes:
-            raise MesiboError("BADAPP", f"mesibo's answer is larger than {self.max_answer_bytes} bytes")
-        response._content = body
+        except AnswerTooLargeError:
+            raise MesiboError("BADAPP", f"mesibo's answer is larger than {self.max_answer_bytes} bytes") from None
 
     def _make_template(self) -> tuple[requests.PreparedRequest, dict[str, str]]:
         headers = {**self.session().headers, "Content-Type": "application/json"}

@@ -112,7 +112,9 @@ class SenderSettings:
                             "The message text; fields: {code}, {app_name}, {minutes}.", check=template)
     sms_retriever_hash: str = setting("", "Android SMS Retriever app hash (11 characters); when set it is added as "
                                       "the last line.")
-    timeout: float = setting(10.0, "Seconds to wait for an SMS provider or webhook.", check=between(0.5, 60))
+    timeout: float = setting(10.0, "Seconds to wait for an SMS provider's or webhook's answer (after at "
+                             "most 3 s to connect), or for the whole SMTP exchange; name resolution included.",
+                             check=between(0.5, 60))
     ca_file: str = setting("", "CA bundle that signs an SMS gateway's or webhook's certificate (empty: "
                            "REQUESTS_CA_BUNDLE if set, else the usual trusted CAs).")
 

@@ -9,9 +9,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from ..cooperative import hang_up
 from ..schema import ConfigError, between, setting
 from . import LoginKit
-from .password import PasswordLogin, Unavailable, requires
+from .password import PasswordLogin, Unavailable, in_time, requires
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,11 @@ class LdapSettings:
     address_attribute: str = setting("uid", "Attribute that becomes the mesibo address (uid, mail, ...).")
     name_attribute: str = setting("cn", "Attribute that becomes the display name (cn, displayName).")
     address_prefix: str = setting("", "Prefix for that address (e.g. 'corp:').")
-    timeout: float = setting(5.0, "Seconds to wait for the server, per connect and per operation.",
-                             check=between(0.5, 60))
+    timeout: float = setting(5.0, "Seconds a login may wait for the directory in all: name resolution, "
+                             "connecting, the binds and the searches together.", check=between(0.5, 60))
+
+    def worst_seconds(self) -> float:
+        return self.timeout
 
     def validate(self) -> None:
         if not self.url.startswith(("ldap://", "ldaps://")):
@@ -43,12 +47,14 @@ class LdapSettings:
             raise ConfigError("auth.ldap.user_filter", "must contain {user}")
 
 
+def _close_socket(conn: Any) -> None:
+    hang_up(getattr(conn, "socket", None))
+
+
 def _discard(conn: Any) -> None:
     """Unbind, and close the socket ldap3 keeps after a connect that failed."""
     conn.unbind()
-    sock = getattr(conn, "socket", None)
-    if sock is not None:
-        sock.close()
+    _close_socket(conn)
 
 
 class LdapLogin(PasswordLogin):
@@ -66,8 +72,9 @@ class LdapLogin(PasswordLogin):
             get_info=ldap3.NONE,
         )
 
-    def _connection(self, user: str, password: str) -> Any:
-        """A bound connection, or None when the credentials are refused."""
+    def _connection(self, user: str, password: str, opened: list[Any]) -> Any:
+        """A bound connection, or None when the credentials are refused (``opened`` keeps it, so a
+        login past its deadline can close it)."""
         import ldap3
         from ldap3.core.exceptions import LDAPException
 
@@ -76,6 +83,7 @@ class LdapLogin(PasswordLogin):
             self.server, user=user, password=password, receive_timeout=max(1, math.ceil(self.options.timeout)),
             auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False, read_only=True,
         )
+        opened.append(conn)
         try:
             conn.open()
             if self.options.start_tls and not self.options.url.startswith("ldaps://") and not conn.start_tls():
@@ -95,6 +103,12 @@ class LdapLogin(PasswordLogin):
         raise Unavailable(f"LDAP bind failed: {result.get('description')}")
 
     def authenticate(self, user: str, password: str) -> tuple[str, str] | None:
+        """Within ``timeout`` in all (and what is left of the request's deadline): a directory that
+        trickles its answers cannot hold the login longer."""
+        ask = lambda held: self._authenticate(user, password, held)  # noqa: E731
+        return in_time(self.options.worst_seconds(), "the LDAP server", ask, _close_socket)
+
+    def _authenticate(self, user: str, password: str, opened: list[Any]) -> tuple[str, str] | None:
         from ldap3 import BASE, SUBTREE
         from ldap3.utils.conv import escape_filter_chars
         from ldap3.utils.dn import escape_rdn
@@ -106,7 +120,7 @@ class LdapLogin(PasswordLogin):
             base, scope, search = user_dn, BASE, "(objectClass=*)"
             finder = None
         else:
-            finder = self._connection(o.bind_dn, o.bind_password)
+            finder = self._connection(o.bind_dn, o.bind_password, opened)
             if finder is None:
                 raise Unavailable("the LDAP service account was refused (auth.ldap.bind_dn)")
             base, scope, search = o.search_base, SUBTREE, o.user_filter.format(user=escape_filter_chars(user))
@@ -117,7 +131,7 @@ class LdapLogin(PasswordLogin):
                 if len(entries) != 1:
                     return None  # unknown user (or an ambiguous filter): the same answer
                 user_dn = entries[0].entry_dn
-            conn = self._connection(user_dn, password)
+            conn = self._connection(user_dn, password, opened)
             if conn is None:
                 return None
             try:

@@ -17,10 +17,11 @@ from typing import Any
 
 import jwt
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ..errors import ApiError
 from ..fields import Fields
-from ..http import SessionHolder
+from ..http import AnswerTooLargeError, SessionHolder, read_capped
 from ..schema import ConfigError, between, one_of, setting
 from . import Identity, LoginKit, LoginRequest
 
@@ -41,18 +42,25 @@ class JwksCache:
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
 
+    # A discovery document or a key set is a few kilobytes.
+    MAX_ANSWER_BYTES = 1 << 20
+
+    def _get(self, url: str) -> Any:
+        """GET a JSON document within the session's timeouts (name resolution included), no redirects,
+        at most MAX_ANSWER_BYTES of it."""
+        answer = self.sessions.get().get(url, stream=True)
+        read_capped(answer, self.MAX_ANSWER_BYTES)
+        answer.raise_for_status()
+        return answer.json()
+
     def _jwks_url(self) -> str:
         if not self.jwks_url:
-            answer = self.sessions.get().get(f"{self.issuer}/.well-known/openid-configuration")
-            answer.raise_for_status()
-            self.jwks_url = answer.json()["jwks_uri"]
+            self.jwks_url = self._get(f"{self.issuer}/.well-known/openid-configuration")["jwks_uri"]
         return self.jwks_url
 
     def _fetch(self, now: float) -> None:
-        answer = self.sessions.get().get(self._jwks_url())
-        answer.raise_for_status()
         keys = {}
-        for entry in answer.json().get("keys", []):
+        for entry in self._get(self._jwks_url()).get("keys", []):
             try:
                 key = jwt.PyJWK(entry)
             except (jwt.PyJWKError, jwt.InvalidKeyError):
@@ -71,7 +79,8 @@ class JwksCache:
                 try:
                     self._fetched_at = now  # a failed fetch also waits before the next try
                     self._fetch(now)
-                except (requests.RequestException, ValueError, KeyError) as exc:
+                except (requests.RequestException, Urllib3Error, OSError, ValueError, KeyError, TypeError,
+                        AttributeError, AnswerTooLargeError) as exc:
                     logger.warning("cannot fetch the provider's signing keys: %s", type(exc).__name__)
             return self._keys.get(kid)
 
@@ -90,6 +99,13 @@ class OidcSettings:
     leeway_seconds: int = setting(30, "Clock skew allowed on exp/iat/nbf.", check=between(0, 300))
     jwks_cache_seconds: int = setting(3600, "How long fetched signing keys are trusted before a refresh.",
                                       check=between(60, 86400))
+    timeout: float = setting(5.0, "Seconds to wait for the provider's discovery document or signing keys "
+                             "(after at most 3 s to connect; name resolution included).", check=between(0.5, 30))
+    ca_file: str = setting("", "CA bundle that signs the provider's certificate (empty: REQUESTS_CA_BUNDLE if "
+                           "set, else the usual trusted CAs).")
+
+    def worst_seconds(self) -> float:
+        return min(3.05, self.timeout) + self.timeout
 
     def validate(self) -> None:
         if not self.issuer:
@@ -111,7 +127,8 @@ class OidcLogin:
         self.address_claim = options.address_claim
         self.prefix = options.address_prefix
         self.leeway = options.leeway_seconds
-        self.keys = JwksCache(self.issuer, options.jwks_url, options.jwks_cache_seconds, SessionHolder((3.05, 10.0)))
+        sessions = SessionHolder((min(3.05, options.timeout), options.timeout), ca_file=options.ca_file)
+        self.keys = JwksCache(self.issuer, options.jwks_url, options.jwks_cache_seconds, sessions)
 
     def is_proof(self, fields: Fields) -> bool:
         return True

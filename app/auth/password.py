@@ -4,19 +4,44 @@ answers the same BADLOGIN."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from ..cooperative import within
+from ..deadlines import remaining
 from ..errors import ApiError
 from ..fields import Fields
 from ..schema import ConfigError
 from . import Identity, LoginKit, LoginRequest
 
 MAX_USER_CHARS = 256
+T = TypeVar("T")
 
 
 class Unavailable(Exception):  # noqa: N818 - a state of the directory, answered INTERNAL
     """The directory could not be asked (down, timed out, misconfigured): not the user's fault."""
+
+
+def in_time(seconds: float, what: str, call: Callable[[list[Any]], T], close: Callable[[Any], None]) -> T:
+    """``call(held)`` within ``seconds`` in all, and within what is left of the request's deadline -
+    name resolution, connecting and every read together - else Unavailable. ``call`` puts what it
+    opens (connections, sockets) in ``held``; past the deadline each is given to ``close``, so no
+    trickling server keeps a socket (or, without gevent, a helper thread) busy after the answer."""
+    held: list[Any] = []
+
+    def close_all() -> None:
+        for item in held:
+            with contextlib.suppress(Exception):
+                close(item)
+
+    try:
+        seconds = remaining(seconds)
+        return within(seconds, lambda: call(held), on_timeout=close_all)
+    except TimeoutError:
+        close_all()
+        raise Unavailable(f"{what} did not answer within {seconds:g} s") from None
 
 
 def requires(module: str, method: str, extra: str) -> Any:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from ..schema import ConfigError, between, setting
 from . import LoginKit
-from .password import PasswordLogin, Unavailable, requires
+from .password import PasswordLogin, Unavailable, in_time, requires
 
 # The attributes we send and read (RFC 2865, RFC 3579); pyrad needs them named in a dictionary.
 DICTIONARY = """
@@ -29,7 +30,8 @@ class RadiusSettings:
 
     servers: list[str] = setting(["127.0.0.1:1812"], "RADIUS servers as host:port, asked in this order.")
     secret: str = setting("", "The shared secret this service has with them. Secret.", secret=True)
-    timeout: float = setting(3.0, "Seconds to wait for each answer.", check=between(0.2, 30))
+    timeout: float = setting(3.0, "Seconds to wait for each answer (a login waits at most timeout x "
+                             "(retries + 1) x servers in all, name resolution included).", check=between(0.2, 30))
     retries: int = setting(1, "Times a server is asked again after a timeout before the next one.",
                            check=between(0, 5))
     nas_identifier: str = setting("messenger-backend", "NAS-Identifier sent with each request.")
@@ -38,6 +40,9 @@ class RadiusSettings:
         False, "Refuse answers without a Message-Authenticator (BlastRADIUS, CVE-2024-3596); turn it on when "
         "your servers sign their answers (FreeRADIUS 3.2.5 and later). Requests always carry one."
     )
+
+    def worst_seconds(self) -> float:
+        return self.timeout * (self.retries + 1) * len(self.servers)
 
     def validate(self) -> None:
         if not self.secret:
@@ -59,6 +64,12 @@ class RadiusLogin(PasswordLogin):
         self.dictionary = dictionary.Dictionary(io.StringIO(DICTIONARY))
 
     def authenticate(self, user: str, password: str) -> tuple[str, str] | None:
+        """Each server in turn, each asked ``retries + 1`` times for ``timeout`` seconds; in all -
+        name resolution included - within that sum and what is left of the request's deadline."""
+        ask = lambda held: self._ask_servers(user, password, held)  # noqa: E731
+        return in_time(self.options.worst_seconds(), "the RADIUS servers", ask, lambda client: client._CloseSocket())
+
+    def _ask_servers(self, user: str, password: str, clients: list[Any]) -> tuple[str, str] | None:
         import pyrad.packet
         from pyrad.client import Client, Timeout
 
@@ -67,6 +78,7 @@ class RadiusLogin(PasswordLogin):
             host, _, port = server.rpartition(":")
             client = Client(server=host, authport=int(port), secret=o.secret.encode(), dict=self.dictionary,
                             retries=o.retries + 1, timeout=o.timeout, enforce_ma=o.require_message_authenticator)
+            clients.append(client)
             request = client.CreateAuthPacket(code=pyrad.packet.AccessRequest, User_Name=user,
                                               NAS_Identifier=o.nas_identifier)
             request["User-Password"] = request.PwCrypt(password)

@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from ..http import SessionHolder
+from ..http import AnswerTooLargeError, SessionHolder, read_capped
 from ..schema import ConfigError
 from ..settings import SenderSettings
 from .base import BaseSender, SendError
@@ -32,13 +34,20 @@ class HttpSender(BaseSender):
         super().__init__(options, common)
         self._sessions = SessionHolder((3.05, common.timeout), ca_file=common.ca_file)
 
+    # Providers answer a few hundred bytes; more is not an answer from them.
+    MAX_ANSWER_BYTES = 1 << 20
+
     def post(self, url: str, **kwargs: Any) -> requests.Response:
+        """POST within the timeouts (name resolution included), no redirects, the answer read in
+        full within them and at most MAX_ANSWER_BYTES of it."""
         try:
-            return self._sessions.get().post(url, **kwargs)
-        except requests.Timeout:
+            response = self._sessions.get().post(url, stream=True, **kwargs)
+            read_capped(response, self.MAX_ANSWER_BYTES)
+            return response
+        except (requests.Timeout, TimeoutError, Urllib3Timeout):
             # The provider may have the message: no retry, or the user could get two SMS.
             raise SendError(f"{self.provider} did not answer in time", provider_code="timeout") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, Urllib3Error, OSError, AnswerTooLargeError) as exc:
             raise SendError(f"cannot reach {self.provider} ({type(exc).__name__})", provider_code="network") from None
 
     @staticmethod

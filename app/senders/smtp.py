@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from ..cooperative import hang_up, within
+from ..deadlines import remaining
 from ..schema import between, one_of, setting, template
 from ..settings import SenderSettings
 from .base import BaseSender, Message, SendError
@@ -38,13 +40,19 @@ class SmtpSender(BaseSender):
     options: SmtpSettings
     common: SenderSettings
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, held: list[smtplib.SMTP]) -> smtplib.SMTP:
+        """A connection that has greeted us, kept in ``held`` from before it connects (the greeting
+        is read while connecting, and a server that trickles it must be closed at the deadline)."""
         o = self.options
         # Certificates are always verified; an internal server's own CA can be named instead.
         context = ssl.create_default_context(cafile=o.ca_file or None)
         if o.security == "ssl":
-            return smtplib.SMTP_SSL(o.host, o.port, timeout=self.common.timeout, context=context)
-        server = smtplib.SMTP(o.host, o.port, timeout=self.common.timeout)
+            server: smtplib.SMTP = smtplib.SMTP_SSL(timeout=self.common.timeout, context=context)
+        else:
+            server = smtplib.SMTP(timeout=self.common.timeout)
+        held.append(server)
+        server._host = o.host  # type: ignore[attr-defined]  # what smtplib's constructor would set: TLS checks the certificate against it
+        server.connect(o.host, o.port)
         if o.security == "starttls":
             server.starttls(context=context)
         return server
@@ -60,15 +68,35 @@ class SmtpSender(BaseSender):
         message_id = make_msgid(domain=o.from_address.rpartition("@")[2] or None)
         mail["Message-ID"] = message_id
         mail.set_content(message.text)
-        try:
-            with self._connect() as server:
+        held: list[smtplib.SMTP] = []
+
+        def deliver() -> None:
+            try:
+                server = self._connect(held)
                 if o.username:
                     server.login(o.username, o.password)
                 server.send_message(mail)
+                server.quit()
+            except BaseException:
+                for server in held:
+                    server.close()  # never QUIT here: a server that trickles would hold that too
+                raise
+
+        def hang_up_all() -> None:  # past the deadline, from the waiting thread
+            for server in held:
+                hang_up(getattr(server, "sock", None))
+
+        seconds = self.common.timeout
+        try:
+            seconds = remaining(seconds)
+            # the whole exchange - name resolution, connect, every command - within the timeout
+            within(seconds, deliver, on_timeout=hang_up_all)
         except smtplib.SMTPResponseException as exc:
             raise SendError(
                 f"the SMTP server refused the e-mail ({exc.smtp_code})", provider_code=str(exc.smtp_code)
             ) from None
+        except TimeoutError:
+            raise SendError(f"the SMTP server did not answer within {seconds:g} s", provider_code="timeout") from None
         except (smtplib.SMTPException, OSError) as exc:
             raise SendError(f"cannot deliver the e-mail ({type(exc).__name__})", provider_code="smtp") from None
         return message_id
