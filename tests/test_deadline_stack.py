@@ -140,3 +140,52 @@ def test_a_30_second_store_lock_behind_nginx_burns_no_code_and_leaves_no_token_w
         nginx.stop()
         service.stop()
         fake.stop()
+
+
+def test_300_logins_held_by_a_trickling_mesibo_each_answer_in_time_and_keep_their_code(tmp_path):
+    """The shipped gunicorn (gevent workers): 300 step-2 logins wait on a mesibo that trickles its
+    answer; each gets BADAPP within its deadline (connect + read timeout), others' step 1 and /healthz
+    answer meanwhile, and afterwards every one of the 300 codes logs in - once."""
+    from app.codes import Codes
+    from app.settings import OtpSettings
+    from bench import probes
+
+    fake = FakeMesibo(APP_TOKEN)
+    database = tmp_path / "held.db"
+    service = Service(tmp_path, {
+        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
+        "DATABASE_URL": f"sqlite:///{database}", "MESSENGER_SENDER_NAME": "log",
+        "MESSENGER_MESIBO_CONNECT_TIMEOUT": "1", "MESSENGER_MESIBO_READ_TIMEOUT": "4",
+        "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "100000", "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "100000",
+    })
+    try:
+        step_1 = {"op": "login", "appid": "held", "phone": "12025550100"}
+        assert probes.post(service.port, step_1, timeout=10)[1]["result"] == "OK"  # the schema is there
+        codes, code = Codes(OTP_SECRET.encode(), OtpSettings()), "424242"
+        phones = [f"1201{9000000 + n}" for n in range(300)]
+        with sqlite3.connect(database) as conn:  # right codes for 300 phones, as step 1 leaves them
+            conn.executemany(
+                "INSERT OR REPLACE INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)",
+                [(phone, "held", codes.digest(phone, "held", code), int(time.time()) + 600) for phone in phones],
+            )
+        fake.control(fail="trickle")
+        held = probes.held_logins(service.port, phones, "held", code, probe_seconds=3, deadline=5.0 + 1.0)
+        print(f"300 held logins: {held}")
+        assert held["answered_within_deadline"] == 300, held
+        assert held["step1_ok"] == held["probes"] and held["step1_max_s"] < 1.0, held
+        assert held["healthz_ok"] == held["probes"] and held["healthz_max_s"] < 1.0, held
+        fake.control(fail="none", reset=True)  # each held login gave its code back when it failed
+
+        def prove(phone: str) -> dict | None:
+            return probes.post(service.port, {"op": "login", "appid": "held", "phone": phone, "otp": code},
+                               timeout=30)[1]
+
+        with ThreadPoolExecutor(32) as pool:
+            first = list(pool.map(prove, phones))
+            second = list(pool.map(prove, phones))
+        assert all(answer and answer["result"] == "OK" for answer in first), first[:3]  # none burned
+        assert all(answer and answer.get("error") == "BADCODE" for answer in second)  # each used once
+        assert fake.stats().get("useradd", 0) == 300  # a token for each OK, none for nobody
+    finally:
+        service.stop()
+        fake.stop()

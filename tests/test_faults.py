@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 import requests
 from helpers import APP_TOKEN, OTP_SECRET, PHONE, login, services_of, unique_phone
 
+from app.store.sqlite import _WriterLock
 from tools.processes import FakeMesibo, PostgresCluster, Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
@@ -138,7 +140,9 @@ def test_a_deleted_database_file_is_made_anew_without_a_restart(make_app, small_
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_readiness_fails_whenever_a_login_could_not_be_stored(make_app, small_disk, fault):
+def test_a_store_that_cannot_be_written_is_unready_and_recovers_by_itself(make_app, small_disk, fault):
+    """While the disk is full or read-only: /readyz 503 with the reason, logins the envelope; once the
+    cause is gone, ready and logging in again - the same app, no restart, no reload."""
     app = make_app(**{"database.url": f"sqlite:///{small_disk}/messenger.db"})
     client, services = app.test_client(), services_of(app)
     assert login(client)["result"] == "OK"
@@ -156,7 +160,34 @@ def test_readiness_fails_whenever_a_login_could_not_be_stored(make_app, small_di
     assert status == 503 and why in problem
     answer = login(client, phone="447911123456")  # a login then fails with the envelope, not a 500
     assert answer["result"] == "FAIL"
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    else:
+        (small_disk / "filler").unlink()
+    assert _ready(client) == (200, "ok")
+    assert login(client, phone="447911123457")["result"] == "OK"
     services.store.close()
+
+
+def test_a_deleted_lock_file_is_taken_anew(tmp_path):
+    """Writers queue on a lock file beside the database; deleted under running workers, a worker
+    that started later locks a new file at the path, and one holding the old file would exclude
+    nobody: each turn checks it holds the file at the path, and takes that one."""
+    path = str(tmp_path / "messenger.db.lock")
+    early = _WriterLock(path, timeout=0.3)
+    with early:
+        pass
+    os.unlink(path)
+    late = _WriterLock(path, timeout=0.3)  # a worker started after the deletion
+    with late:
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="locked"), early:
+            pass
+        assert time.monotonic() - started >= 0.25  # it waited for the other writer's turn
+    with early:  # and takes its turn once the other is done
+        assert os.stat(path).st_ino == os.fstat(early._fd).st_ino
+    early.close()
+    late.close()
 
 
 @pytest.fixture(name="cluster")

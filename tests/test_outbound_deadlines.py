@@ -146,7 +146,7 @@ cases = {
                 {"op": "login", "appid": "a", "phone": "12015550199"}),
     "oidc": ({"auth.method": "oidc", "auth.oidc.issuer": "http://idp.example.org", "auth.oidc.audience": ["app"],
               "auth.oidc.timeout": 1.0},
-             {"op": "login", "appid": "a", "token": None}),
+             {"op": "login", "appid": "a", "id_token": None}),
 }
 found = {}
 for name, (config, body) in cases.items():
@@ -154,7 +154,7 @@ for name, (config, body) in cases.items():
     if name == "oidc":  # a token naming a key the service must fetch
         import base64
         part = lambda value: base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-        body["token"] = part({"alg": "RS256", "kid": "k1"}) + "." + part({"sub": "x"}) + ".c2ln"
+        body["id_token"] = part({"alg": "RS256", "kid": "k1"}) + "." + part({"sub": "x"}) + ".c2ln"
     client = app.test_client()
     if "otp" in body:  # a test number's step 1 first (no SMS): then the proof goes to mesibo
         client.post("/", json={key: value for key, value in body.items() if key != "otp"})
@@ -179,7 +179,7 @@ NO_DNS_EXPECTED = {
     "radius": ("INTERNAL", 0.5),
     "mesibo": ("BADAPP", 2.0),
     "webhook": ("SENDFAIL", 3.05 + 1.0),  # an HTTP sender's connect timeout is 3.05 s
-    "oidc": ("BADTOKEN", 2.0),
+    "oidc": ("BADTOKEN", 2.0),  # the key set cannot be fetched: an unknown key
     "smtp": ("timeout", 1.0),
 }
 
@@ -204,6 +204,8 @@ def test_a_resolver_that_never_answers_costs_each_call_at_most_its_deadline(tmp_
     run = subprocess.run(["unshare", "-m", "-n", "sh", "-c", inner], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     found = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"no DNS answer ({model}): " + ", ".join(f"{name} {case['error']} in {case['seconds']:.2f} s"
+                                                    for name, case in found.items()))
     for name, (error, seconds) in NO_DNS_EXPECTED.items():
         assert found[name]["error"] == error, (name, found[name])
         assert found[name]["seconds"] < seconds + 0.7, (name, found[name], textwrap.shorten(run.stderr, 2000))

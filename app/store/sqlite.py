@@ -217,8 +217,12 @@ class _WriterLock:
 
     def __init__(self, path: str, timeout: float):
         self._mutex = threading.Lock()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.path = path
+        self._fd = self._open()
         self.timeout = timeout
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def __enter__(self) -> float:
         """Wait for this writer's turn; returns when the turn's waiting must end (for _begin).
@@ -229,11 +233,24 @@ class _WriterLock:
         if not self._mutex.acquire(timeout=self.timeout):
             raise sqlite3.OperationalError("database is locked (waited for this process's writer lock)")
         try:
-            acquire(self._try_flock, lambda: self._wait_flock(ends))
+            while True:
+                acquire(self._try_flock, lambda: self._wait_flock(ends))
+                if self._still_the_file():
+                    return ends
+                # the lock file was deleted or replaced: a process that opens it now locks another
+                # file, so this one would exclude nobody - take the lock on the file at the path
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = self._open()
         except BaseException:
             self._mutex.release()
             raise
-        return ends
+
+    def _still_the_file(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            return False
 
     def _wait_flock(self, ends: float) -> None:
         """Another process holds the lock file (a long write, a backup): try again every millisecond
