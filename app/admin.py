@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 
 from .audit import masked
 from .auth.otp import CodeLogin
+from .limits import Limits
 from .services import Services, of
 from .store.audit import EVENTS, Event
 
@@ -71,15 +72,7 @@ def _limit_rows(
     services: Services, keys: list[str], patterns: list[str], address: str = ""
 ) -> list[tuple[str, str, str, str]]:
     """(rule, count/limit, resets in, state) of the counters found; the address itself is left out."""
-    limits = services.settings.limits
-    caps = {
-        "cooldown": 1 if limits.resend_cooldown_seconds else 0,
-        "send": limits.sends_per_phone_per_hour,
-        "send-ip": limits.sends_per_ip_per_hour,
-        "check-ip": limits.checks_per_ip_per_10min,
-        "fail": limits.failures_per_phone_per_day,
-        "fail-ip": limits.failures_per_phone_per_ip_per_day,
-    }
+    caps = Limits(services.settings.limits).caps()
     now, rows = services.now(), []
     for key, count, ends in services.store.counters_of(keys, patterns):
         if ends <= now:
@@ -91,14 +84,6 @@ def _limit_rows(
         rule = f"{kind} ({'from ' if address else ''}{where})" if where else kind
         rows.append((rule, f"{count}/{cap or '-'}", _when(ends - now), "REFUSING" if full else "ok"))
     return rows
-
-
-def _phone_keys(address: str) -> tuple[list[str], list[str]]:
-    return [f"cooldown:{address}", f"send:{address}", f"fail:{address}"], [f"fail-ip:{address}:%"]
-
-
-def _ip_keys(ip: str) -> tuple[list[str], list[str]]:
-    return [f"send-ip:{ip}", f"check-ip:{ip}"], [f"fail-ip:%:{ip}"]
 
 
 @click.command("status")
@@ -119,7 +104,7 @@ def status(phone: str) -> None:
     if live:
         _table(["appid", "expires in", "attempts used", "state"], live)
     click.echo("limits")
-    _table(["rule", "count", "resets in", "state"], _limit_rows(services, *_phone_keys(address), address))
+    _table(["rule", "count", "resets in", "state"], _limit_rows(services, *Limits.keys_of_subject(address), address))
     listed = services.store.policy(address)
     click.echo(f"list      {listed + 'ed' if listed else 'neither blocked nor allowed'}")
     click.echo("last events")
@@ -175,7 +160,10 @@ def unblock(phone: str | None, client_ip: str) -> None:
     services = _services()
     if bool(phone) == bool(client_ip):
         raise click.ClickException("name a PHONE or an --ip ADDRESS (one of them)")
-    keys, patterns = _ip_keys(client_ip) if client_ip else _phone_keys(_address(services, phone or ""))
+    if client_ip:
+        keys, patterns = Limits.keys_of_ip(client_ip)
+    else:
+        keys, patterns = Limits.keys_of_subject(_address(services, phone or ""))
     cleared = services.store.clear_counters(keys, patterns)
     who = client_ip or masked(_address(services, phone or ""))
     click.echo(f"unblocked {who}: cleared {len(cleared)} counter(s){': ' + ', '.join(cleared) if cleared else ''}")

@@ -24,6 +24,7 @@ from .errors import ApiError, envelope, failure
 from .fields import Fields
 from .ops import OPS
 from .store import Refused
+from .store.audit import EventName
 
 bp = Blueprint("api", __name__)
 logger = logging.getLogger("app.api")
@@ -129,7 +130,7 @@ def _refused(refusal: Refused) -> Response:
     logger.debug("limit %s refused a request (retry after %ds)", refusal.kind, refusal.retry_after)
     services_module.of(current_app).metrics.refusal(refusal.kind)
     if "audit" in g:
-        g.audit.note("refused", f"{refusal.kind} retry_after={refusal.retry_after}")
+        g.audit.note(EventName.REFUSED, f"{refusal.kind} retry_after={refusal.retry_after}")
     return _fail(ApiError("RATELIMIT", retry_after=refusal.retry_after, detail=f"limit {refusal.kind}"))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from .forks import PerProcess
 from .metrics import NoMetrics
 from .settings import AuditSettings
-from .store.audit import Event
+from .store.audit import Event, EventName
 
 logger = logging.getLogger("app.audit")
 
@@ -124,7 +124,7 @@ class Audit:
     address: str = ""  # who the request is about, once the login method knows
     noted: list[tuple[str, str]] = field(default_factory=list)
 
-    def note(self, event: str, detail: str = "") -> None:
+    def note(self, event: EventName, detail: str = "") -> None:
         self.noted.append((event, detail))
 
     def rows(self, auditor: Auditor, now: int) -> list[Event]:

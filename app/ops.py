@@ -16,6 +16,7 @@ from .fields import Fields
 from .mesibo import MesiboError
 from .services import Services
 from .settings import AppSettings, LoginSettings
+from .store.audit import EventName
 
 logger = logging.getLogger("app.ops")
 
@@ -41,7 +42,7 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
         identity.release()  # the proof was good: the user may try again with it
         if not isinstance(exc, MesiboError):
             raise
-        audit.note("mesibo_error", f"{exc.code} {exc.upstream_error}".strip())
+        audit.note(EventName.MESIBO_ERROR, f"{exc.code} {exc.upstream_error}".strip())
         logger.warning("mesibo did not mint a token: %s", exc)
         raise ApiError(exc.code, detail=str(exc)) from None
     try:
@@ -51,10 +52,10 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
         # would mint again. So the token goes to nobody (and is revoked at mesibo, best effort) and
         # the login fails; the code, still claimed, works again when the claim lapses.
         logger.error("a used code could not be marked used: the login fails and its token is revoked", exc_info=True)
-        audit.note("mesibo_error", "code not marked used: token revoked")
+        audit.note(EventName.REVOKED, "the code could not be marked used")
         services.mesibo.revoke(token, services.settings.mesibo.revoke_op)
         raise ApiError("INTERNAL", detail="the code could not be marked used") from None
-    audit.note("minted")
+    audit.note(EventName.MINTED)
     return login_answer(services.settings.app, identity.address, token)
 
 

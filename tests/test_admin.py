@@ -86,6 +86,17 @@ def test_events_filter_and_json(admin_app):
     assert [json.loads(line)["event"] for line in by_ip] == ["sent", "asked"]
 
 
+@pytest.mark.parametrize("event", ["asked", "sent", "wrong", "refused"])
+def test_every_event_the_trail_holds_can_be_asked_for_by_its_name(admin_app, event):
+    """--result takes the names the trail stores (it used to take other names: asked, sent, wrong
+    were refused as unknown, and its own names found nothing)."""
+    client, outbox = admin_app.test_client(), services_of(admin_app).sender
+    lock_from(client, outbox)
+    found = run(admin_app, "events", "--result", event, "--json")
+    assert found.exit_code == 0, found.output
+    assert {json.loads(line)["event"] for line in found.output.splitlines()} == {event}
+
+
 @pytest.mark.parametrize(
     "args",
     [

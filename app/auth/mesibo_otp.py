@@ -17,6 +17,7 @@ from ..errors import ApiError
 from ..mesibo import MesiboError
 from ..schema import between, setting
 from ..store import Listing, Rule
+from ..store.audit import EventName
 from . import Identity, LoginKit, LoginRequest
 from .phone import PhoneLogin
 
@@ -67,8 +68,8 @@ class MesiboCodeLogin(PhoneLogin):
         failures = kit.limits.failures(address, request.client_ip)
 
         def refused() -> None:
-            request.audit.note("wrong", "refused by mesibo")
+            request.audit.note(EventName.WRONG, "refused by mesibo")
             kit.store.count(failures, request.now)
 
-        request.audit.note("proved", "for mesibo to check")
+        request.audit.note(EventName.PROVED, "for mesibo to check")
         return Identity(address, name, otp=answer, refused=refused)

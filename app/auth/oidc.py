@@ -23,6 +23,7 @@ from ..errors import ApiError
 from ..fields import Fields
 from ..http import AnswerTooLargeError, SessionHolder, read_capped
 from ..schema import ConfigError, between, one_of, setting
+from ..store.audit import EventName
 from . import Identity, LoginKit, LoginRequest
 
 logger = logging.getLogger("app.auth.oidc")
@@ -182,5 +183,5 @@ class OidcLogin:
             subject = str(claims["sub"])
         name = str(claims.get("name") or request.fields.text("name", error="BADREQUEST"))[:128]
         request.audit.address = self.prefix + subject
-        request.audit.note("proved", "id token")
+        request.audit.note(EventName.PROVED, "id token")
         return Identity(self.prefix + subject, name)

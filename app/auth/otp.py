@@ -15,6 +15,7 @@ from ..errors import ApiError
 from ..fields import Fields
 from ..senders import Message, SendError, render
 from ..store import Blocked, CodeRecord, Listing, Rule
+from ..store.audit import EventName
 from . import Identity, LoginKit, LoginRequest
 
 logger = logging.getLogger("app.auth")
@@ -60,9 +61,9 @@ class CodeLogin:
         try:
             code, expires_at, counted = self.issue(request, address, test_code, rules, listing)
         except Blocked:
-            request.audit.note("refused", "blocked by the operator")
+            request.audit.note(EventName.REFUSED, "blocked by the operator")
             raise ApiError(self.invalid, detail="blocked by the operator") from None
-        request.audit.note("asked", "test number" if test_code else "")
+        request.audit.note(EventName.ASKED, "test number" if test_code else "")
         if test_code is None:
             self.deliver(self.message(address, code, expires_at), counted, request)
         return {}
@@ -70,12 +71,10 @@ class CodeLogin:
     def send_rules(
         self, request: LoginRequest, address: str, *, test_number: bool
     ) -> tuple[list[Rule], Listing | None]:
-        """The limits a code request must pass, after this process's refusal hints (a flood stops here,
-        before any work), and the operator's block and allow lists to ask in the same transaction (a
-        blocked address is refused before any SMS; test numbers are on no list)."""
+        """The limits a code request must pass, and the operator's block and allow lists to ask in the
+        same transaction (a blocked address is refused before any SMS; test numbers are on no list)."""
         kit = self.kit
         rules = kit.limits.for_send(address, request.client_ip, test_number=test_number)
-        kit.store.refuse_known(rules, request.now)
         if test_number:
             return rules, None
         return rules, Listing(address, kit.limits.for_send(address, request.client_ip, allowed=True))
@@ -115,23 +114,22 @@ class CodeLogin:
             kit.store.give_back(rules, request.now)
             kit.metrics.sent(sender, "error")
             provider_code = exc.provider_code if isinstance(exc, SendError) else type(exc).__name__
-            request.audit.note("send_failed", f"{sender} {provider_code or 'none'}")
+            request.audit.note(EventName.SEND_FAILED, f"{sender} {provider_code or 'none'}")
             if not isinstance(exc, SendError):
                 raise
             logger.warning("code delivery failed: %s (provider error %s)", exc, exc.provider_code or "none")
             raise ApiError("SENDFAIL", detail=f"provider error {exc.provider_code or 'none'}") from None
         kit.metrics.sent(sender, "ok")
-        request.audit.note("sent", f"{sender} {message_id}")
+        request.audit.note(EventName.SENT, f"{sender} {message_id}")
         logger.debug("code sent, message id %s", message_id)
 
     # -- step 2 -------------------------------------------------------------------------------
 
     def check_rules(self, request: LoginRequest, address: str) -> tuple[list[Rule], Listing]:
-        """The limits an answer must pass, after the refusal hints, and the allow list to ask in the
-        same transaction (step 2 never refuses a blocked address: its code was never sent)."""
+        """The limits an answer must pass, and the allow list to ask in the same transaction (step 2
+        never refuses a blocked address: its code was never sent)."""
         kit = self.kit
         rules = kit.limits.for_check(address, request.client_ip)
-        kit.store.refuse_known(rules, request.now)
         allowed = kit.limits.for_check(address, request.client_ip, allowed=True)
         return rules, Listing(address, allowed, refuse_blocked=False)
 
@@ -155,9 +153,9 @@ class CodeLogin:
         )
         if record is None:
             # wrong, expired, used, unknown, attempts spent: one answer
-            request.audit.note("wrong")
+            request.audit.note(EventName.WRONG)
             raise ApiError("BADCODE")
-        request.audit.note("proved")
+        request.audit.note(EventName.PROVED)
         return Identity(
             address, name, consume=lambda: kit.store.consume(record), release=lambda: kit.store.release(record)
         )

@@ -14,6 +14,7 @@ from ..deadlines import remaining
 from ..errors import ApiError
 from ..fields import Fields
 from ..schema import ConfigError
+from ..store.audit import EventName
 from . import Identity, LoginKit, LoginRequest
 
 MAX_USER_CHARS = 256
@@ -86,8 +87,8 @@ class PasswordLogin:
             raise ApiError("INTERNAL", detail=str(exc)) from None
         if found is None:
             kit.store.count(kit.limits.failures(subject, request.client_ip), request.now)
-            request.audit.note("wrong")
+            request.audit.note(EventName.WRONG)
             raise ApiError("BADLOGIN")
         address, name = found
-        request.audit.note("proved", type(self).__name__)
+        request.audit.note(EventName.PROVED, type(self).__name__)
         return Identity(address, (name or request.fields.text("name", error="BADREQUEST"))[:128])

@@ -8,22 +8,29 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from .records import Rule
 from .sql import BUMP_GENERATION, GENERATION_KEY
 
-# The events a login leaves, in the order they happen.
-EVENTS = (
-    "code_asked",
-    "code_sent",
-    "send_failed",
-    "refused",
-    "code_wrong",
-    "code_proved",
-    "token_minted",
-    "mesibo_error",
-)
+
+class EventName(StrEnum):
+    """The events a login leaves, in the order they happen: the one list of their names (what the
+    trail stores, what ``events --result`` takes, what the README lists)."""
+
+    ASKED = "asked"  # a code was asked for
+    SENT = "sent"  # detail: the sender and the provider's message id
+    SEND_FAILED = "send_failed"  # detail: the sender and the provider's error
+    REFUSED = "refused"  # a limit or the block list; detail: which, and retry_after
+    WRONG = "wrong"  # a wrong code or password
+    PROVED = "proved"
+    MINTED = "minted"  # mesibo minted the user's token
+    MESIBO_ERROR = "mesibo_error"  # mesibo did not mint; detail: its error
+    REVOKED = "revoked"  # a minted token was revoked (the code could not be marked used)
+
+
+EVENTS = tuple(EventName)
 
 
 @dataclass(frozen=True)

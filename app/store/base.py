@@ -30,7 +30,7 @@ class SqlStore(AuditQueries, abc.ABC):
     table_options = ""
 
     def __init__(self) -> None:
-        # refusal hints of this process (see refuse_known) and the time of its last tidy
+        # refusal hints of this process (see _refuse_known) and the time of its last tidy
         self._hints = RefusalHints()
         self._last_tidy = 0
 
@@ -92,7 +92,7 @@ class SqlStore(AuditQueries, abc.ABC):
                     worst = Refused(rule.key, wait)
         return worst
 
-    def refuse_known(self, rules: Sequence[Rule], now: int) -> None:
+    def _refuse_known(self, rules: Sequence[Rule], now: int) -> None:
         """Raise Refused when this process has just seen one of the rules refuse, without asking the
         database: a flood stops here, before any work (see RefusalHints)."""
         self._hints.check(rules, now, self._generation)
@@ -104,10 +104,12 @@ class SqlStore(AuditQueries, abc.ABC):
         work: Callable[[Any, Sequence[Rule]], Any] = lambda cur, rules: rules,
         listing: Listing | None = None,
     ) -> Any:
-        """Ask the block and allow lists (``listing``), count the rules that then apply and, if none
-        refuses, do ``work(cursor, rules counted)`` - all in one transaction - and return what it
-        returned. A refusal or a block rolls the transaction back (nothing counted, nothing done) and
-        is raised."""
+        """The one counting path (``hit``, ``issue`` and ``check_code`` all come here): this process's
+        refusal hints first (a flood stops before the database); then ask the block and allow lists
+        (``listing``), count the rules that then apply and, if none refuses, do ``work(cursor, rules
+        counted)`` - all in one transaction - and return what it returned. A refusal or a block rolls
+        the transaction back (nothing counted, nothing done) and is raised."""
+        self._refuse_known(rules, now)
         with self._transaction() as cur:
             if listing is not None:
                 kind = self._policy(cur, listing.address)
@@ -123,7 +125,6 @@ class SqlStore(AuditQueries, abc.ABC):
     def hit(self, rules: Sequence[Rule], now: int, listing: Listing | None = None) -> Sequence[Rule]:
         """Count an event against every rule, all or nothing; raise Refused when one refuses, Blocked
         when ``listing`` finds its address blocked. Returns the rules counted (an allowed address's)."""
-        self.refuse_known(rules, now)
         return self._counted(rules, now, listing=listing)
 
     def give_back(self, rules: Sequence[Rule], now: int) -> None:
