@@ -99,8 +99,7 @@ def _report_start(built: Any) -> None:
             "mesibo.api_style = legacy puts the app token in request URLs, where proxies and "
             "logs may keep it; prefer the default 'backend' style"
         )
-    sends_codes = hasattr(built.login, "message")  # a code login; OIDC sends nothing
-    if settings.sender.name == "log" and sends_codes and not settings.development:
+    if settings.sender.name == "log" and built.login.sends_codes and not settings.development:
         logger.warning("sender 'log' writes codes to the log and sends no SMS")
     if built.test_numbers:
         logger.info("test numbers (no SMS, fixed code): %s", ", ".join(built.test_numbers.phones()))

@@ -34,17 +34,15 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
         return answer
     identity = method.prove(request)
     try:
-        token = services.mesibo.add_user(identity.address, request.appid, name=identity.name, otp=identity.otp)
-    except BaseException as exc:
-        if isinstance(exc, MesiboError) and exc.code == "BADCODE":  # mesibo checked the code: wrong
-            identity.refused()
-            raise ApiError("BADCODE", detail=f"mesibo refused the code ({exc.upstream_error})") from None
+        token = method.mint(identity, request)
+    except MesiboError as exc:
         identity.release()  # the proof was good: the user may try again with it
-        if not isinstance(exc, MesiboError):
-            raise
         audit.note(EventName.MESIBO_ERROR, f"{exc.code} {exc.upstream_error}".strip())
         logger.warning("mesibo did not mint a token: %s", exc)
         raise ApiError(exc.code, detail=str(exc)) from None
+    except BaseException:
+        identity.release()  # whatever stopped the mint, the proof was not spent on a token
+        raise
     try:
         identity.consume()
     except Exception:

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .audit import Auditor
-from .auth import LoginKit, LoginMethod
+from .auth import Login, LoginKit
 from .codes import Codes, hashing_key
 from .limits import Limits
 from .mesibo import MesiboClient
 from .metrics import Metrics, NoMetrics
 from .phones import PhonePolicy, TestNumbers
-from .schema import is_placeholder
+from .schema import ConfigError, is_placeholder
 from .senders import Sender
 from .settings import Settings
 from .store import SqlStore, open_store
@@ -34,7 +34,7 @@ class Services:
     metrics: NoMetrics
     codes: Codes
     test_numbers: TestNumbers
-    login: LoginMethod
+    login: Login
     auditor: Auditor
 
     def now(self) -> int:
@@ -82,6 +82,11 @@ def build(
         claim_seconds=int(settings.mesibo.connect_timeout + settings.mesibo.read_timeout) + 2,
         mesibo=mesibo,
     )
+    if not issubclass(settings.method_class, Login):
+        raise ConfigError(
+            "auth.method",
+            f"{settings.method_class.__name__} must subclass app.auth.OneStepLogin or app.auth.TwoStepLogin",
+        )
     login = settings.method_class(settings.plugin(_section(settings.method_class)), kit)
     return Services(
         settings=settings,

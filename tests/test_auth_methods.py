@@ -13,7 +13,7 @@ import responses
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import APPID, expect_useradd, mint_ok, post
+from helpers import APPID, expect_useradd, mint_ok, post, services_of
 
 from tools.processes import free_port
 
@@ -330,19 +330,38 @@ def test_oidc_needs_issuer_and_audience(make_app):
 # -- a custom method ----------------------------------------------------------
 
 
-def test_custom_password_method_from_the_docs(make_app, mesibo_api, tmp_path, monkeypatch):
+def test_the_own_method_example_answers_as_the_built_in_logins_do(make_app, mesibo_api, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "examples"))
-    from password_login import add_user
+    from user_table_login import add_user
 
     users = tmp_path / "users.db"
     add_user(str(users), "ann", "correct horse battery", "ann-address", "Ann")
     mint_ok(mesibo_api, "pw-tok")
-    app = make_app(**{"auth.method": "password_login:PasswordLogin", "auth.password.database": str(users)})
+    app = make_app(**{"auth.method": "user_table_login:UserTableLogin", "auth.user_table.database": str(users),
+                      "limits.failures_per_phone_per_ip_per_day": 3})
     client = app.test_client()
-    ok = post(client, {"op": "login", "appid": APPID, "username": "Ann", "password": "correct horse battery"})
+    ok = post(client, {"op": "login", "appid": APPID, "user": "Ann", "password": "correct horse battery"})
     assert ok["token"] == "pw-tok" and ok["phone"] == "ann-address"
-    for attempt in ({"username": "ann", "password": "wrong"}, {"username": "bob", "password": "x"}):
-        assert post(client, {"op": "login", "appid": APPID, **attempt})["error"] == "BADCODE"
+    for attempt in ({"user": "ann", "password": "wrong"}, {"user": "bob", "password": "x"}, {"user": "ann"}):
+        assert post(client, {"op": "login", "appid": APPID, **attempt})["error"] == "BADLOGIN"
+    post(client, {"op": "login", "appid": APPID, "user": "ann", "password": "wrong again"})
+    post(client, {"op": "login", "appid": APPID, "user": "ann", "password": "and again"})
+    refused = post(client, {"op": "login", "appid": APPID, "user": "ann", "password": "correct horse battery"})
+    assert refused["error"] == "RATELIMIT"  # the base's lock-out: 3 wrong answers from this address
+    events = [event.event for event in services_of(app).store.events(limit=20)]
+    assert "proved" in events and "wrong" in events  # the base's audit notes
+    (tmp_path / "gone").mkdir()
+    broken = make_app(**{"auth.method": "user_table_login:UserTableLogin",
+                         "auth.user_table.database": str(tmp_path / "gone" / "missing.db")})
+    assert post(broken.test_client(), {"op": "login", "appid": APPID, "user": "ann", "password": "x"})["error"] == (
+        "INTERNAL")
+
+
+def test_a_method_that_is_no_login_subclass_stops_start_up(make_app):
+    from app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="must subclass app.auth.OneStepLogin or app.auth.TwoStepLogin"):
+        make_app(**{"auth.method": "collections:OrderedDict"})
 
 
 def test_unknown_auth_method_stops_start_up(make_app):

@@ -1,21 +1,26 @@
 """How a user proves who they are. One method is chosen with ``auth.method``.
 
-A method is built once with its own settings (its ``Settings`` section, or None) and a
-``LoginKit`` - the narrow set of services a login may use - and then answers two calls:
-``begin`` (step 1, e.g. send a code) and ``prove`` (step 2, who is this?). Raise ``ApiError``
-to refuse; a limit's ``Refused`` may pass through, the API layer answers it RATELIMIT.
+A method is a subclass of ``OneStepLogin`` (every request proves: a password, an ID token) or
+``TwoStepLogin`` (step 1 starts - sends a code -, step 2 proves), built once with its own settings
+(its ``Settings`` section, or None) and a ``LoginKit`` - the narrow set of services a login may
+use. It answers ``prove`` (who is this?), a two-step one ``begin`` too; ``mint`` turns the proven
+identity into the user's mesibo token, by ``useradd`` unless the method needs its own way (the
+mesibo-managed codes hand mesibo the code to check). Raise ``ApiError`` to refuse; a limit's
+``Refused`` may pass through, the API layer answers it RATELIMIT.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from ..audit import Audit
 from ..codes import Codes
+from ..errors import ApiError
 from ..fields import Fields
 from ..limits import Limits
+from ..mesibo import MesiboClient
 from ..metrics import NoMetrics
 from ..phones import PhonePolicy, TestNumbers
 from ..senders import Sender
@@ -41,16 +46,12 @@ class Identity:
 
     Once a token is minted the service calls ``consume`` (the code is spent); when none could be,
     ``release`` (the code works again). Methods without single-use proofs leave both no-ops.
-    ``otp`` is a code for mesibo to check when it mints (mesibo-managed codes); when mesibo refuses
-    it, the service calls ``refused`` (a wrong answer) and answers BADCODE.
     """
 
     address: str
     name: str = ""
     consume: Callable[[], None] = field(default=lambda: None)
     release: Callable[[], None] = field(default=lambda: None)
-    otp: str = ""
-    refused: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,56 @@ class LoginKit:
     test_numbers: TestNumbers
     metrics: NoMetrics
     clock: Callable[[], float]
-    mesibo: Any = None  # the mesibo client, for methods that let mesibo manage the codes
+    mesibo: MesiboClient  # mints the token (``Login.mint``); some methods ask it more
     # how long a right code stays claimed while mesibo mints the token: longer than that call may take
     claim_seconds: int = 15
 
 
-class LoginMethod(Protocol):
+class Login:
+    """What every login method shares: its settings, its kit, and how a proven identity becomes a
+    token. Subclass ``OneStepLogin`` or ``TwoStepLogin``."""
+
+    sends_codes: ClassVar[bool] = False  # step 1 sends the user a code (the start-up report says so)
+
+    def __init__(self, options: Any, kit: LoginKit):
+        self.options = options
+        self.kit = kit
+
     def is_proof(self, fields: Fields) -> bool:
-        """True when the request proves identity (step 2); False for a request to start (step 1)."""
-        ...
+        """True when the request proves identity (step 2, or the one step); False for step 1."""
+        raise NotImplementedError
 
     def begin(self, request: LoginRequest) -> dict[str, Any]:
         """Step 1: start the login (send a code); return extra answer fields. Raise ApiError to refuse."""
-        ...
+        raise NotImplementedError
 
     def prove(self, request: LoginRequest) -> Identity:
-        """Step 2: check the proof and return who this is. Raise ApiError to refuse."""
-        ...
+        """Check the proof and return who this is. Raise ApiError to refuse."""
+        raise NotImplementedError
+
+    def mint(self, identity: Identity, request: LoginRequest) -> str:
+        """The user's mesibo token for ``request.appid``: ``useradd`` by default. A MesiboError is
+        answered as mesibo's failure (the proof is released for a retry); raise ApiError for an
+        answer of the method's own."""
+        return self.kit.mesibo.add_user(identity.address, request.appid, name=identity.name)
+
+
+class OneStepLogin(Login):
+    """Every request proves who the user is (a password, a token): there is no step 1."""
+
+    refusal = "BADLOGIN"  # what a request without its proof is answered
+
+    def is_proof(self, fields: Fields) -> bool:
+        return True
+
+    def begin(self, request: LoginRequest) -> dict[str, Any]:
+        raise ApiError(self.refusal)  # never reached: every request is a proof
+
+
+class TwoStepLogin(Login):
+    """Step 1 starts (sends a code); step 2 - a request carrying ``proof_field`` - proves."""
+
+    proof_field = "otp"
+
+    def is_proof(self, fields: Fields) -> bool:
+        return self.proof_field in fields

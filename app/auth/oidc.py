@@ -20,11 +20,10 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ..errors import ApiError
-from ..fields import Fields
 from ..http import AnswerTooLargeError, SessionHolder, read_capped
 from ..schema import ConfigError, between, one_of, setting
 from ..store.audit import EventName
-from . import Identity, LoginKit, LoginRequest
+from . import Identity, LoginKit, LoginRequest, OneStepLogin
 
 logger = logging.getLogger("app.auth.oidc")
 
@@ -115,13 +114,14 @@ class OidcSettings:
             raise ConfigError("auth.oidc.audience", "is required by auth.method = oidc (your OAuth client ids)")
 
 
-class OidcLogin:
+class OidcLogin(OneStepLogin):
     channel = "oidc"
     section = "auth.oidc"
     Settings = OidcSettings
+    refusal = "BADTOKEN"
 
     def __init__(self, options: OidcSettings, kit: LoginKit):
-        self.kit = kit
+        super().__init__(options, kit)
         self.issuer = options.issuer
         self.audience = list(options.audience)
         self.algorithms = list(options.algorithms)
@@ -130,13 +130,6 @@ class OidcLogin:
         self.leeway = options.leeway_seconds
         sessions = SessionHolder((min(3.05, options.timeout), options.timeout), ca_file=options.ca_file)
         self.keys = JwksCache(self.issuer, options.jwks_url, options.jwks_cache_seconds, sessions)
-
-    def is_proof(self, fields: Fields) -> bool:
-        return True
-
-    def begin(self, request: LoginRequest) -> dict[str, Any]:
-        # Never reached (is_proof is always True): an OpenID Connect login has one step.
-        raise ApiError("BADTOKEN")
 
     def verify(self, token: str, now: float, nonce: str = "") -> dict[str, Any]:
         """The token's claims, or ApiError(BADTOKEN)."""

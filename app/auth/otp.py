@@ -12,25 +12,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ApiError
-from ..fields import Fields
 from ..senders import Message, SendError, render
 from ..store import Blocked, CodeRecord, Listing, Rule
 from ..store.audit import EventName
-from . import Identity, LoginKit, LoginRequest
+from . import Identity, LoginRequest, TwoStepLogin
 
 logger = logging.getLogger("app.auth")
 
 
-class CodeLogin:
+class CodeLogin(TwoStepLogin):
     field = "phone"
     invalid = "BADPHONE"
     channel = "sms"
-
-    def __init__(self, options: None, kit: LoginKit):
-        self.kit = kit
-
-    def is_proof(self, fields: Fields) -> bool:
-        return "otp" in fields
+    sends_codes = True
 
     def normalize_address(self, raw: str) -> str | None:
         """The address in its one canonical form, or None when it is not valid."""

@@ -12,10 +12,9 @@ from typing import Any, TypeVar
 from ..cooperative import within
 from ..deadlines import remaining
 from ..errors import ApiError
-from ..fields import Fields
 from ..schema import ConfigError
 from ..store.audit import EventName
-from . import Identity, LoginKit, LoginRequest
+from . import Identity, LoginRequest, OneStepLogin
 
 MAX_USER_CHARS = 256
 T = TypeVar("T")
@@ -53,18 +52,8 @@ def requires(module: str, method: str, extra: str) -> Any:
         raise ConfigError("auth.method", f"{method} needs {module}: pip install 'messenger-backend[{extra}]'") from None
 
 
-class PasswordLogin:
+class PasswordLogin(OneStepLogin):
     """Subclasses check a user id and password in ``authenticate`` and say who it is."""
-
-    def __init__(self, options: Any, kit: LoginKit):
-        self.options = options
-        self.kit = kit
-
-    def is_proof(self, fields: Fields) -> bool:
-        return True  # one step: every login request carries the password
-
-    def begin(self, request: LoginRequest) -> dict[str, Any]:
-        raise ApiError("BADLOGIN")  # never reached (one step)
 
     def authenticate(self, user: str, password: str) -> tuple[str, str] | None:
         """(mesibo address, display name) for a right user id and password, else None.

@@ -30,7 +30,7 @@ class SqlStore(AuditQueries, abc.ABC):
     table_options = ""
 
     def __init__(self) -> None:
-        # refusal hints of this process (see _refuse_known) and the time of its last tidy
+        # refusal hints of this process (see _counted) and the time of its last tidy
         self._hints = RefusalHints()
         self._last_tidy = 0
 
@@ -92,11 +92,6 @@ class SqlStore(AuditQueries, abc.ABC):
                     worst = Refused(rule.key, wait)
         return worst
 
-    def _refuse_known(self, rules: Sequence[Rule], now: int) -> None:
-        """Raise Refused when this process has just seen one of the rules refuse, without asking the
-        database: a flood stops here, before any work (see RefusalHints)."""
-        self._hints.check(rules, now, self._generation)
-
     def _counted(
         self,
         rules: Sequence[Rule],
@@ -109,7 +104,7 @@ class SqlStore(AuditQueries, abc.ABC):
         (``listing``), count the rules that then apply and, if none refuses, do ``work(cursor, rules
         counted)`` - all in one transaction - and return what it returned. A refusal or a block rolls
         the transaction back (nothing counted, nothing done) and is raised."""
-        self._refuse_known(rules, now)
+        self._hints.check(rules, now, self._generation)  # a flood stops here (see RefusalHints)
         with self._transaction() as cur:
             if listing is not None:
                 kind = self._policy(cur, listing.address)
