@@ -99,7 +99,7 @@ def handle_post() -> Response:
         ctx.audit = Audit(method=svc.settings.auth.method, client_ip=ip, request_id=ctx.request_id)
         # every outbound HTTP call of the request ends within what is left of the request's deadline
         with deadline(svc.settings.server.request_deadline_seconds):
-            body = envelope(op, handler(Fields(fields), ip, svc, ctx.audit))
+            body = envelope(op, handler(Fields(fields), ip, svc, ctx.audit), now=svc.clock())
     # the contract's failures are answered here, without Flask's exception machinery (a flood of
     # refusals is the path that must cost least); anything else goes to the handlers below
     except ApiError as error:
@@ -121,8 +121,9 @@ def client_ip() -> str:
 def _fail(error: ApiError, status: int = 200) -> Response:
     ctx = g._get_current_object()
     ctx.result, ctx.error, ctx.error_detail = "FAIL", error.code, error.detail
-    message_text = services_module.of(current_app).settings.server.error_message_text
-    return answer(failure(ctx.get("op", ""), error, message_text=message_text), status)
+    svc = services_module.of(current_app)
+    body = failure(ctx.get("op", ""), error, now=svc.clock(), message_text=svc.settings.server.error_message_text)
+    return answer(body, status)
 
 
 def _refused(refusal: Refused) -> Response:

@@ -75,7 +75,8 @@ def send_test_code(address: str) -> None:
         click.echo(f"{address!r} is not a valid address for the {settings.auth.method!r} login")
         raise SystemExit(2)
     code = services.codes.new_code()
-    message = method.message(normalized, code, services.now() + services.codes.ttl_seconds)
+    now = services.now()
+    message = method.message(normalized, code, now + services.codes.ttl_seconds, now)
     try:
         message_id = services.sender.send(message)
     except SendError as exc:

@@ -6,7 +6,6 @@ unexpected exception into the envelope, in one place.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 # code -> a short human text (sent only when server.error_message_text is on)
@@ -42,17 +41,17 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def envelope(op: str, payload: dict[str, Any] | None = None, *, now: float | None = None) -> dict[str, Any]:
-    """A successful answer: op, ts, result OK and the payload's fields."""
-    body: dict[str, Any] = {"op": op, "ts": int(time.time() if now is None else now), "result": "OK"}
+def envelope(op: str, payload: dict[str, Any] | None, *, now: float) -> dict[str, Any]:
+    """A successful answer: op, ts (the service's clock), result OK and the payload's fields."""
+    body: dict[str, Any] = {"op": op, "ts": int(now), "result": "OK"}
     if payload:
         body.update(payload)
     return body
 
 
-def failure(op: str, error: ApiError, *, message_text: bool = False) -> dict[str, Any]:
-    """A failed answer: op, ts, result FAIL, error and (for RATELIMIT) retry_after."""
-    body: dict[str, Any] = {"op": op, "ts": int(time.time()), "result": "FAIL", "error": error.code}
+def failure(op: str, error: ApiError, *, now: float, message_text: bool = False) -> dict[str, Any]:
+    """A failed answer: op, ts (the service's clock), result FAIL, error and (for RATELIMIT) retry_after."""
+    body: dict[str, Any] = {"op": op, "ts": int(now), "result": "FAIL", "error": error.code}
     if error.retry_after is not None:
         body["retry_after"] = max(1, int(error.retry_after))
     if message_text:

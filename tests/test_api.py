@@ -19,6 +19,14 @@ def assert_envelope(answer, op, result):
     assert isinstance(answer["ts"], int) and not isinstance(answer["ts"], bool)
 
 
+def test_every_answer_carries_the_services_clock_as_ts(client, clock):
+    """ts comes from the injected clock, OK or FAIL alike (it read the real clock)."""
+    ok = post(client, {"op": "login", "phone": "12015550123", "appid": "a"})
+    clock.advance(7)
+    refused = post(client, {"op": "login", "phone": "12015550123", "appid": "a"})
+    assert (ok["ts"], refused["ts"]) == (int(clock()) - 7, int(clock())) and refused["result"] == "FAIL"
+
+
 def test_tutorial_curl_body_with_unquoted_keys_sends_a_code(client, outbox):
     """The mesibo tutorial's curl example is not strict JSON; it must still work verbatim."""
     answer = post(client, TUTORIAL_BODY, headers={"Content-Type": "application/json"})

@@ -59,7 +59,7 @@ class CodeLogin(TwoStepLogin):
             raise ApiError(self.invalid, detail="blocked by the operator") from None
         request.audit.note(EventName.ASKED, "test number" if test_code else "")
         if test_code is None:
-            self.deliver(self.message(address, code, expires_at), counted, request)
+            self.deliver(self.message(address, code, expires_at, request.now), counted, request)
         return {}
 
     def send_rules(
@@ -85,8 +85,8 @@ class CodeLogin(TwoStepLogin):
         counted = kit.store.issue(record, rules, request.now, listing)
         return code, record.expires_at, counted
 
-    def message(self, address: str, code: str, expires_at: int) -> Message:
-        """The message that carries a code, with the configured text."""
+    def message(self, address: str, code: str, expires_at: int, now: int) -> Message:
+        """The message that carries a code, with the configured text, made at ``now``."""
         settings = self.kit.messages
         minutes = max(1, self.kit.codes.ttl_seconds // 60)
         text = render(
@@ -96,7 +96,7 @@ class CodeLogin(TwoStepLogin):
             minutes=minutes,
             retriever_hash=settings.sms_retriever_hash,
         )
-        return Message(address, code, text, expires_at, minutes, self.channel)
+        return Message(address, code, text, expires_at, minutes, self.channel, created_at=now)
 
     def deliver(self, message: Message, rules: Sequence[Rule], request: LoginRequest) -> None:
         kit = self.kit

@@ -14,6 +14,7 @@ class Message:
     expires_at: int
     ttl_minutes: int
     channel: str = "sms"
+    created_at: int = 0  # when the service made it (its clock): a sender's timestamps use this
 
 
 class SendError(Exception):
