@@ -194,12 +194,9 @@ def _gate(
     method_cls: type,
 ) -> Settings:
     """Whether the service may start: development mode, the app token, the code-hashing key."""
-    setting = core["server"].development.lower()
+    setting = core["server"].development
     token, secret = core["mesibo"].app_token, core["otp"].secret
-    if setting == "auto":
-        development = not environ.get("MESSENGER_CONFIG") and not token
-    else:
-        development = setting in ("true", "1", "yes", "on")
+    development = (not environ.get("MESSENGER_CONFIG") and not token) if setting == "auto" else setting == "true"
     database_url = core["database"].url or "sqlite:///" + os.path.join(instance_path, "messenger.db")
     if not development and (not token or is_placeholder(token)):
         raise ConfigError("mesibo.app_token", "is empty or a placeholder; set MESIBO_APP_TOKEN")

@@ -143,7 +143,7 @@ class ServerSettings:
     development: str = setting("auto", "Development mode (true/false/auto): allows an empty app token and a "
                                "generated code-hashing key. auto: on only when nothing is configured (no config "
                                "file, no app token).",
-                               check=one_of("auto", "true", "false", "1", "0", "yes", "no", "on", "off"))
+                               check=one_of("auto", "true", "false"))
     error_message_text: bool = setting(False, "Add a human-readable 'message_text' to failures (the apps ignore it).")
 
 

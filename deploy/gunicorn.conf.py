@@ -141,10 +141,11 @@ def child_exit(server, worker):
 
 
 def when_ready(server):
-    """metrics.port: serve /metrics on a port of its own, from the master, for all workers."""
-    from app.config import load
+    """metrics.port: serve /metrics on a port of its own, from the master, for all workers - as the
+    app the master has loaded says (no second reading of the configuration)."""
+    from app.services import of
 
-    metrics = load().metrics
+    metrics = of(server.app.wsgi()).settings.metrics
     if metrics.enabled and metrics.port:
         from prometheus_client import start_http_server
 

@@ -221,6 +221,13 @@ def test_an_app_token_alone_turns_development_mode_off(tmp_path):
         create_app({"database.url": f"sqlite:///{tmp_path}/t.db"}, environ={"MESIBO_APP_TOKEN": APP_TOKEN})
 
 
+@pytest.mark.parametrize("value", ["yes", "1", "on", "TRUE"])
+def test_development_mode_has_one_spelling_for_each_state(tmp_path, value):
+    """auto, true or false - not nine ways to say it."""
+    with pytest.raises(ConfigError, match="server.development.*one of auto, true, false"):
+        create_app({"database.url": f"sqlite:///{tmp_path}/t.db", "server.development": value}, environ={})
+
+
 def test_unknown_sender_stops_start_up(tmp_path):
     config = {
         "database.url": f"sqlite:///{tmp_path}/t.db",
