@@ -260,6 +260,7 @@ def test_readme_key_table_is_current():
     ],
     ids=["wsgi", "flask", "gunicorn"],
 )
+@pytest.mark.slow  # a process each
 def test_a_configuration_error_is_one_line_from_every_entry_point(command, tmp_path):
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))

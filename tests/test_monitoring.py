@@ -25,6 +25,7 @@ def test_the_alert_rules_are_valid():
 
 
 @needs_promtool
+@pytest.mark.slow  # promtool
 def test_the_alert_rules_pass_their_unit_tests():
     done = subprocess.run(
         [PROMTOOL, "test", "rules", "alerts.test.yml"], cwd=MONITORING, capture_output=True, text=True

@@ -52,6 +52,7 @@ def test_a_table_locked_by_hand_in_postgresql_fails_a_login_after_the_lock_timeo
         assert timed_step_1(client)[1]["result"] == "OK"
 
 
+@pytest.mark.slow
 def test_readiness_is_503_while_another_process_holds_sqlite_and_200_after(make_app, tmp_path):
     app = make_app()
     client = app.test_client()
@@ -69,6 +70,7 @@ def test_readiness_is_503_while_another_process_holds_sqlite_and_200_after(make_
     assert client.get("/readyz").status_code == 200
 
 
+@pytest.mark.slow
 def test_the_wal_shrinks_again_after_a_long_reader(tmp_path):
     """A reader that holds a snapshot (a backup, an operator's shell) keeps SQLite from checkpointing,
     so the WAL grows while it reads; once it is done the WAL is cut back to the store's limit rather

@@ -78,6 +78,7 @@ def test_domain_modules_do_not_import_flask():
 
 
 @pytest.mark.skipif(shutil.which("mypy", path=str(Path(sys.executable).parent)) is None, reason="needs mypy")
+@pytest.mark.slow  # mypy in a process of its own
 def test_mypy_finds_no_errors_in_app():
     done = subprocess.run(
         [str(Path(sys.executable).parent / "mypy"), "app"], cwd=ROOT, capture_output=True, text=True, timeout=600
