@@ -227,8 +227,7 @@ def test_upstream_failure_answers_badapp_and_the_code_stays_usable(client, outbo
     code = ask_code(client, outbox)
     mesibo_api.post(API_URL, **upstream)
     assert login(client, otp=code)["error"] == "BADAPP"
-    mesibo_api.replace(responses_post := "POST", API_URL, json={"result": True, "user": {"token": "retry-tok"}})
-    assert responses_post == "POST"
+    mesibo_api.replace("POST", API_URL, json={"result": True, "user": {"token": "retry-tok"}})
     assert login(client, otp=code)["token"] == "retry-tok"
 
 
