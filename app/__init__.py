@@ -31,7 +31,6 @@ def create_app(
     A wrong configuration raises ConfigError naming the key.
     """
     from . import api, cli, config, logs, monitoring, services
-    from .cors import Cors
 
     environ = os.environ if environ is None else environ
     # ./instance of the folder it runs in - not Flask's default, which moves into the virtual
@@ -59,7 +58,7 @@ def create_app(
         hops = settings.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    api.init_app(app, Cors(settings.server.cors_origins, settings.server.cors_max_age))
+    api.init_app(app, built.cors)
     serve_metrics = settings.metrics.enabled and not settings.metrics.port
     monitoring.init_app(app, metrics_path=settings.metrics.path if serve_metrics else None)
     cli.init_app(app)

@@ -92,6 +92,8 @@ def handle_post() -> Response:
         raw_op = fields.get("op")
         if raw_op is None or (isinstance(raw_op, str) and not raw_op.strip()):
             raise ApiError("NOOP")
+        if svc.cors.refuses(request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")):
+            raise ApiError("BADORIGIN", detail=f"origin {_printable(request.headers.get('Origin', '-'))[:100]}")
         handler = OPS.get(op)
         if handler is None:
             raise ApiError("BADOP")

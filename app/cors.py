@@ -48,6 +48,18 @@ class Cors:
         else:
             self.headers.append(("Vary", "Origin"))  # the answer depends on the Origin: caches must know
 
+    def refuses(self, origin: str | None, fetch_site: str | None) -> bool:
+        """Whether a browser request comes from a page the operator did not allow: an ``Origin`` not
+        on the list (``null`` included), or - a browser that sent none - ``Sec-Fetch-Site:
+        cross-site``. Such a page could not read the answer, but without this check its POST would
+        still send a code (a ``text/plain`` body needs no preflight). The apps send neither header.
+        With ``["*"]`` every origin is allowed."""
+        if self.any:
+            return False
+        if origin is not None:
+            return origin not in self.allowed
+        return fetch_site == "cross-site"
+
     def for_origin(self, origin: str | None) -> list[tuple[str, str]]:
         """The Allow-Origin header for this Origin: reflected when allowed, none otherwise."""
         if self.any or not origin or origin not in self.allowed:

@@ -11,6 +11,7 @@ from typing import Any
 # code -> a short human text (sent only when server.error_message_text is on)
 CODES = {
     "BADREQUEST": "The request body is too large, or not a JSON object or form.",
+    "BADORIGIN": "The request comes from a web page on an origin this service does not allow.",
     "NOOP": "The request has no op.",
     "BADOP": "Unknown op.",
     "MISSINGAPPID": "The appid is missing.",

@@ -12,6 +12,7 @@ from typing import Any
 from .audit import Auditor
 from .auth import Login, LoginKit
 from .codes import Codes, hashing_key
+from .cors import Cors
 from .limits import Limits
 from .mesibo import MesiboClient
 from .metrics import Metrics, NoMetrics
@@ -36,6 +37,7 @@ class Services:
     test_numbers: TestNumbers
     login: Login
     auditor: Auditor
+    cors: Cors  # which web pages may call the service
 
     def now(self) -> int:
         return int(self.clock())
@@ -99,6 +101,7 @@ def build(
         test_numbers=test_numbers,
         login=login,
         auditor=Auditor(codes_key, settings.audit, store, metrics),
+        cors=Cors(settings.server.cors_origins, settings.server.cors_max_age),
     )
 
 

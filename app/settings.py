@@ -135,7 +135,8 @@ class ServerSettings:
         29.0, "Every wait of a request fits in this: keep it below the proxy's read timeout (the shipped nginx: 30 s). "
         "Checked at start-up against the store's and mesibo's timeouts.", check=between(1, 600))
     cors_origins: list[str] = setting(["*"], "Origins a browser page may call from (e.g. [\"https://web.example\"]), "
-                                      "reflected with Vary: Origin; [\"*\"]: any.", check=_cors_origins)
+                                      "reflected with Vary: Origin; a request from a page elsewhere is answered "
+                                      "BADORIGIN before any work; [\"*\"]: any.", check=_cors_origins)
     cors_max_age: int = setting(600, "Seconds a browser may keep a preflight's answer.", check=between(0, 86400))
     redirect_url: str = setting("https://mesibo.com", "Where GET / sends a browser (302).", check=url)
     trusted_proxies: int = setting(0, "How many proxies in front of the service set X-Forwarded-For (0: use the "

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import responses
-from helpers import API_URL, APPID, PHONE, post
+from helpers import API_URL, APPID, PHONE, post, services_of
 
 TUTORIAL_BODY = '{op: "login", phone: "18005551234", appid: "com.messenger.appid"}'
 
@@ -206,7 +206,34 @@ def test_a_list_of_origins_is_reflected_with_vary(make_app):
         assert response.headers["Vary"] == "Origin" and response.headers["Access-Control-Max-Age"] == "60"
     stranger = client.post("/", json={"op": "logout"}, headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in stranger.headers and stranger.headers["Vary"] == "Origin"
-    assert stranger.get_json()["result"] == "OK"  # the browser, not the service, keeps the page out
+    assert stranger.get_json()["error"] == "BADORIGIN"
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({"Origin": "https://evil.example"}, "BADORIGIN"),
+        ({"Origin": "null"}, "BADORIGIN"),  # a sandboxed frame, a file:// page
+        ({"Sec-Fetch-Site": "cross-site"}, "BADORIGIN"),  # a browser that sent no Origin
+        ({"Origin": "https://web.example.org"}, None),
+        ({"Sec-Fetch-Site": "same-origin"}, None),
+        ({}, None),  # the apps send neither
+    ],
+)
+def test_a_page_on_an_origin_not_allowed_gets_no_code_sent(make_app, headers, error):
+    """A text/plain POST needs no preflight: without this check such a page made the service send
+    a code, though it could not read the answer."""
+    app = make_app(**{"server.cors_origins": ["https://web.example.org"]})
+    outbox = services_of(app).sender
+    answer = app.test_client().post("/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}),
+                                    headers={"Content-Type": "text/plain", **headers}).get_json()
+    assert answer["op"] == "login" and answer.get("error") == error
+    assert len(outbox.outbox) == (0 if error else 1)
+
+
+def test_with_every_origin_allowed_no_origin_is_refused(client):
+    answer = client.post("/", json={"op": "logout"}, headers={"Origin": "https://any.example"}).get_json()
+    assert answer["result"] == "OK"
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,29 @@ def test_with_the_service_down_the_page_reads_the_envelope(browser, page_origin,
         page.close()
         nginx.stop()
     assert answer["body"]["result"] == "FAIL" and answer["body"]["error"] == "INTERNAL"
+
+
+def test_a_page_on_an_origin_not_allowed_makes_no_code_be_sent(browser, page_origin, tmp_path):
+    """With a list of origins, a page elsewhere posting text/plain (no preflight) is answered
+    BADORIGIN before any work: no code is sent - it only could not read the answer before."""
+    fake = FakeMesibo(APP_TOKEN)
+    service = Service(tmp_path, {
+        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/origin.db", "MESSENGER_SENDER_NAME": "log",
+        "MESSENGER_SERVER_CORS_ORIGINS": "https://web.example.org",
+    })
+    page = browser.new_page()
+    try:
+        page.goto(page_origin + "/")
+        outcome = page.evaluate(
+            "([url, body]) => call(url, body, 'text').then(() => 'read', error => 'not readable')",
+            [service.url, {"op": "login", "phone": "12015550131", "appid": "com.mesibo.web"}],
+        )
+        time.sleep(0.3)
+        log = service.log()
+    finally:
+        page.close()
+        service.stop()
+        fake.stop()
+    assert outcome == "not readable"  # the browser keeps the answer from the page, as before
+    assert "login code for 12015550131" not in log and "error=BADORIGIN" in log  # and no code was sent
