@@ -16,8 +16,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .audit import masked
-from .auth.otp import CodeLogin
 from .limits import Limits
+from .logs import printable
 from .services import Services, of
 from .store.audit import EVENTS, Event
 
@@ -29,15 +29,13 @@ def _services() -> Services:
 
 
 def _address(services: Services, raw: str) -> str:
-    """The address as the login method writes it (phones to E.164 digits); one line when it is not one."""
-    method = services.login
-    if isinstance(method, CodeLogin):
-        address = method.normalize_address(raw) or (method.test_code(raw, services.now()) or ("",))[0]
-        if not address:
-            login = services.settings.auth.method
-            raise click.ClickException(f"{raw!r} is not a valid address for the {login!r} login")
-        return address
-    return raw.strip()
+    """The account as the login method names it for its limits and trail (a phone in E.164 digits,
+    a user id folded as the password logins fold it); one line when it is not one."""
+    address = services.login.subject_of(raw, services.now())
+    if not address:
+        raise click.ClickException(f"{printable(raw)!r} is not a valid address for the "
+                                   f"{services.settings.auth.method!r} login")
+    return address
 
 
 def _when(seconds: int) -> str:
@@ -55,7 +53,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     if not rows:
         click.echo("  (none)")
         return
-    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    cells = [[printable(str(cell)) for cell in row] for row in [headers, *rows]]
     widths = [max(len(row[n]) for row in cells) for n in range(len(headers))]
     for row in cells:
         click.echo("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -93,7 +91,7 @@ def status(phone: str) -> None:
     """What the service knows of PHONE (or an e-mail address): live code, limits, lists, last events."""
     services = _services()
     address, now = _address(services, phone), services.now()
-    click.echo(f"address   {masked(address)}  (lookup {services.auditor.subject(address)})")
+    click.echo(f"address   {printable(masked(address))}  (lookup {services.auditor.subject(address)})")
     live = [
         (appid, _when(expires - now), f"{attempts}/{services.codes.max_attempts}",
          "claimed (a login is minting its token)" if claimed > now else "waiting for the answer")
@@ -165,7 +163,7 @@ def unblock(phone: str | None, client_ip: str) -> None:
     else:
         keys, patterns = Limits.keys_of_subject(_address(services, phone or ""))
     cleared = services.store.clear_counters(keys, patterns)
-    who = client_ip or masked(_address(services, phone or ""))
+    who = printable(client_ip or masked(_address(services, phone or "")))
     click.echo(f"unblocked {who}: cleared {len(cleared)} counter(s){': ' + ', '.join(cleared) if cleared else ''}")
 
 

@@ -22,6 +22,7 @@ from .cors import Cors
 from .deadlines import deadline
 from .errors import ApiError, envelope, failure
 from .fields import Fields
+from .logs import printable
 from .ops import OPS
 from .store import Refused
 from .store.audit import EventName
@@ -93,7 +94,7 @@ def handle_post() -> Response:
         if raw_op is None or (isinstance(raw_op, str) and not raw_op.strip()):
             raise ApiError("NOOP")
         if svc.cors.refuses(request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")):
-            raise ApiError("BADORIGIN", detail=f"origin {_printable(request.headers.get('Origin', '-'))[:100]}")
+            raise ApiError("BADORIGIN", detail=f"origin {printable(request.headers.get('Origin', '-'))[:100]}")
         handler = OPS.get(op)
         if handler is None:
             raise ApiError("BADOP")
@@ -186,16 +187,11 @@ def _record(svc: services_module.Services, audit: Audit) -> None:
         logger.warning("could not write the audit trail of request %s", audit.request_id, exc_info=True)
 
 
-def _printable(text: str) -> str:
-    """Control characters escaped, so a field cannot forge a line of its own in the log."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
-
-
 def log_request(response: Response, as_json: bool, ctx: Any) -> None:
     elapsed_ms = (time.perf_counter() - ctx.get("started", time.perf_counter())) * 1000
-    op, result, error = _printable(ctx.get("op", "")), ctx.get("result", ""), ctx.get("error", "")
-    detail, request_id = _printable(ctx.get("error_detail", "")), ctx.get("request_id", "")
-    path, ip = _printable(request.path), _printable(client_ip())
+    op, result, error = printable(ctx.get("op", "")), ctx.get("result", ""), ctx.get("error", "")
+    detail, request_id = printable(ctx.get("error_detail", "")), ctx.get("request_id", "")
+    path, ip = printable(request.path), printable(client_ip())
     if as_json:
         request_log.info(
             "%s op=%s result=%s error=%s",

@@ -18,6 +18,12 @@ REDACTED = "[REDACTED]"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+def printable(text: str) -> str:
+    """Control characters escaped, so a field cannot forge a line of its own in a log or reach a
+    terminal as an escape sequence."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def redact(text: str) -> str:
     for secret in _secrets:
         if secret in text:

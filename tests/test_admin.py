@@ -10,9 +10,11 @@ import re
 import pytest
 from helpers import (
     APP_TOKEN,
+    APPID,
     OTP_SECRET,
     PHONE,
     login,
+    post,
     postgres_schema,
     postgres_url,
     run_flask,
@@ -95,6 +97,36 @@ def test_every_event_the_trail_holds_can_be_asked_for_by_its_name(admin_app, eve
     found = run(admin_app, "events", "--result", event, "--json")
     assert found.exit_code == 0, found.output
     assert {json.loads(line)["event"] for line in found.output.splitlines()} == {event}
+
+
+def test_unblock_status_and_events_take_a_password_users_id_as_typed(make_app, tmp_path):
+    """For a password login the counters are about the account (user:ann); the commands take the id
+    as the user types it, in any look-alike form (unblock ann cleared nothing before)."""
+    import sqlite3
+
+    users = tmp_path / "users.db"
+    with sqlite3.connect(users) as conn:
+        conn.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT, address TEXT, name TEXT)")
+    app = make_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{users}", "auth.sql.query":
+                      "SELECT password, address, name FROM users WHERE username = :user",
+                      "limits.failures_per_phone_per_ip_per_day": 3})
+    client = app.test_client()
+    for _ in range(3):
+        post(client, {"op": "login", "appid": APPID, "user": "Ann", "password": "wrong"})
+    assert post(client, {"op": "login", "appid": APPID, "user": "ann", "password": "x"})["error"] == "RATELIMIT"
+    assert "REFUSING" in run(app, "status", "ANN").output
+    assert run(app, "events", "--phone", "ａｎｎ").output.count("wrong") == 3
+    done = run(app, "unblock", "Ann")
+    assert done.exit_code == 0 and "cleared 2 counter(s)" in done.output and "fail-ip:user:ann:" in done.output
+    assert post(client, {"op": "login", "appid": APPID, "user": "ann", "password": "x"})["error"] == "BADLOGIN"
+
+
+def test_no_control_character_of_a_field_reaches_the_terminal(admin_app):
+    client = admin_app.test_client()
+    post(client, {"op": "login", "appid": "evil\n2026-01-01 forged line\x1b[2J", "phone": PHONE})
+    table = run(admin_app, "events", "--phone", PHONE).output
+    assert "\x1b" not in table and "forged" in table and len(table.strip().splitlines()) == 3  # header, asked, sent
+    assert "\\n2026-01-01" in table and "\\x1b[2J" in table  # shown escaped
 
 
 @pytest.mark.parametrize(

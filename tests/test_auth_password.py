@@ -155,6 +155,21 @@ def test_ldap_guessing_is_bounded_by_the_limits(make_app, slapd):
     assert password_login(client, "ann", "ann-password-1", ip="192.0.2.8")["error"] != "RATELIMIT"  # owner
 
 
+def test_look_alike_forms_of_a_user_id_count_against_the_same_account(make_app, slapd, mesibo_api):
+    """slapd matches ids after Unicode compatibility folding: each of these binds as ann. They all
+    count against ann's lock-out (they used to be accounts of their own for the limits)."""
+    app = make_app(**ldap_config(slapd, **{"limits.failures_per_phone_per_day": 4}))
+    client = app.test_client()
+    mint_ok(mesibo_api, "ann-tok")
+    forms = ["ann", "ＡＮＮ", "\U0001d41a\U0001d427\U0001d427", "\u24d0nn", "Ann"]  # fullwidth, bold, circled
+    assert password_login(client, "\uff41\uff4e\uff4e", "ann-password-1")["result"] == "OK"  # it is ann
+    answers = [password_login(client, form, "a wrong guess", ip=f"198.51.100.{n}")["error"]
+               for n, form in enumerate(forms)]
+    assert answers == ["BADLOGIN"] * 4 + ["RATELIMIT"], answers
+    # the fold of any form is locked: the right password from yet another form and address waits too
+    assert password_login(client, "ａｎｎ", "ann-password-1", ip="198.51.100.99")["error"] == "RATELIMIT"
+
+
 # -- RADIUS -------------------------------------------------------------------------------------
 
 RADIUS_SECRET = "radius-shared-secret-1"

@@ -95,6 +95,11 @@ class Login:
         """Check the proof and return who this is. Raise ApiError to refuse."""
         raise NotImplementedError
 
+    def subject_of(self, typed: str, now: int) -> str | None:
+        """The name the limits and the audit trail give the account a user types (for the support
+        commands: ``status``, ``events``, ``unblock``); None when it cannot be one."""
+        return typed.strip() or None
+
     def mint(self, identity: Identity, request: LoginRequest) -> str:
         """The user's mesibo token for ``request.appid``: ``useradd`` by default. A MesiboError is
         answered as mesibo's failure (the proof is released for a retry); raise ApiError for an

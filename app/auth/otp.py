@@ -30,6 +30,9 @@ class CodeLogin(TwoStepLogin):
         """The address in its one canonical form, or None when it is not valid."""
         raise NotImplementedError
 
+    def subject_of(self, typed: str, now: int) -> str | None:
+        return self.normalize_address(typed) or (self.test_code(typed, now) or (None,))[0]
+
     def test_code(self, raw: str, now: int) -> tuple[str, str] | None:
         """(address, fixed code) for an active test address; none by default."""
         return None
