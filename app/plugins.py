@@ -38,6 +38,7 @@ BUILT_IN_SECTIONS = {
     "sender.vonage": SENDERS["vonage"],
     "sender.webhook": SENDERS["webhook"],
     "sender.smtp": SENDERS["smtp"],
+    "auth.email": METHODS["email"],
     "auth.oidc": METHODS["oidc"],
     "auth.mesibo_otp": METHODS["mesibo_otp"],
     "auth.ldap": METHODS["ldap"],

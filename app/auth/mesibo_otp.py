@@ -83,5 +83,5 @@ class MesiboCodeLogin(PhoneLogin):
             if exc.code != "BADCODE":
                 raise
             request.audit.note(EventName.WRONG, "refused by mesibo")
-            kit.store.count(kit.limits.failures(identity.address, request.client_ip), request.now)
+            kit.store.count(kit.limits.failures(self.limit_subject(identity.address), request.client_ip), request.now)
             raise ApiError("BADCODE", detail=f"mesibo refused the code ({exc.upstream_error})") from None

@@ -32,6 +32,14 @@ logger = logging.getLogger("app.auth.oidc")
 MIN_REFETCH_SECONDS = 60
 
 
+# The key type each family of algorithms signs with (a JWK without "alg" names only its type).
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+def _same_family(key_type: str, algorithm: str) -> bool:
+    return _KEY_TYPES.get(algorithm[:2]) == key_type
+
+
 class JwksCache:
     def __init__(self, issuer: str, jwks_url: str, max_age: int, sessions: SessionHolder):
         self.issuer = issuer.rstrip("/")
@@ -132,27 +140,31 @@ class OidcLogin(OneStepLogin):
         self.keys = JwksCache(self.issuer, options.jwks_url, options.jwks_cache_seconds, sessions)
 
     def verify(self, token: str, now: float, nonce: str = "") -> dict[str, Any]:
-        """The token's claims, or ApiError(BADTOKEN)."""
+        """The token's claims, or ApiError(BADTOKEN) - whatever the token's shape."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
+            algorithm, kid = header.get("alg"), header.get("kid", "")
+        except (jwt.InvalidTokenError, AttributeError, TypeError, ValueError):
             raise ApiError("BADTOKEN", detail="not a JWT") from None
-        if header.get("alg") not in self.algorithms:
-            raise ApiError("BADTOKEN", detail=f"algorithm {header.get('alg')} not accepted")
-        key = self.keys.key(str(header.get("kid", "")), now)
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
+            raise ApiError("BADTOKEN", detail=f"algorithm {str(algorithm)[:20]} not accepted")
+        key = self.keys.key(str(kid), now)
         if key is None:
             raise ApiError("BADTOKEN", detail="unknown signing key")
+        if key.algorithm_name != algorithm and not _same_family(str(key.key_type), algorithm):
+            # an ES256 header naming an RSA key: PyJWT fails on the key itself (it was INTERNAL)
+            raise ApiError("BADTOKEN", detail=f"the signing key is not a {algorithm} key")
         try:
             claims = jwt.decode(
                 token,
                 key.key,
-                algorithms=[header["alg"]],
+                algorithms=[algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
-        except jwt.InvalidTokenError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:  # any shape: BADTOKEN
             raise ApiError("BADTOKEN", detail=type(exc).__name__) from None
         if nonce:
             claimed = str(claims.get("nonce", ""))

@@ -31,7 +31,13 @@ class CodeLogin(TwoStepLogin):
         raise NotImplementedError
 
     def subject_of(self, typed: str, now: int) -> str | None:
-        return self.normalize_address(typed) or (self.test_code(typed, now) or (None,))[0]
+        address = self.normalize_address(typed)
+        return self.limit_subject(address) if address else (self.test_code(typed, now) or (None,))[0]
+
+    def limit_subject(self, address: str) -> str:
+        """Whom the limits count a normalized address against: itself, unless several addresses
+        reach one inbox (the e-mail login's ``+tags``)."""
+        return address
 
     def test_code(self, raw: str, now: int) -> tuple[str, str] | None:
         """(address, fixed code) for an active test address; none by default."""
@@ -71,10 +77,11 @@ class CodeLogin(TwoStepLogin):
         """The limits a code request must pass, and the operator's block and allow lists to ask in the
         same transaction (a blocked address is refused before any SMS; test numbers are on no list)."""
         kit = self.kit
-        rules = kit.limits.for_send(address, request.client_ip, test_number=test_number)
+        subject = self.limit_subject(address)
+        rules = kit.limits.for_send(subject, request.client_ip, test_number=test_number)
         if test_number:
             return rules, None
-        return rules, Listing(address, kit.limits.for_send(address, request.client_ip, allowed=True))
+        return rules, Listing(address, kit.limits.for_send(subject, request.client_ip, allowed=True))
 
     def issue(
         self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule], listing: Listing | None
@@ -126,8 +133,9 @@ class CodeLogin(TwoStepLogin):
         """The limits an answer must pass, and the allow list to ask in the same transaction (step 2
         never refuses a blocked address: its code was never sent)."""
         kit = self.kit
-        rules = kit.limits.for_check(address, request.client_ip)
-        allowed = kit.limits.for_check(address, request.client_ip, allowed=True)
+        subject = self.limit_subject(address)
+        rules = kit.limits.for_check(subject, request.client_ip)
+        allowed = kit.limits.for_check(subject, request.client_ip, allowed=True)
         return rules, Listing(address, allowed, refuse_blocked=False)
 
     def prove(self, request: LoginRequest) -> Identity:
@@ -144,7 +152,7 @@ class CodeLogin(TwoStepLogin):
             request.now,
             codes.max_attempts,
             lambda digest: codes.matches(digest, address, request.appid, answer),
-            failures=kit.limits.failures(address, request.client_ip),
+            failures=kit.limits.failures(self.limit_subject(address), request.client_ip),
             claim_seconds=kit.claim_seconds,
             listing=listing,
         )
