@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers import APPID, expect_useradd, mint_ok, post, postgres_schema, postgres_url
+from helpers import APPID, expect_useradd, mint_ok, post, postgres_schema, postgres_url, services_of
 
 from tools.processes import FreeRadius, Slapd, free_port
 
@@ -261,3 +261,31 @@ def test_own_user_table_with_argon2_and_bcrypt(make_app, users_url, mesibo_api):
     assert password_login(client, "ann", "bob-sql-1")["error"] == "BADLOGIN"
     assert password_login(client, "carol", "x")["error"] == "BADLOGIN"
     assert password_login(client, "ann", " ann-sql-1")["error"] == "BADLOGIN"  # passwords are not trimmed
+
+
+def test_a_bcrypt_table_cannot_be_told_apart_by_answer_or_work(make_app, tmp_path, mesibo_api):
+    """An over-long password is a wrong password, counted (it answered INTERNAL for a bcrypt user and
+    BADLOGIN for an unknown one); an unknown user is checked against a hash of the table's own
+    algorithm and cost (it was argon2: 218 ms against bcrypt cost 4's 2.4 ms)."""
+    import sqlite3
+
+    import bcrypt
+
+    from app.auth.sql import verify
+
+    long_password = "é" * 50  # 100 bytes
+    with sqlite3.connect(tmp_path / "users.db") as db:
+        db.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT, address TEXT, name TEXT)")
+        db.execute("INSERT INTO users VALUES ('bob', ?, 'bob@corp', 'Bob')",
+                   (bcrypt.hashpw(b"bob-sql-1", bcrypt.gensalt(rounds=5)).decode(),))
+    app = make_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{tmp_path}/users.db",
+                      "limits.failures_per_phone_per_ip_per_day": 2})
+    client, login = app.test_client(), services_of(app).login
+    assert [password_login(client, user, long_password)["error"] for user in ("bob", "carol")] == ["BADLOGIN"] * 2
+    assert password_login(client, "bob", long_password)["error"] == "BADLOGIN"
+    assert password_login(client, "bob", "bob-sql-1")["error"] == "RATELIMIT"  # the long ones were counted
+    assert login.dummy.startswith("$2b$05$")  # learned from bob's row: the same algorithm and cost
+    assert not verify(login.dummy, long_password)
+    configured = make_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{tmp_path}/users.db",
+                             "auth.sql.dummy_hash": "$2b$12$" + "a" * 53})
+    assert services_of(configured).login.dummy.startswith("$2b$12$")
