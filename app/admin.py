@@ -159,7 +159,7 @@ def unblock(phone: str | None, client_ip: str) -> None:
     if bool(phone) == bool(client_ip):
         raise click.ClickException("name a PHONE or an --ip ADDRESS (one of them)")
     if client_ip:
-        keys, patterns = Limits.keys_of_ip(client_ip)
+        keys, patterns = Limits(services.settings.limits).keys_of_ip(client_ip)
     else:
         keys, patterns = Limits.keys_of_subject(_address(services, phone or ""))
     cleared = services.store.clear_counters(keys, patterns)

@@ -6,6 +6,9 @@ No Flask; the store does the counting atomically.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+
 from .settings import LimitSettings
 from .store import Rule
 
@@ -26,6 +29,25 @@ def key(kind: str, *parts: str) -> str:
 class Limits:
     def __init__(self, settings: LimitSettings):
         self.settings = settings
+        self._networks = functools.lru_cache(maxsize=4096)(self._network)
+
+    def network(self, ip: str) -> str:
+        """What the per-address limits count a client as: its IPv6 network (a /64 by default - one
+        subscriber's, so an attacker does not get 2^64 addresses' worth of limits), its IPv4 address
+        (or network, when configured). Anything that is no address counts as itself."""
+        return self._networks(ip)
+
+    def _network(self, ip: str) -> str:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return ip
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        length = self.settings.ipv6_prefix_length if address.version == 6 else self.settings.ipv4_prefix_length
+        if length == address.max_prefixlen:
+            return str(address)
+        return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
 
     def caps(self) -> dict[str, int]:
         """Each kind of rule's cap (0: off), as ``status`` shows it."""
@@ -46,10 +68,10 @@ class Limits:
         and ``unblock``."""
         return [key(COOLDOWN, subject), key(SEND, subject), key(FAIL, subject)], [key(FAIL_IP, subject, "%")]
 
-    @staticmethod
-    def keys_of_ip(ip: str) -> tuple[list[str], list[str]]:
-        """The counters about one client address (keys, and LIKE patterns)."""
-        return [key(SEND_IP, ip), key(CHECK_IP, ip)], [key(FAIL_IP, "%", ip)]
+    def keys_of_ip(self, ip: str) -> tuple[list[str], list[str]]:
+        """The counters about one client address - its network's (keys, and LIKE patterns)."""
+        net = self.network(ip)
+        return [key(SEND_IP, net), key(CHECK_IP, net)], [key(FAIL_IP, "%", net)]
 
     def lockout(self, subject: str, ip: str) -> list[Rule]:
         """The failure lock-out, checked here and fed by wrong answers (``failures``).
@@ -57,7 +79,7 @@ class Limits:
         Two rules, so that wrong answers from one address lock out only that address for that
         subject, while guessing from all addresses together stays bounded (SECURITY.md).
         """
-        s = self.settings
+        s, ip = self.settings, self.network(ip)
         return [
             Rule(key(FAIL_IP, subject, ip), s.failures_per_phone_per_ip_per_day, DAY, count=False),
             Rule(key(FAIL, subject), s.failures_per_phone_per_day, DAY, count=False),
@@ -79,7 +101,7 @@ class Limits:
                 Rule(SEND_ALL, s.global_sends_per_hour, HOUR),
             ]
             if not allowed:
-                rules.append(Rule(key(SEND_IP, ip), s.sends_per_ip_per_hour, HOUR))
+                rules.append(Rule(key(SEND_IP, self.network(ip)), s.sends_per_ip_per_hour, HOUR))
         return rules
 
     def for_check(self, subject: str, ip: str, *, allowed: bool = False) -> list[Rule]:
@@ -89,4 +111,4 @@ class Limits:
 
     def per_address(self, ip: str) -> Rule:
         """Proofs from one client address per 10 minutes (the one-step logins' only rule)."""
-        return Rule(key(CHECK_IP, ip), self.settings.checks_per_ip_per_10min, TEN_MINUTES)
+        return Rule(key(CHECK_IP, self.network(ip)), self.settings.checks_per_ip_per_10min, TEN_MINUTES)

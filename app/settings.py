@@ -191,6 +191,9 @@ class LimitSettings:
                                                      "owner elsewhere still can).", check=between(0, 100))
     global_sends_per_hour: int = setting(1000, "Codes sent by the whole service per hour.",
                                          check=between(0, 100000000))
+    ipv6_prefix_length: int = setting(64, "The per-address limits count an IPv6 client by its network of this "
+                                      "length: one subscriber holds a whole /64.", check=between(32, 128))
+    ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address on its own).", check=between(8, 32))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -225,3 +225,21 @@ def test_badcode_is_the_same_answer_for_wrong_expired_used_and_unknown(client, o
         {k: v for k, v in a.items() if k != "ts"} == {"op": "login", "result": "FAIL", "error": "BADCODE"}
         for a in answers
     )
+
+
+@pytest.mark.parametrize(
+    ("ip", "counted_as"),
+    [
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("203.0.113.7", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # an IPv4 client on a dual-stack socket
+        ("unknown", "unknown"),
+    ],
+)
+def test_per_address_limits_count_an_ipv6_client_by_its_64(ip, counted_as):
+    from app.limits import Limits
+    from app.settings import LimitSettings
+
+    assert Limits(LimitSettings()).network(ip) == counted_as
+    assert Limits(LimitSettings(ipv6_prefix_length=48)).network("2001:db8:1:2::1") == "2001:db8:1::/48"
