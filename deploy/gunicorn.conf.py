@@ -143,9 +143,12 @@ def child_exit(server, worker):
 def when_ready(server):
     """metrics.port: serve /metrics on a port of its own, from the master, for all workers - as the
     app the master has loaded says (no second reading of the configuration)."""
-    from app.services import of
+    from app.services import EXTENSION
 
-    metrics = of(server.app.wsgi()).settings.metrics
+    services = getattr(server.app.wsgi(), "extensions", {}).get(EXTENSION)
+    if services is None:  # another app under this configuration (the benchmark's floor)
+        return
+    metrics = services.settings.metrics
     if metrics.enabled and metrics.port:
         from prometheus_client import start_http_server
 
