@@ -14,13 +14,14 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 @pytest.mark.parametrize("unit", ["messenger-backend.service", "messenger-purge.service"])
-def test_units_score_ok_in_systemd_analyze_security(unit):
+def test_units_are_hardened_to_an_exposure_of_2_at_most(unit):
+    """The internet-facing unit as hardened as the purge unit (it scored 3.7)."""
     done = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", str(DEPLOY / unit)], capture_output=True, text=True
     )
     found = re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout)
     assert found, done.stdout + done.stderr
-    assert float(found.group(1)) <= 4.0, done.stdout[-2000:]
+    assert float(found.group(1)) <= 2.0, done.stdout[-2000:]
 
 
 @pytest.mark.slow
