@@ -45,7 +45,7 @@ def create_app(
     logs.configure(settings.logging.level, settings.logging.json)
     logs.install_redaction(settings.secrets())
     if settings.database_url == "sqlite:///" + os.path.join(app.instance_path, "messenger.db"):
-        os.makedirs(app.instance_path, exist_ok=True)
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
 
     built = services.build(settings, **replacements)
     if settings.database.migrate_on_start:

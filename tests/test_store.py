@@ -311,3 +311,29 @@ def test_step_2_is_not_refused_for_a_blocked_address(store):
     listing = Listing("15551230000", [], refuse_blocked=False)
     found = store.check_code("15551230000", "app", [], NOW, 5, lambda digest: True, listing=listing)
     assert found is not None
+
+
+def test_every_file_the_sqlite_store_makes_is_the_owners_alone(tmp_path):
+    """Whoever starts the service with whatever umask: the database (phones, user ids) and the files
+    beside it are 0600 (they were 0644 outside systemd), its new folder 0700."""
+    import os
+    import stat
+
+    from app.store import Rule
+    from app.store.sqlite import SqliteStore
+
+    old = os.umask(0o022)
+    try:
+        store = SqliteStore(str(tmp_path / "new" / "messenger.db"))
+        store.migrate()
+        store.hit([Rule("send:12015550123", 5, 3600)], 1_800_000_000)
+        store.clear_counters(["send:12015550123"])
+    finally:
+        os.umask(old)
+    made = sorted((tmp_path / "new").iterdir())
+    assert {path.name for path in made} >= {"messenger.db", "messenger.db-wal", "messenger.db-shm",
+                                            "messenger.db.lock", "messenger.db.generation"}
+    assert {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in made} == {
+        path.name: "0o600" for path in made}
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    store.close()

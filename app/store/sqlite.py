@@ -48,11 +48,15 @@ class SqliteStore(SqlStore):
             lambda: _WriterLock(self.path + ".lock", busy_timeout_ms / 1000), close=lambda lock: lock.close()
         )
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
 
     def _connect(self) -> sqlite3.Connection:
         # SQLite does not wait for its lock by itself: _begin waits, for what is left of the
         # transaction's turn (and under gevent on a native thread, not the worker's one OS thread).
+        # made owner-only before SQLite opens it, whoever starts the service with whatever umask
+        # (SQLite gives its -wal and -shm files the database file's mode)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 0")
         self._use_wal(conn)
@@ -159,7 +163,7 @@ class SqliteStore(SqlStore):
             return 0
 
     def _generation_changed(self) -> None:
-        with open(self.path + ".generation", "w", encoding="ascii") as marker:
+        with os.fdopen(os.open(self.path + ".generation", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as marker:
             marker.write(f"{time.time_ns()}\n")
         now = time.time_ns()
         os.utime(self.path + ".generation", ns=(now, now))
