@@ -16,7 +16,6 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .audit import masked
-from .limits import Limits
 from .logs import printable
 from .services import Services, of
 from .store.audit import EVENTS, Event
@@ -69,8 +68,10 @@ def _show_events(events: list[Event]) -> None:
 def _limit_rows(
     services: Services, keys: list[str], patterns: list[str], address: str = ""
 ) -> list[tuple[str, str, str, str]]:
-    """(rule, count/limit, resets in, state) of the counters found; the address itself is left out."""
-    caps = Limits(services.settings.limits).caps()
+    """(rule, count/limit, resets in, state) of the counters found; the address itself (as the keys
+    hold it: its keyed hash) is left out."""
+    caps = services.limits.caps()
+    address = services.codes.blind(address) if address else ""
     now, rows = services.now(), []
     for key, count, ends in services.store.counters_of(keys, patterns):
         if ends <= now:
@@ -95,14 +96,15 @@ def status(phone: str) -> None:
     live = [
         (appid, _when(expires - now), f"{attempts}/{services.codes.max_attempts}",
          "claimed (a login is minting its token)" if claimed > now else "waiting for the answer")
-        for appid, expires, attempts, claimed in services.store.codes_of(address)
+        for appid, expires, attempts, claimed in services.store.codes_of(services.codes.blind(address))
         if expires > now
     ]
     click.echo("live code " + ("" if live else "none"))
     if live:
         _table(["appid", "expires in", "attempts used", "state"], live)
     click.echo("limits")
-    _table(["rule", "count", "resets in", "state"], _limit_rows(services, *Limits.keys_of_subject(address), address))
+    rows = _limit_rows(services, *services.limits.keys_of_subject(address), address)
+    _table(["rule", "count", "resets in", "state"], rows)
     listed = services.store.policy(address)
     click.echo(f"list      {listed + 'ed' if listed else 'neither blocked nor allowed'}")
     click.echo("last events")
@@ -158,12 +160,12 @@ def unblock(phone: str | None, client_ip: str) -> None:
     services = _services()
     if bool(phone) == bool(client_ip):
         raise click.ClickException("name a PHONE or an --ip ADDRESS (one of them)")
-    if client_ip:
-        keys, patterns = Limits(services.settings.limits).keys_of_ip(client_ip)
-    else:
-        keys, patterns = Limits.keys_of_subject(_address(services, phone or ""))
-    cleared = services.store.clear_counters(keys, patterns)
-    who = printable(client_ip or masked(_address(services, phone or "")))
+    address = "" if client_ip else _address(services, phone or "")
+    keys, patterns = services.limits.keys_of_ip(client_ip) if client_ip else services.limits.keys_of_subject(address)
+    who = printable(client_ip or masked(address))
+    # the keys hold the address's keyed hash: shown as its masked form
+    cleared = [key.replace(services.codes.blind(address), who) if address else key
+               for key in services.store.clear_counters(keys, patterns)]
     click.echo(f"unblocked {who}: cleared {len(cleared)} counter(s){': ' + ', '.join(cleared) if cleared else ''}")
 
 

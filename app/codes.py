@@ -24,9 +24,16 @@ class Codes:
         if len(secret) < 16:
             raise ValueError("the code-hashing key must be at least 16 bytes")
         self._secret = secret
+        self._blinding = hmac.new(secret, b"messenger-backend store keys", hashlib.sha256).digest()
         self.digits = settings.digits
         self.ttl_seconds = settings.ttl_seconds
         self.max_attempts = settings.max_attempts
+
+    def blind(self, address: str) -> str:
+        """What the store keeps instead of a phone, an e-mail address or a user id - in the codes'
+        rows and the limits' counter keys: a keyed hash (whoever has the database but not the key
+        cannot list the users; the support commands hash what they are given)."""
+        return hmac.new(self._blinding, address.encode(), hashlib.sha256).hexdigest()[:32]
 
     def new_code(self) -> str:
         return f"{secrets.randbelow(10**self.digits):0{self.digits}d}"

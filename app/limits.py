@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Callable
 
 from .settings import LimitSettings
 from .store import Rule
@@ -27,8 +28,12 @@ def key(kind: str, *parts: str) -> str:
 
 
 class Limits:
-    def __init__(self, settings: LimitSettings):
+    """``blind`` turns a subject (a phone, an e-mail address, ``user:id``) into what the counter keys
+    hold (``Codes.blind``: a keyed hash); client networks stay as they are."""
+
+    def __init__(self, settings: LimitSettings, blind: Callable[[str], str] = lambda subject: subject):
         self.settings = settings
+        self.blind = blind
         self._networks = functools.lru_cache(maxsize=4096)(self._network)
 
     def network(self, ip: str) -> str:
@@ -62,11 +67,11 @@ class Limits:
             FAIL_IP: s.failures_per_phone_per_ip_per_day,
         }
 
-    @staticmethod
-    def keys_of_subject(subject: str) -> tuple[list[str], list[str]]:
+    def keys_of_subject(self, subject: str) -> tuple[list[str], list[str]]:
         """The counters about one phone, address or user (keys, and LIKE patterns), for ``status``
         and ``unblock``."""
-        return [key(COOLDOWN, subject), key(SEND, subject), key(FAIL, subject)], [key(FAIL_IP, subject, "%")]
+        hidden = self.blind(subject)
+        return [key(COOLDOWN, hidden), key(SEND, hidden), key(FAIL, hidden)], [key(FAIL_IP, hidden, "%")]
 
     def keys_of_ip(self, ip: str) -> tuple[list[str], list[str]]:
         """The counters about one client address - its network's (keys, and LIKE patterns)."""
@@ -79,7 +84,7 @@ class Limits:
         Two rules, so that wrong answers from one address lock out only that address for that
         subject, while guessing from all addresses together stays bounded (SECURITY.md).
         """
-        s, ip = self.settings, self.network(ip)
+        s, ip, subject = self.settings, self.network(ip), self.blind(subject)
         return [
             Rule(key(FAIL_IP, subject, ip), s.failures_per_phone_per_ip_per_day, DAY, count=False),
             Rule(key(FAIL, subject), s.failures_per_phone_per_day, DAY, count=False),
@@ -94,10 +99,11 @@ class Limits:
         a number on the operator's allow list skips the per-address cap."""
         s = self.settings
         cooldown = s.resend_cooldown_seconds
-        rules = [*self.lockout(address, ip), Rule(key(COOLDOWN, address), 1 if cooldown else 0, cooldown)]
+        hidden = self.blind(address)
+        rules = [*self.lockout(address, ip), Rule(key(COOLDOWN, hidden), 1 if cooldown else 0, cooldown)]
         if not test_number:
             rules += [
-                Rule(key(SEND, address), s.sends_per_phone_per_hour, HOUR),
+                Rule(key(SEND, hidden), s.sends_per_phone_per_hour, HOUR),
                 Rule(SEND_ALL, s.global_sends_per_hour, HOUR),
             ]
             if not allowed:

@@ -37,6 +37,7 @@ class Services:
     test_numbers: TestNumbers
     login: Login
     auditor: Auditor
+    limits: Limits
     cors: Cors  # which web pages may call the service
 
     def now(self) -> int:
@@ -70,9 +71,10 @@ def build(
     codes = Codes(codes_key, settings.otp)
     test_numbers = TestNumbers(settings.phones.test_numbers)
     mesibo = mesibo or MesiboClient(settings.mesibo, metrics)
+    limits = Limits(settings.limits, codes.blind)
     kit = LoginKit(
         store=store,
-        limits=Limits(settings.limits),
+        limits=limits,
         codes=codes,
         sender=sender,
         messages=settings.sender,
@@ -101,6 +103,7 @@ def build(
         test_numbers=test_numbers,
         login=login,
         auditor=Auditor(codes_key, settings.audit, store, metrics),
+        limits=limits,
         cors=Cors(settings.server.cors_origins, settings.server.cors_max_age),
     )
 

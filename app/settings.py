@@ -1,9 +1,6 @@
-"""The service's own configuration sections, as typed, frozen objects (``settings.otp.digits``).
-
-Each field says its default, what it does, and what values it allows; ``app.config`` reads them from
-the TOML file and the environment. A sender's or login method's own section (``[sender.twilio]``,
-``[auth.oidc]``) is declared next to its code.
-"""
+"""The service's own configuration sections as typed, frozen objects (``settings.otp.digits``): each
+field's default, meaning and allowed values; ``app.config`` reads them. A sender's or login method's
+own section (``[sender.twilio]``, ``[auth.oidc]``) is declared next to its code."""
 
 from __future__ import annotations
 
@@ -191,9 +188,9 @@ class LimitSettings:
                                                      "owner elsewhere still can).", check=between(0, 100))
     global_sends_per_hour: int = setting(1000, "Codes sent by the whole service per hour.",
                                          check=between(0, 100000000))
-    ipv6_prefix_length: int = setting(64, "The per-address limits count an IPv6 client by its network of this "
-                                      "length: one subscriber holds a whole /64.", check=between(32, 128))
-    ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address on its own).", check=between(8, 32))
+    ipv6_prefix_length: int = setting(64, "Per-address limits count an IPv6 client's network of this length.",
+                                      check=between(32, 128))
+    ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address).", check=between(8, 32))
 
 
 @dataclasses.dataclass(frozen=True)

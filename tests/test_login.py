@@ -98,14 +98,21 @@ def test_code_is_six_digits_by_default_and_configurable(make_app, client, outbox
 
 
 def test_code_is_stored_only_as_a_keyed_hash(app, client, outbox, tmp_path):
+    """The code as a keyed hash bound to its address and appid; the address itself, and every limit
+    counter's key, as a keyed hash too (whoever has the database but not the key cannot list the
+    phones; they were kept in clear)."""
     code = ask_code(client, outbox)
-    rows = sqlite3.connect(tmp_path / "test.db").execute("SELECT address, appid, digest FROM codes").fetchall()
+    db = sqlite3.connect(tmp_path / "test.db")
+    rows = db.execute("SELECT address, appid, digest FROM codes").fetchall()
     assert len(rows) == 1
     address, appid, digest = rows[0]
     assert code not in digest
     services = services_of(app)
-    assert digest == services.codes.digest(address, appid, code)
+    assert address == services.codes.blind(PHONE) and PHONE not in address
+    assert digest == services.codes.digest(PHONE, appid, code)
     assert len(digest) == 64
+    keys = [key for (key,) in db.execute("SELECT key FROM counters")]
+    assert keys and not [key for key in keys if PHONE in key or PHONE[1:] in key], keys
 
 
 def test_the_message_text_carries_the_code_and_minutes(client, outbox):

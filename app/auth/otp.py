@@ -91,7 +91,7 @@ class CodeLogin(TwoStepLogin):
         kit = self.kit
         code = test_code or kit.codes.new_code()
         digest = kit.codes.digest(address, request.appid, code)
-        record = CodeRecord(address, request.appid, digest, request.now + kit.codes.ttl_seconds)
+        record = CodeRecord(kit.codes.blind(address), request.appid, digest, request.now + kit.codes.ttl_seconds)
         counted = kit.store.issue(record, rules, request.now, listing)
         return code, record.expires_at, counted
 
@@ -146,7 +146,7 @@ class CodeLogin(TwoStepLogin):
         rules, listing = self.check_rules(request, address)
         codes = kit.codes
         record = kit.store.check_code(
-            address,
+            codes.blind(address),
             request.appid,
             rules,
             request.now,
