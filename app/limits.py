@@ -95,19 +95,22 @@ class Limits:
         return [(rule.key, rule.window) for rule in self.lockout(subject, ip)]
 
     def for_send(self, address: str, ip: str, *, test_number: bool = False, allowed: bool = False) -> list[Rule]:
-        """Rules a code request must pass. Test numbers send nothing, so only the cooldown applies;
-        a number on the operator's allow list skips the per-address cap."""
+        """Rules a code request must pass. Test numbers send nothing, so only the lock-out applies (no
+        cooldown, no cap: app-store review and CI runs ask again at once); a number on the operator's
+        allow list skips the per-address cap."""
+        if test_number:
+            return self.lockout(address, ip)
         s = self.settings
         cooldown = s.resend_cooldown_seconds
         hidden = self.blind(address)
-        rules = [*self.lockout(address, ip), Rule(key(COOLDOWN, hidden), 1 if cooldown else 0, cooldown)]
-        if not test_number:
-            rules += [
-                Rule(key(SEND, hidden), s.sends_per_phone_per_hour, HOUR),
-                Rule(SEND_ALL, s.global_sends_per_hour, HOUR),
-            ]
-            if not allowed:
-                rules.append(Rule(key(SEND_IP, self.network(ip)), s.sends_per_ip_per_hour, HOUR))
+        rules = [
+            *self.lockout(address, ip),
+            Rule(key(COOLDOWN, hidden), 1 if cooldown else 0, cooldown),
+            Rule(key(SEND, hidden), s.sends_per_phone_per_hour, HOUR),
+            Rule(SEND_ALL, s.global_sends_per_hour, HOUR),
+        ]
+        if not allowed:
+            rules.append(Rule(key(SEND_IP, self.network(ip)), s.sends_per_ip_per_hour, HOUR))
         return rules
 
     def for_check(self, subject: str, ip: str, *, allowed: bool = False) -> list[Rule]:

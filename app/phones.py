@@ -14,6 +14,38 @@ from .schema import day_end
 _SEPARATORS = re.compile(r"[\s\-().]")
 
 
+# -- the [phones] settings' checks ------------------------------------------------------------------
+
+def calling_codes_problem(value: list) -> str | None:
+    for item in value:
+        if not str(item).isdigit() or len(str(item)) > 3:
+            return f"calling codes are 1-3 digits, got {item!r}"
+    return None
+
+
+NUMBER_TYPES = ("premium_rate", "shared_cost", "uan", "pager", "personal_number", "voip", "toll_free", "voicemail")
+
+
+def number_types_problem(value: list) -> str | None:
+    wrong = [kind for kind in value if kind not in NUMBER_TYPES]
+    return f"unknown number types {wrong}; known: {', '.join(NUMBER_TYPES)}" if wrong else None
+
+
+def test_numbers_problem(value: dict) -> str | None:
+    for phone, entry in value.items():
+        if not str(phone).lstrip("+").isdigit():
+            return f"{phone!r} is not a phone number of digits"
+        code = entry.get("code") if isinstance(entry, dict) else entry
+        if not isinstance(code, str) or not code.isdigit():
+            return f"the code for {phone!r} must be a string of digits"
+        if isinstance(entry, dict) and "until" in entry:
+            try:
+                day_end(entry["until"])
+            except ValueError:
+                return f"the end date for {phone!r} must be YYYY-MM-DD"
+    return None
+
+
 class PhonePolicy:
     """Turns what an app sends into E.164 digits (no ``+``), or None when it is not a valid number.
 
@@ -21,9 +53,11 @@ class PhonePolicy:
     an international ``00`` prefix; both are accepted, as the PHP original did.
     """
 
-    def __init__(self, *, allow: Iterable[str] = (), deny: Iterable[str] = ()):
+    def __init__(self, *, allow: Iterable[str] = (), deny: Iterable[str] = (), refuse_types: Iterable[str] = ()):
         self.allow = frozenset(str(code) for code in allow)
         self.deny = frozenset(str(code) for code in deny)
+        # premium-rate, shared-cost, UAN, pager and personal numbers: what SMS pumping sends to
+        self.refused_types = frozenset(getattr(phonenumbers.PhoneNumberType, kind.upper()) for kind in refuse_types)
         # Parsing with libphonenumber is the costliest step of a request that a limit then refuses;
         # the answer for a string never changes, and floods repeat the same strings.
         self.normalize = functools.lru_cache(maxsize=16384)(self._normalize)
@@ -40,7 +74,10 @@ class PhonePolicy:
             number = phonenumbers.parse("+" + digits, None)
         except phonenumbers.NumberParseException:
             return None
-        if not phonenumbers.is_valid_number(number):
+        # the number's type says whether it is valid too (UNKNOWN: no pattern of its region matches),
+        # at the cost of is_valid_number alone
+        kind = phonenumbers.number_type(number)
+        if kind == phonenumbers.PhoneNumberType.UNKNOWN or kind in self.refused_types:
             return None
         calling_code = str(number.country_code)
         if self.allow and calling_code not in self.allow:

@@ -8,7 +8,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .schema import ConfigError, between, day_end, one_of, setting, template, url
+from .phones import calling_codes_problem, number_types_problem, test_numbers_problem
+from .schema import ConfigError, between, one_of, setting, template, url
 
 
 def _database_url(value: str) -> str | None:
@@ -21,28 +22,6 @@ def _cors_origins(value: list) -> str | None:
     from .cors import origins_problem
 
     return origins_problem(value)
-
-
-def _calling_codes(value: list) -> str | None:
-    for item in value:
-        if not str(item).isdigit() or len(str(item)) > 3:
-            return f"calling codes are 1-3 digits, got {item!r}"
-    return None
-
-
-def _test_numbers(value: dict) -> str | None:
-    for phone, entry in value.items():
-        if not str(phone).lstrip("+").isdigit():
-            return f"{phone!r} is not a phone number of digits"
-        code = entry.get("code") if isinstance(entry, dict) else entry
-        if not isinstance(code, str) or not code.isdigit():
-            return f"the code for {phone!r} must be a string of digits"
-        if isinstance(entry, dict) and "until" in entry:
-            try:
-                day_end(entry["until"])
-            except ValueError:
-                return f"the end date for {phone!r} must be YYYY-MM-DD"
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,10 +177,13 @@ class PhoneSettings:
     """Phone policy and test numbers."""
 
     allow_calling_codes: list[str] = setting([], "Only these calling codes may log in (empty: all).",
-                                             check=_calling_codes)
-    deny_calling_codes: list[str] = setting([], "These calling codes may not log in.", check=_calling_codes)
+                                             check=calling_codes_problem)
+    deny_calling_codes: list[str] = setting([], "These calling codes may not log in.", check=calling_codes_problem)
+    refuse_types: list[str] = setting(["premium_rate", "shared_cost", "uan", "pager", "personal_number"], "Number "
+                                      "types answered as invalid (SMS pumping targets); also: voip, toll_free, "
+                                      "voicemail.", check=number_types_problem)
     test_numbers: dict[str, Any] = setting({}, "Phone -> fixed code (or {code, until}) for app-store review; no SMS "
-                                           "is sent.", check=_test_numbers)
+                                           "is sent.", check=test_numbers_problem)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,8 +236,7 @@ SECTIONS: dict[str, type] = {
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The whole configuration, checked: every section, the chosen plug-ins' sections, and what the
-    start-up gate decided (development mode, the database URL to use)."""
+    """The whole configuration, checked: every section, the plug-ins' and the start-up gate's verdicts."""
 
     mesibo: MesiboSettings
     database: DatabaseSettings
