@@ -16,13 +16,14 @@ from typing import Any
 
 from .audit import AuditQueries
 from .hints import RefusalHints
+from .housekeeping import Housekeeping
 from .records import Blocked, CodeRecord, Listing, Refused, Rule
 from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
 
 logger = logging.getLogger("app.store")
 
 
-class SqlStore(AuditQueries, abc.ABC):
+class SqlStore(AuditQueries, Housekeeping, abc.ABC):
     """The store: limits, codes, housekeeping and schema. An engine provides ``_transaction`` (a cursor
     in one transaction, committed when the block ends, rolled back when it raises) and ``close``."""
 
@@ -229,48 +230,6 @@ class SqlStore(AuditQueries, abc.ABC):
                    WHERE address = ? AND appid = ? AND digest = ?""",
                 (code.address, code.appid, code.digest),
             )
-
-    # -- housekeeping ---------------------------------------------------------
-
-    # Lazy housekeeping: at most one small batch per interval per process, so expired rows never
-    # pile up even without the purge timer, and no login waits on a big delete.
-    TIDY_INTERVAL = 60
-    TIDY_BATCH = 500
-
-    def tidy(self, now: int) -> None:
-        """Purge one small batch of expired rows, at most once per interval in this process."""
-        if now - self._last_tidy < self.TIDY_INTERVAL:
-            return
-        self._last_tidy = now
-        try:
-            self.purge(now, self.TIDY_BATCH, max_batches=1)
-        except Exception:  # housekeeping must never fail a login
-            logger.warning("lazy purge failed", exc_info=True)
-
-    def purge(self, now: int, batch: int = 1000, max_batches: int | None = None) -> int:
-        """Delete expired codes, counters and events, ``batch`` rows per transaction; returns rows removed.
-
-        Short transactions keep the write lock free for logins while a big backlog drains.
-        ``max_batches`` bounds the work per table (lazy cleanup does one batch at a time).
-        """
-        if batch < 1:
-            raise ValueError("the batch must be at least 1 row")
-        removed = 0
-        for table in ("codes", "counters", "events"):
-            batches = 0
-            while max_batches is None or batches < max_batches:
-                with self._transaction() as cur:
-                    cur = self._exec(cur, self._purge_sql(table), (now, batch))
-                    done = cur.rowcount
-                removed += max(done, 0)
-                batches += 1
-                if done < batch:
-                    break
-        return removed
-
-    def _purge_sql(self, table: str) -> str:
-        key = {"codes": "address, appid", "counters": "key", "events": "id"}[table]
-        return f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT ?)"
 
     def ping(self) -> None:
         with self._transaction() as cur:
