@@ -18,9 +18,10 @@ DAY = 86400
 TEN_MINUTES = 600
 
 # Each rule's counter key is KIND:subject (KIND:subject:ip for the per-address lock-out).
-COOLDOWN, SEND, SEND_ALL, SEND_IP, CHECK_IP, FAIL, FAIL_IP = (
-    "cooldown", "send", "send-all", "send-ip", "check-ip", "fail", "fail-ip"
+COOLDOWN, SEND, SEND_ALL, SEND_NEW, SEND_CC, SEND_IP, CHECK_IP, FAIL, FAIL_IP, PROVED = (
+    "cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip", "proved"
 )
+YEAR = 365 * DAY
 
 
 def key(kind: str, *parts: str) -> str:
@@ -61,6 +62,7 @@ class Limits:
             COOLDOWN: 1 if s.resend_cooldown_seconds else 0,
             SEND: s.sends_per_phone_per_hour,
             SEND_ALL: s.global_sends_per_hour,
+            SEND_NEW: self._new_numbers_cap(),
             SEND_IP: s.sends_per_ip_per_hour,
             CHECK_IP: s.checks_per_ip_per_10min,
             FAIL: s.failures_per_phone_per_day,
@@ -94,10 +96,30 @@ class Limits:
         """The counters (key, window) a wrong answer for ``subject`` from ``ip`` adds to."""
         return [(rule.key, rule.window) for rule in self.lockout(subject, ip)]
 
-    def for_send(self, address: str, ip: str, *, test_number: bool = False, allowed: bool = False) -> list[Rule]:
+    def _new_numbers_cap(self) -> int:
+        s = self.settings
+        return max(1, s.global_sends_per_hour * s.new_numbers_percent // 100) if s.global_sends_per_hour else 0
+
+    def proof(self, subject: str) -> tuple[str, int]:
+        """The counter (key, window) that says a subject proved a code: a returning user for a year."""
+        return key(PROVED, self.blind(subject)), YEAR
+
+    def for_send(
+        self,
+        address: str,
+        ip: str,
+        *,
+        test_number: bool = False,
+        allowed: bool = False,
+        returning: bool = False,
+        country: str = "",
+    ) -> list[Rule]:
         """Rules a code request must pass. Test numbers send nothing, so only the lock-out applies (no
         cooldown, no cap: app-store review and CI runs ask again at once); a number on the operator's
-        allow list skips the per-address cap."""
+        allow list skips the per-address cap. Every send counts against the global budget and its
+        calling code's (``country``); a number that never proved a code also against the new numbers'
+        share of the global budget, so a burst of new numbers (SMS pumping) leaves the rest to
+        returning users and allowed numbers."""
         if test_number:
             return self.lockout(address, ip)
         s = self.settings
@@ -111,6 +133,11 @@ class Limits:
         ]
         if not allowed:
             rules.append(Rule(key(SEND_IP, self.network(ip)), s.sends_per_ip_per_hour, HOUR))
+        if not (allowed or returning):
+            rules.append(Rule(SEND_NEW, self._new_numbers_cap(), HOUR))
+        cap = int(s.country_sends_per_hour.get(country, s.sends_per_country_per_hour)) if country else 0
+        if cap:
+            rules.append(Rule(key(SEND_CC, country), cap, HOUR))
         return rules
 
     def for_check(self, subject: str, ip: str, *, allowed: bool = False) -> list[Rule]:

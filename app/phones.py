@@ -63,6 +63,12 @@ class PhonePolicy:
         self.normalize = functools.lru_cache(maxsize=16384)(self._normalize)
 
     @staticmethod
+    def calling_code(digits: str) -> str:
+        """The calling code of E.164 digits (calling codes are prefix-free: the first that is one)."""
+        known = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+        return next((digits[:n] for n in (1, 2, 3) if digits[:n].isdigit() and int(digits[:n]) in known), "")
+
+    @staticmethod
     def digits(raw: str) -> str:
         return _SEPARATORS.sub("", raw).lstrip("+").lstrip("0")
 

@@ -12,6 +12,11 @@ from .phones import calling_codes_problem, number_types_problem, test_numbers_pr
 from .schema import ConfigError, between, one_of, setting, template, url
 
 
+def _country_caps(value: dict) -> str | None:
+    wrong = [code for code, cap in value.items() if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0]
+    return calling_codes_problem(list(value)) or (f"the caps for {wrong} must be whole numbers" if wrong else None)
+
+
 def _database_url(value: str) -> str | None:
     if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
         return f"must start with sqlite:/// or postgresql://, got {value.split('@')[-1]!r}"
@@ -167,6 +172,13 @@ class LimitSettings:
                                                      "owner elsewhere still can).", check=between(0, 100))
     global_sends_per_hour: int = setting(1000, "Codes sent by the whole service per hour.",
                                          check=between(0, 100000000))
+    new_numbers_percent: int = setting(80, "Percent of global_sends_per_hour that numbers which never proved a code "
+                                       "may use; the rest is kept for returning users (SMS pumping cannot shut them "
+                                       "out).", check=between(1, 100))
+    sends_per_country_per_hour: int = setting(0, "Codes sent to one calling code per hour (0: no cap per country).",
+                                              check=between(0, 100000000))
+    country_sends_per_hour: dict[str, Any] = setting({}, "Calling code -> its own cap per hour, over the one above "
+                                                     "(e.g. {\"1\" = 500, \"44\" = 200}).", check=_country_caps)
     ipv6_prefix_length: int = setting(64, "Per-address limits count an IPv6 client's network of this length.",
                                       check=between(32, 128))
     ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address).", check=between(8, 32))

@@ -111,7 +111,8 @@ def test_a_hundred_wrong_answers_from_all_addresses_lock_the_phone_for_a_day(mak
 
 
 def test_global_cap_on_codes_sent(make_app):
-    app = make_app(**{"limits.global_sends_per_hour": 3, "limits.sends_per_ip_per_hour": 0})
+    app = make_app(**{"limits.global_sends_per_hour": 3, "limits.sends_per_ip_per_hour": 0,
+                      "limits.new_numbers_percent": 100})
     client = app.test_client()
     for i in range(3):
         assert ask(client, phone=unique_phone(), ip=f"198.51.100.{i}")["result"] == "OK"
@@ -251,3 +252,34 @@ def test_premium_rate_and_personal_numbers_are_refused_as_invalid(client, outbox
     """What SMS pumping sends to (premium rate: US 1-900, UK 0871; personal numbers: UK 070): the
     answer of an invalid number, no code sent (they were accepted)."""
     assert ask(client, phone=phone)["error"] == "BADPHONE" and outbox.outbox == []
+
+
+def test_a_burst_of_new_numbers_leaves_returning_users_their_share_of_the_budget(make_app, clock, mesibo_api):
+    """SMS pumping sends to numbers that never proved a code: they may spend only
+    limits.new_numbers_percent of the global budget, so the budget is no kill switch for users who
+    logged in before (the burst used to refuse everyone for the rest of the hour)."""
+    mint_ok(mesibo_api)
+    app = make_app(**{"limits.global_sends_per_hour": 10, "limits.new_numbers_percent": 50,
+                      "limits.sends_per_ip_per_hour": 0})
+    client, outbox = app.test_client(), services_of(app).sender
+    returning = "447911123456"
+    assert ask(client, phone=returning)["result"] == "OK"
+    assert ask(client, phone=returning, otp=outbox.last_code(returning))["result"] == "OK"  # proved once
+    burst = [ask(client, phone=unique_phone(), ip=f"198.51.100.{n}").get("error", "OK") for n in range(8)]
+    assert burst == ["OK"] * 4 + ["RATELIMIT"] * 4  # 5 new numbers in all (the returning user was one)
+    clock.advance(61)
+    assert ask(client, phone=returning)["result"] == "OK"  # the rest of the budget is theirs
+    assert ask(client, phone=unique_phone())["error"] == "RATELIMIT"  # a new number waits, as the burst does
+
+
+def test_each_calling_code_has_its_own_budget(make_app):
+    """A burst to some countries leaves the others' sends alone (sends_per_country_per_hour, and a cap
+    of its own for a calling code)."""
+    app = make_app(**{"limits.sends_per_country_per_hour": 2, "limits.country_sends_per_hour": {"44": 3},
+                      "limits.sends_per_ip_per_hour": 0})
+    client = app.test_client()
+    us = [ask(client, phone=f"1201555{n:04d}").get("error", "OK") for n in range(3)]
+    uk = [ask(client, phone=f"4479111234{n:02d}").get("error", "OK") for n in range(4)]
+    assert us == ["OK", "OK", "RATELIMIT"] and uk == ["OK", "OK", "OK", "RATELIMIT"]
+    assert ask(client, phone="33612345678")["result"] == "OK"  # France: untouched
+

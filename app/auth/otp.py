@@ -34,6 +34,10 @@ class CodeLogin(TwoStepLogin):
         address = self.normalize_address(typed)
         return self.limit_subject(address) if address else (self.test_code(typed, now) or (None,))[0]
 
+    def country_of(self, address: str) -> str:
+        """The calling code a message to ``address`` goes to, for the per-country budgets ("": none)."""
+        return ""
+
     def limit_subject(self, address: str) -> str:
         """Whom the limits count a normalized address against: itself, unless several addresses
         reach one inbox (the e-mail login's ``+tags``)."""
@@ -77,11 +81,13 @@ class CodeLogin(TwoStepLogin):
         """The limits a code request must pass, and the operator's block and allow lists to ask in the
         same transaction (a blocked address is refused before any SMS; test numbers are on no list)."""
         kit = self.kit
-        subject = self.limit_subject(address)
-        rules = kit.limits.for_send(subject, request.client_ip, test_number=test_number)
+        subject, country = self.limit_subject(address), self.country_of(address)
+        rules = kit.limits.for_send(subject, request.client_ip, test_number=test_number, country=country)
         if test_number:
             return rules, None
-        return rules, Listing(address, kit.limits.for_send(subject, request.client_ip, allowed=True))
+        allowed = kit.limits.for_send(subject, request.client_ip, allowed=True, country=country)
+        returning = kit.limits.for_send(subject, request.client_ip, returning=True, country=country)
+        return rules, Listing(address, allowed, returning=returning, proof_key=kit.limits.proof(subject)[0])
 
     def issue(
         self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule], listing: Listing | None
@@ -161,6 +167,10 @@ class CodeLogin(TwoStepLogin):
             request.audit.note(EventName.WRONG)
             raise ApiError("BADCODE")
         request.audit.note(EventName.PROVED)
+        proven = kit.limits.proof(self.limit_subject(address))  # a returning user from now on
         return Identity(
-            address, name, consume=lambda: kit.store.consume(record), release=lambda: kit.store.release(record)
+            address,
+            name,
+            consume=lambda: kit.store.consume(record, proven, request.now),
+            release=lambda: kit.store.release(record),
         )

@@ -13,6 +13,9 @@ class PhoneLogin(CodeLogin):
     def normalize_address(self, raw: str) -> str | None:
         return self.kit.phones.normalize(raw)
 
+    def country_of(self, address: str) -> str:
+        return self.kit.phones.calling_code(address)
+
     def test_code(self, raw: str, now: int) -> tuple[str, str] | None:
         digits = self.kit.phones.digits(raw)
         code = self.kit.test_numbers.code_for(digits, now)

@@ -113,6 +113,8 @@ class SqlStore(AuditQueries, Housekeeping, abc.ABC):
                     raise Blocked(listing.address)
                 if kind == "allow":
                     rules = listing.allowed
+                elif listing.returning is not None and self._live(cur, listing.proof_key, now):
+                    rules = listing.returning
             refusal = self._apply_rules(cur, rules, now)
             if refusal:
                 raise refusal
@@ -212,9 +214,16 @@ class SqlStore(AuditQueries, Housekeeping, abc.ABC):
 
         return self._counted(rules, now, check, listing)
 
-    def consume(self, code: CodeRecord) -> None:
-        """The claimed code did its work (a token was minted): delete it. A newer code is kept."""
+    def _live(self, cur: Any, key: str, now: int) -> bool:
+        return bool(self._exec(cur, "SELECT 1 FROM counters WHERE key = ? AND expires_at > ?", (key, now)).fetchall())
+
+    def consume(self, code: CodeRecord, proven: tuple[str, int] | None = None, now: int = 0) -> None:
+        """The claimed code did its work (a token was minted): delete it (a newer code is kept), and
+        mark the address as having proved a code, ``proven`` = (key, window), in the same
+        transaction."""
         with self._transaction() as cur:
+            if proven:
+                self._exec(cur, BUMP, (proven[0], now + proven[1], now, now)).fetchall()
             self._exec(
                 cur,
                 "DELETE FROM codes WHERE address = ? AND appid = ? AND digest = ?",

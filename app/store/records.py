@@ -33,11 +33,14 @@ class Rule:
 class Listing:
     """Ask the operator's block and allow lists about ``address`` inside the request's own transaction:
     an allowed address is counted against ``allowed`` instead of the usual rules; a blocked one is
-    refused (``Blocked``) when ``refuse_blocked``."""
+    refused (``Blocked``) when ``refuse_blocked``. An address that proved a code before (its
+    ``proof_key`` counter lives) is counted against ``returning`` when given."""
 
     address: str
     allowed: Sequence[Rule]
     refuse_blocked: bool = True
+    returning: Sequence[Rule] | None = None
+    proof_key: str = ""
 
 
 class Blocked(Exception):  # noqa: N818 - an operator's decision, not a fault
