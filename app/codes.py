@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -25,11 +26,13 @@ class Codes:
             raise ValueError("the code-hashing key must be at least 16 bytes")
         self._secret = secret
         self._blinding = hmac.new(secret, b"messenger-backend store keys", hashlib.sha256).digest()
+        # a request asks for the same address's hash several times (its code, each rule's key)
+        self.blind = functools.lru_cache(maxsize=4096)(self._blind)
         self.digits = settings.digits
         self.ttl_seconds = settings.ttl_seconds
         self.max_attempts = settings.max_attempts
 
-    def blind(self, address: str) -> str:
+    def _blind(self, address: str) -> str:
         """What the store keeps instead of a phone, an e-mail address or a user id - in the codes'
         rows and the limits' counter keys: a keyed hash (whoever has the database but not the key
         cannot list the users; the support commands hash what they are given)."""
