@@ -143,6 +143,12 @@ class MesiboClient:
             requests.utils.get_environ_proxies(self.api_url),
         )
 
+    def _count_app_refusal(self, op: str, error: str) -> None:
+        """mesibo answered that the app token or app is wrong: counted apart from failed calls (the
+        call itself worked), for the alert that says so."""
+        if error.upper() in APP_ERRORS:
+            self._metrics.mesibo_refused_app(op)
+
     @property
     def legacy_url(self) -> str:
         """``.../backend/`` -> ``.../api.php``; an URL that already names a .php file is kept."""
@@ -174,6 +180,7 @@ class MesiboClient:
         answer = self._call("useradd", {"user": user}, legacy)
         if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
             error = str(answer.get("error") or answer.get("errmsg") or "unknown")
+            self._count_app_refusal("useradd", error)
             code = "BADAPP" if error.upper() in APP_ERRORS else "BADCODE" if otp else "BADUSER"
             raise MesiboError(code, f"mesibo refused useradd: {error}", upstream_error=error)
         found = answer.get("user")
@@ -191,6 +198,7 @@ class MesiboClient:
         answer = self._call("otp", {"otp": spec}, legacy)
         if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
             error = str(answer.get("error") or answer.get("errmsg") or "unknown")
+            self._count_app_refusal("otp", error)
             raise MesiboError("BADAPP", f"mesibo refused to make a code: {error}", upstream_error=error)
         code: Any = answer.get("otp")
         if isinstance(code, dict):  # an answer that nests it

@@ -63,6 +63,9 @@ class NoMetrics:
     def mesibo(self, op: str, seconds: float, outcome: str) -> None:
         pass
 
+    def mesibo_refused_app(self, op: str) -> None:
+        pass
+
     def refusal(self, kind: str) -> None:
         pass
 
@@ -74,9 +77,10 @@ class NoMetrics:
 
 
 class Metrics(NoMetrics):
-    """The service's Prometheus metrics."""
+    """The service's Prometheus metrics (``sender``: the configured sender's name, a label)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sender: str = "") -> None:
+        self.sender = sender
         # (pid, whether this process may record): decided once per process, at its first sample
         self._recording: tuple[int, bool] = (0, False)
         # In multiprocess mode samples go to files, not to a registry; exposition collects them.
@@ -104,6 +108,12 @@ class Metrics(NoMetrics):
         self.mesibo_failures = Counter(
             "messenger_mesibo_failures",
             "Calls to mesibo that failed (unreachable, timeout, garbage).",
+            ["op"],
+            registry=registry,
+        )
+        self.mesibo_app_refusals = Counter(
+            "messenger_mesibo_app_refusals",
+            "Answers of mesibo that refuse the app token or app (AUTHFAIL and the like): every login fails.",
             ["op"],
             registry=registry,
         )
@@ -135,10 +145,32 @@ class Metrics(NoMetrics):
         if pid != os.getpid():
             allowed = _room_for_samples()
             self._recording = (os.getpid(), allowed)
-            if allowed:  # series an alert watches with increase() exist from the start, at 0
-                for outcome in ("retried", "dropped"):
-                    self.audit_unwritten_events.labels(outcome)
+            if allowed:  # series the alerts and the dashboard watch exist from the start, at 0
+                self._first_series()
         return allowed
+
+    # what the first series are made of: label values known before any event
+    MESIBO_OPS = ("useradd", "otp", "usertokendel", "usersget")
+    REFUSAL_KINDS = ("cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip")
+
+    def _first_series(self) -> None:
+        """Every labelled series an alert or a panel reads, at 0, from the first scrape: a series
+        that appears only with its first event is invisible to rate() and increase() for that first
+        burst, and panels read "No data" meanwhile."""
+        for outcome in ("retried", "dropped"):
+            self.audit_unwritten_events.labels(outcome)
+        for op in self.MESIBO_OPS:
+            self.mesibo_failures.labels(op)
+            self.mesibo_app_refusals.labels(op)
+            self.mesibo_seconds.labels(op)
+        for kind in self.REFUSAL_KINDS:
+            self.refusals.labels(kind)
+        for result in ("ready", "unready"):
+            self.readiness_checks.labels(result)
+        for outcome in ("ok", "error"):
+            self.codes_sent.labels(self.sender, outcome)
+        for op in self.KNOWN_OPS:
+            self.requests.labels(op, "OK", "")
 
     def request(self, op: str, result: str, error: str) -> None:
         if self._may_record():
@@ -154,6 +186,10 @@ class Metrics(NoMetrics):
             self.mesibo_seconds.labels(op).observe(seconds)
             if outcome != "ok":
                 self.mesibo_failures.labels(op).inc()
+
+    def mesibo_refused_app(self, op: str) -> None:
+        if self._may_record():
+            self.mesibo_app_refusals.labels(op).inc()
 
     def refusal(self, kind: str) -> None:
         if self._may_record():
@@ -176,6 +212,7 @@ class Metrics(NoMetrics):
         return None
 
     def exposition(self) -> tuple[bytes, str]:
+        self._may_record()  # a worker asked before any event still shows every series, at 0
         if self._registry is not None:
             return generate_latest(self._registry), CONTENT_TYPE_LATEST
         return generate_latest(multiprocess_registry()), CONTENT_TYPE_LATEST

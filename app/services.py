@@ -63,7 +63,7 @@ def build(
         connect_timeout=db.connect_timeout,
         pool_timeout=db.pool_timeout,
     )
-    metrics = metrics or (Metrics() if settings.metrics.enabled else NoMetrics())
+    metrics = metrics or (Metrics(settings.sender.name) if settings.metrics.enabled else NoMetrics())
     if sender is None:
         sender = settings.sender_class(settings.plugin(_section(settings.sender_class)), settings.sender)
     secret = "" if is_placeholder(settings.otp.secret) else settings.otp.secret

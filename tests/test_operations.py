@@ -58,6 +58,29 @@ def test_mesibo_failures_are_counted(client, outbox, mesibo_api):
     assert metric(client.get("/metrics").get_data(as_text=True), "messenger_mesibo_failures_total", op="useradd") == 1
 
 
+def test_every_watched_series_exists_from_the_first_scrape(client):
+    """Before any event: a series that appeared only with its first event was invisible to rate()
+    for that first burst (an alert could not fire on it) and panels read "No data"."""
+    text = client.get("/metrics").get_data(as_text=True)
+    for series in ('messenger_limit_refusals_total{kind="send-all"} 0.0',
+                   'messenger_limit_refusals_total{kind="fail"} 0.0',
+                   'messenger_mesibo_failures_total{op="useradd"} 0.0',
+                   'messenger_mesibo_app_refusals_total{op="useradd"} 0.0',
+                   'messenger_codes_sent_total{outcome="error",sender="memory"} 0.0',
+                   'messenger_readiness_checks_total{result="unready"} 0.0'):
+        assert series in text, series
+
+
+def test_mesibo_refusing_the_app_token_is_counted_for_its_alert(client, outbox, mesibo_api):
+    """AUTHFAIL is an answer, not a failed call: it was counted nowhere, so no alert could say
+    'mesibo refuses the app token' - the worst mesibo fault."""
+    mesibo_api.post(API_URL, json={"result": False, "error": "AUTHFAIL"})
+    assert post(client, {"op": "login", "phone": PHONE, "appid": APPID, "otp": ask_code(client, outbox)})[
+        "error"] == "BADAPP"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'messenger_mesibo_app_refusals_total{op="useradd"} 1.0' in text
+
+
 def test_metrics_can_be_off_or_moved(make_app):
     assert make_app(**{"metrics.enabled": False}).test_client().get("/metrics").status_code == 404
     moved = make_app(**{"metrics.path": "/internal/metrics"}).test_client()
