@@ -232,3 +232,36 @@ def test_nginx_honours_a_list_of_origins(tmp_path):
         nginx.stop()
     assert dict(allowed)["Access-Control-Allow-Origin"] == "https://web.example.org"
     assert "Access-Control-Allow-Origin" not in dict(other) and dict(other)["Vary"] == "Origin"
+
+
+def test_tls_is_mozillas_intermediate_profile(tmp_path):
+    """The shipped TLS settings, served for real: TLS 1.2 with forward-secret AEAD suites and TLS
+    1.3 only (CBC suites were accepted), no session tickets, HSTS for two years."""
+    import ssl
+
+    from tools.processes import throwaway_ca
+
+    ca, cert, key = throwaway_ca(tmp_path)
+    nginx = Nginx(tmp_path, free_port(), tls=(cert, key))
+
+    def handshake(ciphers: str = "", version=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.TLSv1_2):
+        context = ssl.create_default_context(cafile=str(ca))
+        context.minimum_version, context.maximum_version = version, maximum
+        if ciphers:
+            context.set_ciphers(ciphers)
+        with socket.create_connection(("127.0.0.1", nginx.port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = tls.recv(4096).decode("latin-1")
+            return tls.cipher()[0], tls.session is not None and tls.session.has_ticket, head
+
+    try:
+        cipher, ticket, head = handshake("ECDHE-ECDSA-AES128-GCM-SHA256")
+        assert cipher == "ECDHE-ECDSA-AES128-GCM-SHA256" and not ticket
+        assert "Strict-Transport-Security: max-age=63072000" in head
+        for cbc in ("ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA"):
+            with pytest.raises(ssl.SSLError):
+                handshake(cbc)
+        assert handshake(version=ssl.TLSVersion.TLSv1_3, maximum=ssl.TLSVersion.TLSv1_3)[0].startswith("TLS_")
+    finally:
+        nginx.stop()

@@ -177,17 +177,24 @@ def nginx_installed() -> bool:
     return os.path.exists(NGINX)
 
 
-def site_config(listen_port: int, redirect_port: int, backend_port: int, logs: Path) -> str:
-    """deploy/nginx.conf with its TLS parts swapped for plain HTTP on test ports (HSTS kept: it is
-    only a header), its access log in ``logs``."""
+def site_config(
+    listen_port: int, redirect_port: int, backend_port: int, logs: Path, tls: tuple[Path, Path] | None = None
+) -> str:
+    """deploy/nginx.conf on test ports, its access log in ``logs``: with ``tls`` (certificate, key)
+    its TLS settings as shipped, else its TLS parts swapped for plain HTTP (HSTS kept: only a header)."""
     text = (ROOT / "deploy" / "nginx.conf").read_text()
     text = re.sub(r"^\s*listen \[::\].*\n", "", text, flags=re.M)
-    text = re.sub(r"^\s*ssl_\w+.*\n", "", text, flags=re.M)
-    text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};")
+    if tls:
+        text = re.sub(r"ssl_certificate\s.*;", f"ssl_certificate {tls[0]};", text)
+        text = re.sub(r"ssl_certificate_key\s.*;", f"ssl_certificate_key {tls[1]};", text)
+        text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port} ssl http2;")
+    else:
+        text = re.sub(r"^\s*ssl_\w+.*\n", "", text, flags=re.M)
+        text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen_port};")
     text = text.replace("listen 80;", f"listen 127.0.0.1:{redirect_port};")
     text = text.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{backend_port};")
     text = text.replace("/var/log/nginx/", f"{logs}/")
-    assert f"listen 127.0.0.1:{listen_port};" in text and f"127.0.0.1:{backend_port}" in text
+    assert f"listen 127.0.0.1:{listen_port}" in text and f"127.0.0.1:{backend_port}" in text
     return text
 
 
@@ -201,6 +208,7 @@ class Nginx:
         *,
         worker_connections: int = 4096,
         site_edit: Callable[[str], str] = lambda text: text,
+        tls: tuple[Path, Path] | None = None,
     ):
         """``worker_connections``: as README, "Behind nginx", asks of the main nginx.conf."""
         self.port, redirect_port = free_port(), free_port()
@@ -208,7 +216,7 @@ class Nginx:
         root.mkdir()
         root.chmod(0o777)
         self.root = root
-        (root / "site.conf").write_text(site_edit(site_config(self.port, redirect_port, backend_port, root)))
+        (root / "site.conf").write_text(site_edit(site_config(self.port, redirect_port, backend_port, root, tls)))
         # As root, nginx's workers would run as "nobody", who cannot write under pytest's private tmp folder.
         user = "user root;" if os.geteuid() == 0 else ""
         (root / "nginx.conf").write_text(f"""
