@@ -117,8 +117,8 @@ class TestNumbers:
         """(phone, until when) of each, the end date as YYYY-MM-DD (UTC) or 'always'."""
         import datetime as dt
 
-        def until(end: float | None) -> str:
-            return "always" if end is None else dt.date.fromtimestamp(end - 86400).isoformat()
+        def until(end: float | None) -> str:  # in UTC, as the end date was given and is shown
+            return "always" if end is None else dt.datetime.fromtimestamp(end - 86400, dt.UTC).date().isoformat()
 
         return [(phone, until(self._codes[phone][1])) for phone in sorted(self._codes)]
 

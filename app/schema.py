@@ -120,6 +120,8 @@ def coerce(key: Key, value: Any, source: str) -> Any:
                 return kind(value)
         elif kind is str and isinstance(value, str):
             return value.strip()
+        elif kind is str and isinstance(value, bool):  # development = false in TOML: the word it means
+            return "true" if value else "false"
         elif kind is list:
             if from_env:
                 return [part.strip() for part in str(value).split(",") if part.strip()]

@@ -175,10 +175,19 @@ def test_an_allowed_number_skips_the_address_caps_but_not_the_attempts(make_app)
     assert login(client, otp=code, ip=ATTACKER)["error"] == "BADCODE"  # the code died after 5
 
 
-def test_test_numbers_are_listed(make_app):
+@pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles", "Pacific/Kiritimati"])
+def test_test_numbers_are_listed(make_app, monkeypatch, zone):
+    """The end date as given, in UTC, whatever the machine's time zone (west of UTC it printed the
+    day before under the "until (UTC)" header)."""
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
     numbers = {"15550001111": "123456", "15550002222": {"code": "1", "until": "2027-06-30"}}
     app = make_app(**{"phones.test_numbers": numbers})
     out = run(app, "test-numbers").output
+    monkeypatch.delenv("TZ")
+    time.tzset()
     assert re.search(r"15550001111\s+always", out) and re.search(r"15550002222\s+2027-06-30", out)
     assert "123456" not in out
 

@@ -228,6 +228,16 @@ def test_development_mode_has_one_spelling_for_each_state(tmp_path, value):
         create_app({"database.url": f"sqlite:///{tmp_path}/t.db", "server.development": value}, environ={})
 
 
+@pytest.mark.parametrize(("value", "development"), [(False, False), (True, True)])
+def test_development_mode_takes_a_toml_boolean(tmp_path, value, development):
+    """development = false in a TOML file was refused ("expected a string")."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"[server]\ndevelopment = {str(value).lower()}\n[database]\nurl = \"sqlite:///{tmp_path}/t.db\"\n"
+                      f"[mesibo]\napp_token = \"{APP_TOKEN}\"\n[otp]\nsecret = \"{OTP_SECRET}\"\n")
+    app = create_app(environ={"MESSENGER_CONFIG": str(config)})
+    assert app.extensions["messenger"].settings.development is development
+
+
 def test_unknown_sender_stops_start_up(tmp_path):
     config = {
         "database.url": f"sqlite:///{tmp_path}/t.db",
