@@ -34,6 +34,25 @@ def test_the_description_is_served_as_shipped(client):
     assert served.get_json() == json.loads((ROOT / "app" / "openapi.json").read_text())
 
 
+def test_an_unready_answer_matches_its_description(make_app, tmp_path):
+    """/readyz's 503 names its cause in "database" (the description allowed only "unreachable")."""
+    import sqlite3
+
+    import jsonschema
+
+    app = make_app(**{"database.url": f"sqlite:///{tmp_path}/messenger.db"})
+    holder = sqlite3.connect(tmp_path / "messenger.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the database: no login could be stored
+    try:
+        answer = app.test_client().get("/readyz")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    described = app.test_client().get("/openapi.json").get_json()["components"]["schemas"]["Readiness"]
+    assert answer.status_code == 503
+    jsonschema.validate(answer.get_json(), described)
+
+
 def test_every_error_code_is_described(client):
     described = client.get("/openapi.json").get_json()["components"]["schemas"]["Answer"]["properties"]["error"]
     assert set(described["enum"]) == set(CODES)
