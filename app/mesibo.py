@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .deadlines import deadline
@@ -33,7 +34,23 @@ class MesiboError(Exception):
 
 
 def _timed_out(exc: BaseException) -> bool:
-    return any(isinstance(arg, (Urllib3Timeout, TimeoutError)) for arg in exc.args)
+    """Whether a failed call ran out of time anywhere down its chain: requests reports a read that
+    timed out (or hit the call's deadline) as a ConnectionError wrapping urllib3's errors, which wrap
+    the timeout - told apart from a peer that cannot be reached at all."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        found = pending.pop()
+        if not isinstance(found, BaseException) or id(found) in seen:
+            continue
+        # urllib3's NewConnectionError is a ConnectTimeoutError by descent: a refused connection is not
+        if isinstance(found, (Urllib3Timeout, TimeoutError, requests.Timeout)) and not isinstance(
+            found, NewConnectionError
+        ):
+            return True
+        seen.add(id(found))
+        pending += [*found.args, getattr(found, "reason", None), found.__cause__, found.__context__]
+    return False
 
 
 class MesiboClient:

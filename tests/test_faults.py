@@ -298,3 +298,21 @@ def test_a_trickling_sms_webhook_costs_a_code_request_at_most_its_deadline(make_
     started = time.monotonic()
     answer = login(app.test_client())
     assert answer["error"] == "SENDFAIL" and time.monotonic() - started < 3.05 + 1.0 + 0.5
+
+
+@pytest.mark.parametrize("fault", ["hang", "trickle", "stall", "refused"])
+def test_the_log_tells_a_mesibo_that_does_not_answer_from_one_that_cannot_be_reached(fake_mesibo, fault):
+    """A mesibo that accepts and never answers, or trickles, was logged as "cannot reach mesibo
+    (ConnectionError)" - the operator looked at the network instead of at mesibo."""
+    from app.mesibo import MesiboClient, MesiboError
+    from app.settings import MesiboSettings
+    from tools.processes import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/backend/" if fault == "refused" else fake_mesibo.url
+    client = MesiboClient(MesiboSettings(api_url=url, app_token=APP_TOKEN, connect_timeout=0.5, read_timeout=1.0))
+    if fault != "refused":
+        fake_mesibo.control(fail=fault)
+    with pytest.raises(MesiboError) as failure:
+        client.add_user("12015550123", "a")
+    expected = "cannot reach mesibo" if fault == "refused" else "mesibo did not answer in time"
+    assert str(failure.value).startswith(expected), str(failure.value)
