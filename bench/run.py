@@ -136,7 +136,7 @@ class Bench:
     def fake_control(self, **settings) -> None:
         self.fake.control(**settings)
 
-    def start_service(self, database: Path) -> tuple[Service, int]:
+    def start_service(self, database: Path, extra: dict[str, str] | None = None) -> tuple[Service, int]:
         port = free_port()
         env = {
             "MESIBO_APP_TOKEN": APP_TOKEN,
@@ -150,7 +150,7 @@ class Bench:
             "MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR": "1000000",
             "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / f"metrics-{port}"),
         }
-        service = gunicorn("wsgi:app", port, {**env, **self.model_env()}, self.args.workers, self.tmp)
+        service = gunicorn("wsgi:app", port, {**env, **self.model_env(), **(extra or {})}, self.args.workers, self.tmp)
         self.processes.append(service)
         return service, port
 
@@ -296,7 +296,7 @@ class Bench:
             self.fake_control(latency_ms=0)
         outcomes = self.metrics_of(port)  # what the scenarios above did (the held logins answer BADAPP)
         memory = {"after_run": [probes.memory_mib(pid) for pid in probes.workers_of(service.process.pid)]}
-        memory["growth"] = self.growth(service, port)
+        memory["growth"] = self.growth()
         held = self.held(database, port)
         self.stop_process(service)
 
@@ -317,9 +317,18 @@ class Bench:
             self.stop_process(service)
         return {"samples": samples, "e": e, "memory": memory, "held": held, "outcomes": outcomes}
 
-    def growth(self, service: Service, port: int) -> dict:
+    def growth(self) -> dict:
         """Worker memory before and after step 1 for ``--growth`` new phones, after a warm-up of the
-        same load (the 64 connections of (c) just before leave more memory in use than 16 do)."""
+        same load, on a service of its own that never recycles its workers (GUNICORN_MAX_REQUESTS=0:
+        with the shipped 100,000 both workers could be replaced within the run, leaving nothing to
+        compare)."""
+        service, port = self.start_service(self.tmp / "growth.db", {"GUNICORN_MAX_REQUESTS": "0"})
+        try:
+            return self._growth(service, port)
+        finally:
+            self.stop_process(service)
+
+    def _growth(self, service: Service, port: int) -> dict:
         body = '{"op":"login","phone":"{phone}","appid":"bench-g"}'
         warm = self.wrk_run(port, body, connections=16, offset=0, prefix="1202", duration=2 if self.args.quick else 20)
         pids = probes.workers_of(service.process.pid)
