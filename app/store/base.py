@@ -105,7 +105,10 @@ class SqlStore(AuditQueries, Housekeeping, abc.ABC):
         (``listing``), count the rules that then apply and, if none refuses, do ``work(cursor, rules
         counted)`` - all in one transaction - and return what it returned. A refusal or a block rolls
         the transaction back (nothing counted, nothing done) and is raised."""
-        self._hints.check(rules, now, self._generation)  # a flood stops here (see RefusalHints)
+        # a flood stops here (see RefusalHints) - on the rules that hold whether or not the address
+        # is a returning one: a hint that new numbers are refused must not refuse a returning user
+        hinted = rules if listing is None or listing.returning is None else [r for r in rules if r in listing.returning]
+        self._hints.check(hinted, now, self._generation)
         with self._transaction() as cur:
             if listing is not None:
                 kind = self._policy(cur, listing.address)
