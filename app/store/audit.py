@@ -6,11 +6,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from .queries import Queries
 from .records import Rule
 from .sql import BUMP_GENERATION, GENERATION_KEY
 
@@ -52,19 +52,10 @@ class Event:
 EVENT_COLUMNS = "at, subject, shown, event, detail, method, appid, client_ip, request_id"
 
 
-class AuditQueries:
-    """Mixed into SqlStore: it supplies ``_transaction`` and ``_exec``."""
+class AuditQueries(Queries):
+    """Mixed into SqlStore (see Queries)."""
 
     _hints: Any
-
-    def _transaction(self, migration: bool = False) -> AbstractContextManager[Any]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _exec(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    def _sql(self, statement: str) -> str:  # pragma: no cover
-        raise NotImplementedError
 
     # -- the audit trail ------------------------------------------------------------------------
 

@@ -4,23 +4,16 @@ batches - lazily during logins, and all at once by ``flask purge`` (the purge ti
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+
+from .queries import Queries
 
 logger = logging.getLogger("app.store")
 
 
-class Housekeeping:
-    """Mixed into SqlStore: it supplies ``_transaction`` and ``_exec``."""
+class Housekeeping(Queries):
+    """Mixed into SqlStore (see Queries)."""
 
     _last_tidy: int
-
-    def _transaction(self, migration: bool = False) -> AbstractContextManager[Any]:  # pragma: no cover
-        raise NotImplementedError
-
-    def _exec(self, cur: Any, statement: str, params: Sequence[Any] = ()) -> Any:  # pragma: no cover
-        raise NotImplementedError
 
     # Lazy housekeeping: at most one small batch per interval per process, so expired rows never
     # pile up even without the purge timer, and no login waits on a big delete.
