@@ -98,6 +98,8 @@ def _report_start(built: Any) -> None:
             "mesibo.api_style = legacy puts the app token in request URLs, where proxies and "
             "logs may keep it; prefer the default 'backend' style"
         )
+    if not settings.server.appids and not settings.development:
+        logger.warning("server.appids is empty: any appid is served; list your apps' ids to refuse others (BADAPPID)")
     if settings.sender.name == "log" and built.login.sends_codes and not settings.development:
         logger.warning("sender 'log' writes codes to the log and sends no SMS")
     if built.test_numbers:

@@ -1,4 +1,4 @@
-"""Support commands: ``flask --app app status|events|unblock|block|allow|test-numbers``.
+"""Support commands: ``flask --app app status|events|unblock|block|allow|test-numbers|delete-account``.
 
 They work against the configured store (SQLite or PostgreSQL) from any node, and what they change
 applies at once on every worker and node.
@@ -17,8 +17,10 @@ from flask.cli import with_appcontext
 
 from .audit import masked
 from .logs import printable
+from .mesibo import MesiboError
+from .ops import forget
 from .services import Services, of
-from .store.audit import EVENTS, Event
+from .store.audit import EVENTS, Event, EventName
 
 PATTERN = re.compile(r"\+?\d{1,15}\*?")
 
@@ -208,6 +210,40 @@ def test_numbers() -> None:
     _table(["phone", "until (UTC)"], [(phone, until) for phone, until in numbers.entries()])
 
 
+@click.command("delete-account")
+@click.argument("account")
+@click.option("--address", default="", help="The user's mesibo address, for a login whose accounts are not "
+              "addresses (LDAP, RADIUS, SQL: the directory maps user ids to addresses).")
+@click.option("--keep-mesibo", is_flag=True, help="Only erase what this service holds; leave the user at mesibo.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def delete_account(account: str, address: str, keep_mesibo: bool, yes: bool) -> None:
+    """Delete ACCOUNT (a phone, an e-mail address, a user id) as the deleteaccount op does: the user at
+    mesibo first, then what this service holds about it (codes, limit counters, audit trail)."""
+    from .auth.otp import CodeLogin
+
+    services = _services()
+    subject, login = _address(services, account), services.login
+    if not address and not isinstance(login, CodeLogin):
+        raise click.ClickException(f"the {services.settings.auth.method!r} login names users by id: give the "
+                                   "user's mesibo address with --address")
+    address = address or (login.normalize_address(account) if isinstance(login, CodeLogin) else None) or subject
+    shown = printable(masked(address))
+    if not yes:
+        click.confirm(f"delete {shown}{'' if keep_mesibo else ' at mesibo and'} here?", abort=True)
+    if not keep_mesibo:
+        try:
+            services.mesibo.delete_user(address, services.settings.mesibo.delete_op)
+        except MesiboError as exc:
+            raise click.ClickException(f"mesibo did not delete {shown} ({exc}): nothing was erased") from None
+    gone = forget(services, subject, address)
+    if services.auditor.enabled:  # that an account was deleted, and nothing about whose
+        services.auditor.write([Event(services.now(), "", "", EventName.DELETED, "delete-account command",
+                                      services.settings.auth.method, "", "", "")])
+        services.auditor.flush()
+    click.echo(f"deleted {shown}{'' if keep_mesibo else ' at mesibo'}; erased {gone} row(s) held about it")
+
+
 def init_app(app: Flask) -> None:
-    for command in (status, events, unblock, block, allow, test_numbers):
+    for command in (status, events, unblock, block, allow, test_numbers, delete_account):
         app.cli.add_command(command)

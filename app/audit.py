@@ -82,6 +82,11 @@ class Auditor:
                 logger.warning("could not write %d audit events; they wait for the next try", len(rows), exc_info=True)
                 self._keep(rows)
 
+    def forget(self, subjects: Sequence[str]) -> None:
+        """Drop this process's unwritten events about these subjects (an account being deleted)."""
+        with self._lock:
+            self._waiting = [row for row in self._waiting if row.subject not in subjects]
+
     def _keep(self, rows: list[Event]) -> None:
         """Put unwritten rows back in front of the newer ones; beyond MAX_WAITING the oldest go."""
         with self._lock:

@@ -15,6 +15,7 @@ CODES = {
     "NOOP": "The request has no op.",
     "BADOP": "Unknown op.",
     "MISSINGAPPID": "The appid is missing.",
+    "BADAPPID": "This service does not serve that appid.",
     "BADPHONE": "The phone number is missing, not valid, or not allowed here.",
     "BADCODE": "The code is wrong, expired or already used.",
     # used only by the optional e-mail and OpenID Connect logins (the stock apps never see them)

@@ -6,12 +6,50 @@ No Flask; the store does the counting atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 from collections.abc import Callable
+from typing import Any
 
-from .settings import LimitSettings
+from .phones import calling_codes_problem
+from .schema import between, setting
 from .store import Rule
+
+
+def _country_caps(value: dict) -> str | None:
+    wrong = [code for code, cap in value.items() if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0]
+    return calling_codes_problem(list(value)) or (f"the caps for {wrong} must be whole numbers" if wrong else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitSettings:
+    """Abuse limits (0 turns a limit off)."""
+
+    resend_cooldown_seconds: int = setting(60, "Seconds between two codes for one phone.", check=between(0, 86400))
+    sends_per_phone_per_hour: int = setting(5, "Codes sent to one phone per hour.", check=between(0, 1000000))
+    sends_per_ip_per_hour: int = setting(20, "Codes requested by one client IP per hour.", check=between(0, 1000000))
+    checks_per_ip_per_10min: int = setting(60, "Code checks by one client IP per 10 minutes.",
+                                           check=between(0, 1000000))
+    failures_per_phone_per_day: int = setting(100, "Wrong answers for one phone per 24 hours from all addresses "
+                                              "together, across codes; then the phone is locked (NIST SP 800-63B: "
+                                              "at most 100).", check=between(0, 100))
+    failures_per_phone_per_ip_per_day: int = setting(10, "Wrong answers for one phone from one client address per "
+                                                     "24 hours; then that address may not log that phone in (its "
+                                                     "owner elsewhere still can).", check=between(0, 100))
+    global_sends_per_hour: int = setting(1000, "Codes sent by the whole service per hour.",
+                                         check=between(0, 100000000))
+    new_numbers_percent: int = setting(80, "Percent of global_sends_per_hour that numbers which never proved a code "
+                                       "may use; the rest is kept for returning users (SMS pumping cannot shut them "
+                                       "out).", check=between(1, 100))
+    sends_per_country_per_hour: int = setting(0, "Codes sent to one calling code per hour (0: no cap per country).",
+                                              check=between(0, 100000000))
+    country_sends_per_hour: dict[str, Any] = setting({}, "Calling code -> its own cap per hour, over the one above "
+                                                     "(e.g. {\"1\" = 500, \"44\" = 200}).", check=_country_caps)
+    ipv6_prefix_length: int = setting(64, "Per-address limits count an IPv6 client's network of this length.",
+                                      check=between(32, 128))
+    ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address).", check=between(8, 32))
+
 
 HOUR = 3600
 DAY = 86400

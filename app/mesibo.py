@@ -226,6 +226,16 @@ class MesiboClient:
             raise MesiboError("BADAPP", "mesibo's otp answer has no code")
         return code.strip()
 
+    def delete_user(self, address: str, op: str = "userdel") -> None:
+        """Delete the user ``address`` at mesibo (and with it its tokens). MesiboError when mesibo
+        is not reached (BADAPP) or refuses: the app token (BADAPP), the user (BADUSER)."""
+        answer = self._call(op, {"user": {"address": address}}, {"addr": address})
+        if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
+            error = str(answer.get("error") or answer.get("errmsg") or "unknown")
+            self._count_app_refusal(op, error)
+            code = "BADAPP" if error.upper() in APP_ERRORS else "BADUSER"
+            raise MesiboError(code, f"mesibo refused {op}: {error}", upstream_error=error)
+
     def revoke(self, user_token: str, op: str = "usertokendel") -> bool:
         """Best effort: ask mesibo to delete a user token. Never raises."""
         try:

@@ -138,7 +138,7 @@ class Metrics(NoMetrics):
 
     # Label values must come from a small, known set: an op taken from the request as it is would
     # let anyone create a new time series (and, in multiprocess mode, file entries) per request.
-    KNOWN_OPS = frozenset({"login", "logout"})
+    KNOWN_OPS = frozenset({"login", "logout", "deleteaccount"})
 
     def _may_record(self) -> bool:
         pid, allowed = self._recording
@@ -150,7 +150,7 @@ class Metrics(NoMetrics):
         return allowed
 
     # what the first series are made of: label values known before any event
-    MESIBO_OPS = ("useradd", "otp", "usertokendel", "usersget")
+    MESIBO_OPS = ("useradd", "otp", "userdel", "usertokendel", "usersget")
     REFUSAL_KINDS = ("cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip")
 
     def _first_series(self) -> None:

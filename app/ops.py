@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .audit import Audit
-from .auth import LoginRequest
+from .auth import DELETE_ACCOUNT, Identity, LoginRequest
 from .errors import ApiError
 from .fields import Fields
 from .mesibo import MesiboError
@@ -22,27 +22,14 @@ logger = logging.getLogger("app.ops")
 
 
 def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> dict[str, Any]:
-    appid = fields.text("appid", error="MISSINGAPPID")
-    if not appid:
-        raise ApiError("MISSINGAPPID")
-    audit.appid = appid
-    request = LoginRequest(fields, appid[:256], client_ip, services.now(), audit)
+    request = login_request(fields, client_ip, services, audit)
     method = services.login
     if not method.is_proof(fields):
         answer = {**method.begin(request), **notice(services.settings.login)}
         services.store.tidy(request.now)
         return answer
     identity = method.prove(request)
-    try:
-        token = method.mint(identity, request)
-    except MesiboError as exc:
-        identity.release()  # the proof was good: the user may try again with it
-        audit.note(EventName.MESIBO_ERROR, f"{exc.code} {exc.upstream_error}".strip())
-        logger.warning("mesibo did not mint a token: %s", exc)
-        raise ApiError(exc.code, detail=str(exc)) from None
-    except BaseException:
-        identity.release()  # whatever stopped the mint, the proof was not spent on a token
-        raise
+    token = at_mesibo(identity, audit, lambda: method.mint(identity, request))
     try:
         identity.consume()
     except Exception:
@@ -55,6 +42,66 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
         raise ApiError("INTERNAL", detail="the code could not be marked used") from None
     audit.note(EventName.MINTED)
     return login_answer(services.settings.app, identity.address, token)
+
+
+def deleteaccount(fields: Fields, client_ip: str, services: Services, audit: Audit) -> dict[str, Any]:
+    """The user deletes their account, proving it is them as for a login (step 1 sends a code meant
+    for this, step 2 answers it; or the one step of a password-style method): then mesibo deletes
+    the user and the service erases what it holds about the address. mesibo refusing or unreachable
+    erases nothing and leaves the proof usable for a retry, as for a login."""
+    request = login_request(fields, client_ip, services, audit, DELETE_ACCOUNT)
+    method = services.login
+    if not method.is_proof(fields):
+        return method.begin(request)
+    identity = method.prove(request)
+    at_mesibo(identity, audit, lambda: method.delete(identity, request))
+    forget(services, identity.subject or identity.address, identity.address)
+    # the trail keeps that an account was deleted, and nothing about whose it was
+    audit.address, audit.client_ip, audit.noted = "", "", [(EventName.DELETED, type(method).__name__)]
+    return {}
+
+
+def forget(services: Services, subject: str, address: str) -> int:
+    """Erase what the service holds about an account: its codes, its limit counters (the lock-outs,
+    the caps, the mark of a returning user), its audit trail and this process's unwritten part of it
+    and refusal hints. The operator's block and allow lists stay: they are the operator's, not the
+    account's. Returns how many rows went."""
+    keys, patterns = services.limits.keys_of_subject(subject)
+    trail = [services.auditor.subject(name) for name in {subject, address}]
+    services.auditor.forget(trail)
+    return services.store.erase(
+        services.codes.blind(address), [*keys, services.limits.proof(subject)[0]], patterns, trail
+    )
+
+
+def login_request(
+    fields: Fields, client_ip: str, services: Services, audit: Audit, purpose: str = "login"
+) -> LoginRequest:
+    """The request's app id checked (MISSINGAPPID; BADAPPID when the deployment serves a list of
+    them and it is not on it, or it holds control characters) - before any work."""
+    appid = fields.text("appid", error="MISSINGAPPID")
+    if not appid:
+        raise ApiError("MISSINGAPPID")
+    served = services.settings.server.appids
+    if (served and appid not in served) or not appid.isprintable():
+        raise ApiError("BADAPPID", detail=f"appid {appid[:64]!r} is not served here")
+    audit.appid = appid
+    return LoginRequest(fields, appid[:256], client_ip, services.now(), audit, purpose)
+
+
+def at_mesibo(identity: Identity, audit: Audit, call: Callable[[], Any]) -> Any:
+    """Do what the proof was for at mesibo (mint a token, delete the user): when it fails, the proof
+    is released - the user may try again with it - and mesibo's failure answered."""
+    try:
+        return call()
+    except MesiboError as exc:
+        identity.release()  # the proof was good: the user may try again with it
+        audit.note(EventName.MESIBO_ERROR, f"{exc.code} {exc.upstream_error}".strip())
+        logger.warning("mesibo failed: %s", exc)
+        raise ApiError(exc.code, detail=str(exc)) from None
+    except BaseException:
+        identity.release()  # whatever stopped it, the proof was not spent
+        raise
 
 
 def logout(fields: Fields, client_ip: str, services: Services, audit: Audit) -> dict[str, Any]:
@@ -91,4 +138,8 @@ def login_answer(app: AppSettings, address: str, token: str) -> dict[str, Any]:
     }
 
 
-OPS: dict[str, Callable[[Fields, str, Services, Audit], dict[str, Any]]] = {"login": login, "logout": logout}
+OPS: dict[str, Callable[[Fields, str, Services, Audit], dict[str, Any]]] = {
+    "login": login,
+    "logout": logout,
+    "deleteaccount": deleteaccount,
+}

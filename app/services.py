@@ -86,6 +86,7 @@ def build(
         # mesibo answers within connect + read timeout (a total deadline); the claim outlives that
         claim_seconds=int(settings.mesibo.connect_timeout + settings.mesibo.read_timeout) + 2,
         mesibo=mesibo,
+        delete_op=settings.mesibo.delete_op,
     )
     if not issubclass(settings.method_class, Login):
         raise ConfigError(

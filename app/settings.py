@@ -8,13 +8,15 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .limits import LimitSettings
 from .phones import calling_codes_problem, number_types_problem, test_numbers_problem
-from .schema import ConfigError, between, one_of, setting, template, url
+from .schema import ConfigError, between, one_of, setting, url
+from .schema import template as template_problem
 
 
-def _country_caps(value: dict) -> str | None:
-    wrong = [code for code, cap in value.items() if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0]
-    return calling_codes_problem(list(value)) or (f"the caps for {wrong} must be whole numbers" if wrong else None)
+def _appids(value: list) -> str | None:
+    wrong = [appid for appid in value if not isinstance(appid, str) or not appid.strip() or not appid.isprintable()]
+    return f"{wrong} are not app ids" if wrong else None
 
 
 def _database_url(value: str) -> str | None:
@@ -50,6 +52,8 @@ class MesiboSettings:
                            "if set, else the usual trusted CAs).")
     revoke_on_logout: bool = setting(False, "On logout, ask mesibo to delete the user token (best effort).")
     revoke_op: str = setting("usertokendel", "The mesibo API op used to revoke a user token on logout.")
+    delete_op: str = setting("userdel", "The mesibo API op that deletes a user (deleteaccount; mesibo's own PHP "
+                             "helper sends it as {\"op\": \"userdel\", \"user\": {\"address\": ...}}).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +94,11 @@ class SenderSettings:
                         "module:Class.")
     app_name: str = setting("Mesibo Messenger", "The app name used in the message text.")
     template: str = setting("{code} is your {app_name} verification code. It expires in {minutes} minutes.",
-                            "The message text; fields: {code}, {app_name}, {minutes}.", check=template)
+                            "The message text; fields: {code}, {app_name}, {minutes}.", check=template_problem)
+    delete_template: str = setting("{code} is your code to delete your {app_name} account. It expires in {minutes} "
+                                   "minutes. If you did not ask for it, ignore this message.",
+                                   "The text of a code that deletes the account (deleteaccount); the same fields.",
+                                   check=template_problem)
     sms_retriever_hash: str = setting("", "Android SMS Retriever app hash (11 characters); when set it is added as "
                                       "the last line.")
     timeout: float = setting(10.0, "Seconds to wait for an SMS provider's or webhook's answer (after at "
@@ -111,6 +119,9 @@ class AuthSettings:
 class ServerSettings:
     """The endpoint."""
 
+    appids: list[str] = setting([], "The app ids this deployment serves (an Android package, an iOS bundle id, a "
+                                "staging app); any other is answered BADAPPID before any work. Empty: any (a "
+                                "warning at start-up).", check=_appids)
     max_body_bytes: int = setting(65536, "Largest request body accepted.", check=between(256, 16777216))
     request_deadline_seconds: float = setting(
         29.0, "Every wait of a request fits in this: keep it below the proxy's read timeout (the shipped nginx: 30 s). "
@@ -153,35 +164,6 @@ class AppSettings:
                                "https://m.mesibo.com", "invite and share.text")
     invite_subject: str = setting("Mesibo Messenger: Open Source Messenger", "share.subject")
     invite_title: str = setting("Invite a friend via", "share.title")
-
-
-@dataclasses.dataclass(frozen=True)
-class LimitSettings:
-    """Abuse limits (0 turns a limit off)."""
-
-    resend_cooldown_seconds: int = setting(60, "Seconds between two codes for one phone.", check=between(0, 86400))
-    sends_per_phone_per_hour: int = setting(5, "Codes sent to one phone per hour.", check=between(0, 1000000))
-    sends_per_ip_per_hour: int = setting(20, "Codes requested by one client IP per hour.", check=between(0, 1000000))
-    checks_per_ip_per_10min: int = setting(60, "Code checks by one client IP per 10 minutes.",
-                                           check=between(0, 1000000))
-    failures_per_phone_per_day: int = setting(100, "Wrong answers for one phone per 24 hours from all addresses "
-                                              "together, across codes; then the phone is locked (NIST SP 800-63B: "
-                                              "at most 100).", check=between(0, 100))
-    failures_per_phone_per_ip_per_day: int = setting(10, "Wrong answers for one phone from one client address per "
-                                                     "24 hours; then that address may not log that phone in (its "
-                                                     "owner elsewhere still can).", check=between(0, 100))
-    global_sends_per_hour: int = setting(1000, "Codes sent by the whole service per hour.",
-                                         check=between(0, 100000000))
-    new_numbers_percent: int = setting(80, "Percent of global_sends_per_hour that numbers which never proved a code "
-                                       "may use; the rest is kept for returning users (SMS pumping cannot shut them "
-                                       "out).", check=between(1, 100))
-    sends_per_country_per_hour: int = setting(0, "Codes sent to one calling code per hour (0: no cap per country).",
-                                              check=between(0, 100000000))
-    country_sends_per_hour: dict[str, Any] = setting({}, "Calling code -> its own cap per hour, over the one above "
-                                                     "(e.g. {\"1\" = 500, \"44\" = 200}).", check=_country_caps)
-    ipv6_prefix_length: int = setting(64, "Per-address limits count an IPv6 client's network of this length.",
-                                      check=between(32, 128))
-    ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address).", check=between(8, 32))
 
 
 @dataclasses.dataclass(frozen=True)

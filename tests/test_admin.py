@@ -23,6 +23,7 @@ from helpers import (
 )
 
 from app.audit import masked
+from app.store.audit import Event
 from tools.processes import ROOT, FakeMesibo, Service, clean_environment
 
 ATTACKER = "198.51.100.66"
@@ -126,9 +127,17 @@ def test_unblock_status_and_events_take_a_password_users_id_as_typed(make_app, t
 
 def test_no_control_character_of_a_field_reaches_the_terminal(admin_app):
     client = admin_app.test_client()
-    post(client, {"op": "login", "appid": "evil\n2026-01-01 forged line\x1b[2J", "phone": PHONE})
+    forged = "evil\n2026-01-01 forged line\x1b[2J"
+    # an app id with control characters is refused before any work: it never reaches the trail
+    assert post(client, {"op": "login", "appid": forged, "phone": PHONE})["error"] == "BADAPPID"
+    assert run(admin_app, "events", "--phone", PHONE).output.strip() == "(none)"
+    # a row that holds them anyway (written by an older version) is shown escaped
+    services = services_of(admin_app)
+    subject = services.auditor.subject(PHONE)
+    services.store.record([Event(services.now(), subject, masked(PHONE), "asked", "", "phone", forged, "1.2.3.4", "")],
+                          3600)
     table = run(admin_app, "events", "--phone", PHONE).output
-    assert "\x1b" not in table and "forged" in table and len(table.strip().splitlines()) == 3  # header, asked, sent
+    assert "\x1b" not in table and "forged" in table and len(table.strip().splitlines()) == 2  # header, asked
     assert "\\n2026-01-01" in table and "\\x1b[2J" in table  # shown escaped
 
 

@@ -3,9 +3,13 @@
     python tools/fake_mesibo.py --port 8999 --app-token dev-app-token [--latency-ms 50]
 
 It answers ``useradd`` in both API styles (JSON POST to ``/backend/``, GET ``/api.php``)
-with a fresh user token, ``usersget`` (what ``flask check`` calls) and ``usertokendel``; and it
-manages codes as mesibo does: ``otp`` makes one for an address (tries, expiry, reuse), and a
-``useradd`` that carries ``otp`` mints only with that code.
+with a fresh user token, ``usersget`` (what ``flask check`` calls), ``userdel`` (the user and its
+tokens go), ``userset`` with ``user.token.remove`` (the user's tokens go - mesibo's own PHP helper
+deletes tokens so) and ``usertokendel``; and it manages codes as mesibo does: ``otp`` makes one for
+an address (tries, expiry, reuse), and a ``useradd`` that carries ``otp`` mints only with that code.
+It remembers the tokens it minted: ``GET /_token?token=...`` answers whether mesibo would still
+accept one (a revoked one, or one of a deleted user, it would not), ``GET /_user?address=...``
+what it holds about an address.
 An app token other than ``--app-token`` gets ``AUTHFAIL`` (``--app-token ''`` accepts any).
 
 Behaviour can be changed while it runs, for tests and demos:
@@ -41,6 +45,32 @@ class StandIn:
         self.counts: collections.Counter[str] = collections.Counter()
         self.tokens: collections.deque[dict] = collections.deque(maxlen=100)
         self.codes: dict[str, list] = {}  # address -> [code, tries left, expires at]
+        self.live: dict[str, tuple[str, str]] = {}  # token -> (address, appid), oldest first
+        self.received: collections.deque[dict] = collections.deque(maxlen=100)  # the last requests, as sent
+
+    LIVE_TOKENS = 500_000  # the oldest are forgotten past this (a benchmark mints many)
+
+    def user(self, address: str) -> dict:
+        tokens = [appid for owner, appid in self.live.values() if owner == address]
+        named = any(row["address"] == address for row in self.tokens) or any(
+            address in json.dumps(request) for request in self.received if request.get("op") != "userdel"
+        )
+        return {"address": address, "tokens": len(tokens), "appids": sorted(set(tokens)),
+                "code": address in self.codes, "named_in_stats": named}
+
+    def forget_user(self, address: str, appid: str = "") -> int:
+        gone = [token for token, (owner, app) in self.live.items() if owner == address and appid in ("", app)]
+        for token in gone:
+            del self.live[token]
+        if not appid:
+            self.codes.pop(address, None)
+            kept = [row for row in self.tokens if row["address"] != address]
+            self.tokens.clear()
+            self.tokens.extend(kept)
+            kept_requests = [r for r in self.received if address not in json.dumps(r)]
+            self.received.clear()
+            self.received.extend(kept_requests)
+        return len(gone)
 
     def control(self, body: dict) -> dict:
         if "latency_ms" in body:
@@ -52,6 +82,7 @@ class StandIn:
         if body.get("reset"):
             self.counts.clear()
             self.tokens.clear()
+            self.received.clear()
         return {"result": True, "latency_ms": self.latency * 1000, "fail": self.fail}
 
     def stats(self) -> dict:
@@ -61,6 +92,8 @@ class StandIn:
         """Answer one mesibo API request; returns (HTTP status, body)."""
         op = str(request.get("op", ""))
         self.counts[op or "none"] += 1
+        self.received.append({key: value for key, value in request.items() if key != "token"} | {
+            "app_token_sent": request.get("token") == self.app_token if self.app_token else bool(request.get("token"))})
         if self.fail == "http500":
             return 500, b"<html>Internal Server Error</html>"
         if self.fail == "garbage":
@@ -99,8 +132,28 @@ class StandIn:
                 return 200, json.dumps({"result": False, "error": "MISSINGPARAM"}).encode()
             token = secrets.token_hex(24)
             self.tokens.append({"address": address, "appid": appid, "token": token})
+            self.live[token] = (address, appid)
+            if len(self.live) > self.LIVE_TOKENS:
+                del self.live[next(iter(self.live))]
             uid = abs(hash(address)) % 10_000_000
             return 200, json.dumps({"result": True, "user": {"uid": uid, "token": token}}).encode()
+        user = request.get("user") if isinstance(request.get("user"), dict) else {}
+        address = str(user.get("address") or request.get("addr") or "")
+        if op == "userdel":
+            if self.fail == "baduser":
+                return 200, json.dumps({"result": False, "error": "NOUSER"}).encode()
+            if not address:
+                return 200, json.dumps({"result": False, "error": "MISSINGPARAM"}).encode()
+            self.forget_user(address)
+            return 200, json.dumps({"result": True}).encode()
+        if op == "userset":
+            spec = user.get("token") if isinstance(user.get("token"), dict) else {}
+            if not address:
+                return 200, json.dumps({"result": False, "error": "MISSINGPARAM"}).encode()
+            if spec.get("remove") is True or str(request.get("remove", "")) in ("1", "true"):
+                removed = self.forget_user(address, str(spec.get("appid") or request.get("appid") or ""))
+                self.counts["tokens-removed"] += removed
+            return 200, json.dumps({"result": True}).encode()
         if op in ("usersget", "usertokendel"):
             return 200, json.dumps({"result": True, "users": []}).encode()
         return 200, json.dumps({"result": False, "error": "BADOP"}).encode()
@@ -126,6 +179,11 @@ async def handle(stand_in: StandIn, reader: asyncio.StreamReader, writer: asynci
                 status, payload = 200, json.dumps(stand_in.control(json.loads(body or b"{}"))).encode()
             elif url.path == "/_stats":
                 status, payload = 200, json.dumps(stand_in.stats()).encode()
+            elif url.path == "/_token":
+                token = dict(parse_qsl(url.query)).get("token", "")
+                status, payload = 200, json.dumps({"valid": token in stand_in.live}).encode()
+            elif url.path == "/_user":
+                status, payload = 200, json.dumps(stand_in.user(dict(parse_qsl(url.query)).get("address", ""))).encode()
             else:
                 request = dict(parse_qsl(url.query))
                 if method == "POST" and body:
@@ -145,12 +203,13 @@ async def handle(stand_in: StandIn, reader: asyncio.StreamReader, writer: asynci
                 f"Content-Length: {len(payload)}\r\n\r\n".encode()
                 + payload
             )
-            if stand_in.fail == "trickle" and url.path not in ("/_control", "/_stats"):
+            own = url.path in ("/_control", "/_stats", "/_token", "/_user")
+            if stand_in.fail == "trickle" and not own:
                 for byte in answer:
                     writer.write(bytes([byte]))
                     await writer.drain()
                     await asyncio.sleep(0.5)
-            elif stand_in.fail == "stall" and url.path not in ("/_control", "/_stats"):
+            elif stand_in.fail == "stall" and not own:
                 writer.write(answer[: answer.index(b"\r\n\r\n") + 4])
                 await writer.drain()
                 await asyncio.sleep(3600)

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,14 @@ class FakeMesibo:
 
     def control(self, **settings) -> dict:
         return self._call("/_control", settings)
+
+    def token_valid(self, token: str) -> bool:
+        """Whether mesibo would still accept this user token (not revoked, its user not deleted)."""
+        return bool(self._call("/_token?" + urllib.parse.urlencode({"token": token}))["valid"])
+
+    def user(self, address: str) -> dict:
+        """What the stand-in holds about an address: live tokens, a code, whether its stats name it."""
+        return self._call("/_user?" + urllib.parse.urlencode({"address": address}))
 
     def stop(self) -> None:
         stop(self.process)

@@ -27,6 +27,8 @@ from ..senders import Sender
 from ..settings import SenderSettings
 from ..store import SqlStore
 
+LOGIN, DELETE_ACCOUNT = "login", "deleteaccount"
+
 
 @dataclass(frozen=True)
 class LoginRequest:
@@ -38,6 +40,15 @@ class LoginRequest:
     now: int
     # what happened, for the audit trail: set ``audit.address`` once known, ``audit.note(event)``
     audit: Audit = field(default_factory=lambda: Audit(method=""))
+    # what the proof is for: a login, or deleting the account (``deleteaccount``)
+    purpose: str = LOGIN
+
+    @property
+    def scope(self) -> str:
+        """What a code is good for: the app id, and for a deletion that purpose too - a login code
+        never deletes an account, a deletion code never logs in (app ids hold no control characters,
+        so no app id can be a deletion's scope)."""
+        return self.appid if self.purpose == LOGIN else f"{self.purpose}\x1f{self.appid}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class Identity:
     name: str = ""
     consume: Callable[[], None] = field(default=lambda: None)
     release: Callable[[], None] = field(default=lambda: None)
+    subject: str = ""  # what the limits count this user as, when not the address (``Login.subject_of``)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class LoginKit:
     mesibo: MesiboClient  # mints the token (``Login.mint``); some methods ask it more
     # how long a right code stays claimed while mesibo mints the token: longer than that call may take
     claim_seconds: int = 15
+    delete_op: str = "userdel"  # the mesibo op that deletes a user (``mesibo.delete_op``)
 
 
 class Login:
@@ -105,6 +118,11 @@ class Login:
         answered as mesibo's failure (the proof is released for a retry); raise ApiError for an
         answer of the method's own."""
         return self.kit.mesibo.add_user(identity.address, request.appid, name=identity.name)
+
+    def delete(self, identity: Identity, request: LoginRequest) -> None:
+        """Delete the proven user at mesibo (``deleteaccount``). A MesiboError is answered as for
+        ``mint`` (the proof is released for a retry)."""
+        self.kit.mesibo.delete_user(identity.address, self.kit.delete_op)
 
 
 class OneStepLogin(Login):

@@ -70,6 +70,12 @@ class MesiboCodeLogin(PhoneLogin):
         request.audit.note(EventName.PROVED, "for mesibo to check")
         return Identity(address, name)
 
+    def delete(self, identity: Identity, request: LoginRequest) -> None:
+        """mesibo checks its codes only when it mints, and they know no purpose: the code is proved by
+        a ``useradd`` with it (the token that mints dies with the user), then the user is deleted."""
+        self.mint(identity, request)
+        super().delete(identity, request)
+
     def mint(self, identity: Identity, request: LoginRequest) -> str:
         """``useradd`` with the user's answer: mesibo mints only with its own code. Its refusal is
         the user's wrong answer: counted against the lock-out, answered BADCODE."""

@@ -15,7 +15,7 @@ from ..errors import ApiError
 from ..senders import Message, SendError, render
 from ..store import Blocked, CodeRecord, Listing, Rule
 from ..store.audit import EventName
-from . import Identity, LoginRequest, TwoStepLogin
+from . import LOGIN, Identity, LoginRequest, TwoStepLogin
 
 logger = logging.getLogger("app.auth")
 
@@ -72,7 +72,7 @@ class CodeLogin(TwoStepLogin):
             raise ApiError(self.invalid, detail="blocked by the operator") from None
         request.audit.note(EventName.ASKED, "test number" if test_code else "")
         if test_code is None:
-            self.deliver(self.message(address, code, expires_at, request.now), counted, request)
+            self.deliver(self.message(address, code, expires_at, request.now, request.purpose), counted, request)
         return {}
 
     def send_rules(
@@ -96,17 +96,18 @@ class CodeLogin(TwoStepLogin):
         counted)."""
         kit = self.kit
         code = test_code or kit.codes.new_code()
-        digest = kit.codes.digest(address, request.appid, code)
-        record = CodeRecord(kit.codes.blind(address), request.appid, digest, request.now + kit.codes.ttl_seconds)
+        digest = kit.codes.digest(address, request.scope, code)
+        record = CodeRecord(kit.codes.blind(address), request.scope, digest, request.now + kit.codes.ttl_seconds)
         counted = kit.store.issue(record, rules, request.now, listing)
         return code, record.expires_at, counted
 
-    def message(self, address: str, code: str, expires_at: int, now: int) -> Message:
-        """The message that carries a code, with the configured text, made at ``now``."""
+    def message(self, address: str, code: str, expires_at: int, now: int, purpose: str = LOGIN) -> Message:
+        """The message that carries a code, made at ``now``, with the configured text for what it
+        is for (``purpose``: a login, or deleting the account)."""
         settings = self.kit.messages
         minutes = max(1, self.kit.codes.ttl_seconds // 60)
         text = render(
-            settings.template,
+            settings.template if purpose == LOGIN else settings.delete_template,
             code=code,
             app_name=settings.app_name,
             minutes=minutes,
@@ -153,11 +154,11 @@ class CodeLogin(TwoStepLogin):
         codes = kit.codes
         record = kit.store.check_code(
             codes.blind(address),
-            request.appid,
+            request.scope,
             rules,
             request.now,
             codes.max_attempts,
-            lambda digest: codes.matches(digest, address, request.appid, answer),
+            lambda digest: codes.matches(digest, address, request.scope, answer),
             failures=kit.limits.failures(self.limit_subject(address), request.client_ip),
             claim_seconds=kit.claim_seconds,
             listing=listing,
@@ -173,4 +174,5 @@ class CodeLogin(TwoStepLogin):
             name,
             consume=lambda: kit.store.consume(record, proven, request.now),
             release=lambda: kit.store.release(record),
+            subject=self.limit_subject(address),
         )

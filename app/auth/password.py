@@ -92,4 +92,4 @@ class PasswordLogin(OneStepLogin):
             raise ApiError("BADLOGIN")
         address, name = found
         request.audit.note(EventName.PROVED, type(self).__name__)
-        return Identity(address, (name or request.fields.text("name", error="BADREQUEST"))[:128])
+        return Identity(address, (name or request.fields.text("name", error="BADREQUEST"))[:128], subject=subject)

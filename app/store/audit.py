@@ -28,6 +28,7 @@ class EventName(StrEnum):
     MINTED = "minted"  # mesibo minted the user's token
     MESIBO_ERROR = "mesibo_error"  # mesibo did not mint; detail: its error
     REVOKED = "revoked"  # a minted token was revoked (the code could not be marked used)
+    DELETED = "deleted"  # an account was deleted (deleteaccount): kept without who or from where
 
 
 EVENTS = tuple(EventName)
@@ -170,6 +171,22 @@ class AuditQueries(Queries):
         self._generation_changed()
         self._hints.forget([Rule(key, 0, 0) for key in found])
         return found
+
+    def erase(self, address: str, keys: Sequence[str], patterns: Sequence[str], subjects: Sequence[str]) -> int:
+        """Forget an account, in one transaction: every code for ``address`` (its keyed hash; every
+        app id and purpose), these counters and those whose key is LIKE a pattern, and the audit
+        events of ``subjects``; then void every process's refusal hints (as ``clear_counters``).
+        Returns how many rows went."""
+        where = " OR ".join(["key = ?"] * len(keys) + ["key LIKE ?"] * len(patterns)) or "1 = 0"
+        with self._transaction() as cur:
+            gone = self._exec(cur, "DELETE FROM codes WHERE address = ?", (address,)).rowcount
+            gone += self._exec(cur, f"DELETE FROM counters WHERE {where}", [*keys, *patterns]).rowcount
+            for subject in filter(None, subjects):
+                gone += self._exec(cur, "DELETE FROM events WHERE subject = ?", (subject,)).rowcount
+            self._exec(cur, BUMP_GENERATION, (GENERATION_KEY, 2**62)).fetchall()
+        self._generation_changed()
+        self._hints.forget([Rule(key, 0, 0) for key in keys])
+        return gone
 
     def _generation(self, cur: Any = None) -> int:
         """How many times counters were cleared by hand (refusal hints from before are void); read
