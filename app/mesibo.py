@@ -236,14 +236,22 @@ class MesiboClient:
             code = "BADAPP" if error.upper() in APP_ERRORS else "BADUSER"
             raise MesiboError(code, f"mesibo refused {op}: {error}", upstream_error=error)
 
-    def revoke(self, user_token: str, op: str = "usertokendel") -> bool:
-        """Best effort: ask mesibo to delete a user token. Never raises."""
+    def revoke(self, address: str, appid: str, op: str = "userset") -> bool:
+        """Best effort: ask mesibo to remove the user's tokens for ``appid`` - ``userset`` with
+        ``user.token.remove``, as mesibo's own PHP helper does it (by address: mesibo's API names users,
+        not tokens). Never raises; True when mesibo said it did."""
+        user = {"address": address, "token": {"remove": True, "appid": appid}}
         try:
-            answer = self._call(op, {"user": {"token": user_token}}, {"utoken": user_token})
+            answer = self._call(op, {"user": user}, {"addr": address, "appid": appid, "remove": 1})
         except MesiboError as exc:
             logger.warning("token revoke failed: %s", exc)
             return False
-        return answer.get("result") is True
+        if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
+            error = str(answer.get("error") or answer.get("errmsg") or "unknown")
+            self._count_app_refusal(op, error)
+            logger.warning("token revoke refused by mesibo: %s", error)
+            return False
+        return True
 
     def check(self) -> tuple[bool, str]:
         """A harmless call that tells whether mesibo accepts the app token (for the ``check`` command)."""

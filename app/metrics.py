@@ -150,7 +150,7 @@ class Metrics(NoMetrics):
         return allowed
 
     # what the first series are made of: label values known before any event
-    MESIBO_OPS = ("useradd", "otp", "userdel", "usertokendel", "usersget")
+    MESIBO_OPS = ("useradd", "otp", "userdel", "userset", "usersget")
     REFUSAL_KINDS = ("cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip")
 
     def _first_series(self) -> None:

@@ -16,6 +16,7 @@ from .fields import Fields
 from .mesibo import MesiboError
 from .services import Services
 from .settings import AppSettings, LoginSettings
+from .store import TokenRecord
 from .store.audit import EventName
 
 logger = logging.getLogger("app.ops")
@@ -30,16 +31,24 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
         return answer
     identity = method.prove(request)
     token = at_mesibo(identity, audit, lambda: method.mint(identity, request))
-    try:
-        identity.consume()
-    except Exception:
-        # Answering OK now would hand out a token while the code lives on: once its claim lapsed it
-        # would mint again. So the token goes to nobody (and is revoked at mesibo, best effort) and
-        # the login fails; the code, still claimed, works again when the claim lapses.
-        logger.error("a used code could not be marked used: the login fails and its token is revoked", exc_info=True)
-        audit.note(EventName.REVOKED, "the code could not be marked used")
-        services.mesibo.revoke(token, services.settings.mesibo.revoke_op)
-        raise ApiError("INTERNAL", detail="the code could not be marked used") from None
+    settings = services.settings.mesibo
+    minted = None  # the token's row, so that logout can revoke it (app.tokens)
+    if settings.revoke_on_logout:
+        minted = services.tokens.record(token, identity.address, request.appid, request.now)
+    if identity.consume is None:  # no single-use proof: the token's row has a transaction of its own
+        remember(services, minted)
+    else:
+        try:
+            identity.consume(minted)
+        except Exception:
+            # Answering OK now would hand out a token while the code lives on: once its claim lapsed it
+            # would mint again. So the token goes to nobody (revoked at mesibo, best effort) and the
+            # login fails; the code, still claimed, works again when the claim lapses.
+            logger.error("a used code could not be marked used: the login fails and its token is revoked",
+                         exc_info=True)
+            audit.note(EventName.REVOKED, "the code could not be marked used")
+            services.mesibo.revoke(identity.address, request.appid, settings.revoke_op)
+            raise ApiError("INTERNAL", detail="the code could not be marked used") from None
     audit.note(EventName.MINTED)
     return login_answer(services.settings.app, identity.address, token)
 
@@ -104,15 +113,37 @@ def at_mesibo(identity: Identity, audit: Audit, call: Callable[[], Any]) -> Any:
         raise
 
 
+def remember(services: Services, minted: TokenRecord | None) -> None:
+    """Keep a minted token's row for logout - best effort: the login happened either way."""
+    if minted is None:
+        return
+    try:
+        services.store.remember_token(minted)
+    except Exception:
+        logger.warning("could not keep the minted token for logout: logging out will not revoke it", exc_info=True)
+
+
 def logout(fields: Fields, client_ip: str, services: Services, audit: Audit) -> dict[str, Any]:
+    """Always OK (the apps log out locally only on OK). With ``mesibo.revoke_on_logout`` a token this
+    service minted is revoked at mesibo, best effort: its row names the user to the token's holder
+    (app.tokens), and mesibo removes the user's tokens for that app by address."""
     settings = services.settings.mesibo
-    if settings.revoke_on_logout:
-        try:
-            token = fields.text("token", error="BADREQUEST")
-        except ApiError:
-            token = ""
-        if token:
-            services.mesibo.revoke(token, settings.revoke_op)
+    try:
+        token = fields.text("token", error="BADREQUEST")
+    except ApiError:
+        token = ""
+    if not (settings.revoke_on_logout and token):
+        return {}
+    try:
+        found = services.store.take_token(services.tokens.lookup(token), services.now())
+    except Exception:
+        logger.warning("could not look up the token to revoke on logout", exc_info=True)
+        return {}
+    owner = services.tokens.owner(token, *found) if found else None
+    if owner and found:
+        audit.address = owner
+        revoked = services.mesibo.revoke(owner, found[1], settings.revoke_op)
+        audit.note(EventName.REVOKED, "logout" if revoked else "logout; mesibo did not confirm")
     return {}
 
 

@@ -21,6 +21,7 @@ from .schema import ConfigError, is_placeholder
 from .senders import Sender
 from .settings import Settings
 from .store import SqlStore, open_store
+from .tokens import MintedTokens
 
 EXTENSION = "messenger"
 
@@ -39,6 +40,7 @@ class Services:
     auditor: Auditor
     limits: Limits
     cors: Cors  # which web pages may call the service
+    tokens: MintedTokens  # whose each minted token is, for logout
 
     def now(self) -> int:
         return int(self.clock())
@@ -107,6 +109,7 @@ def build(
         auditor=Auditor(codes_key, settings.audit, store, metrics),
         limits=limits,
         cors=Cors(settings.server.cors_origins, settings.server.cors_max_age),
+        tokens=MintedTokens(codes_key, codes.blind, settings.mesibo.token_expiry_minutes * 60),
     )
 
 

@@ -50,8 +50,12 @@ class MesiboSettings:
                                     "without reading the rest.", check=between(1024, 16 << 20))
     ca_file: str = setting("", "CA bundle that signs an on-premise mesibo's certificate (empty: REQUESTS_CA_BUNDLE "
                            "if set, else the usual trusted CAs).")
-    revoke_on_logout: bool = setting(False, "On logout, ask mesibo to delete the user token (best effort).")
-    revoke_op: str = setting("usertokendel", "The mesibo API op used to revoke a user token on logout.")
+    revoke_on_logout: bool = setting(True, "On logout, ask mesibo to remove the user's tokens for that app (best "
+                                     "effort; the answer is OK either way). The service keeps a row per token it "
+                                     "minted, readable only with the token (see README).")
+    revoke_op: str = setting("userset", "The mesibo API op that removes a user's tokens, sent as mesibo's PHP helper "
+                             "sends it: {\"op\": \"userset\", \"user\": {\"address\": ..., \"token\": "
+                             "{\"remove\": true, \"appid\": ...}}}.")
     delete_op: str = setting("userdel", "The mesibo API op that deletes a user (deleteaccount; mesibo's own PHP "
                              "helper sends it as {\"op\": \"userdel\", \"user\": {\"address\": ...}}).")
 

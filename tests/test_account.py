@@ -1,6 +1,6 @@
-"""The account's whole life (issue 24): deleting it from the app (``deleteaccount``) and from the
-support command, and the app ids a deployment serves - against the stand-in for mesibo in both API
-styles, on SQLite and PostgreSQL."""
+"""The account's whole life (issue 24): logging out revokes the token, deleting the account from
+the app (``deleteaccount``) and from the support command, and the app ids a deployment serves -
+against the stand-in for mesibo in both API styles, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def rows_naming(app, *needles: str) -> list[tuple]:
     store = services_of(app).store
     with store._transaction() as cur:
         found = []
-        for table in ("codes", "counters", "events", "policy"):
+        for table in ("codes", "counters", "events", "policy", "tokens"):
             for row in store._exec(cur, f"SELECT * FROM {table}").fetchall():
                 if any(needle and needle in str(cell) for cell in row for needle in needles):
                     found.append((table, *row))
@@ -183,3 +183,32 @@ def test_the_support_command_deletes_an_account(account_app, stand_in):
     assert "erased" in done.output and PHONE not in done.output
     assert not stand_in.token_valid(token)
     assert rows_naming(app, PHONE, services.codes.blind(PHONE), services.auditor.subject(PHONE)) == []
+
+
+@pytest.mark.parametrize("style", ["backend", "legacy"])
+def test_logout_revokes_the_token_at_mesibo(account_app, stand_in, style):
+    app = account_app(style)
+    client, services = app.test_client(), services_of(app)
+    token = login(client, otp=(login(client), services.sender.last_code(PHONE))[1])["token"]
+    other_app = login(client, appid="com.example.other", otp=(login(client, appid="com.example.other"),
+                                                              services.sender.last_code(PHONE))[1])["token"]
+    # the store keeps whose the token is only for the token's holder: no address in clear
+    assert rows_naming(app, services.tokens.lookup(token)) and not [
+        row for row in rows_naming(app, PHONE) if row[0] == "tokens"]
+    assert post(client, {"op": "logout", "token": token}) == {"op": "logout", "ts": services.now(), "result": "OK"}
+    assert not stand_in.token_valid(token)  # mesibo refuses it now
+    assert stand_in.token_valid(other_app)  # the same user's token for another app stays
+    assert rows_naming(app, services.tokens.lookup(token)) == []
+    revoke = [r for r in stand_in.stats()["requests"] if r.get("op") == "userset"][-1]
+    assert revoke["app_token_sent"] and token not in str(revoke)  # the app's token, never the user's
+    assert post(client, {"op": "logout", "token": token})["result"] == "OK"  # again: nothing to do
+
+
+def test_a_token_row_opens_only_with_its_token(make_app):
+    services = services_of(make_app())
+    row = services.tokens.record("user-token-1", PHONE, APPID, 1_800_000_000)
+    assert PHONE not in row.sealed and row.owner == services.codes.blind(PHONE)
+    assert services.tokens.owner("user-token-1", row.sealed, row.appid) == PHONE
+    assert services.tokens.owner("user-token-2", row.sealed, row.appid) is None
+    assert services.tokens.owner("user-token-1", row.sealed, "com.other") is None  # the app id is bound too
+    assert services.tokens.lookup("user-token-1") != services.tokens.lookup("user-token-2")

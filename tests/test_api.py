@@ -7,7 +7,7 @@ import json
 
 import pytest
 import responses
-from helpers import API_URL, APPID, PHONE, post, services_of
+from helpers import API_URL, APPID, PHONE, login, post, services_of
 
 TUTORIAL_BODY = '{op: "login", phone: "18005551234", appid: "com.messenger.appid"}'
 
@@ -298,24 +298,49 @@ def test_logout_always_answers_ok(client):
     assert len(responses.calls) == 0
 
 
-def test_logout_revokes_at_mesibo_when_configured(make_app, mesibo_api):
-    from helpers import APP_TOKEN
+def test_logout_revokes_the_users_tokens_at_mesibo(make_app, mesibo_api):
+    """By default: mesibo's userset with token.remove, for the address and app id the token was minted
+    for - found from the token alone; a token this service did not mint (or already logged out) costs
+    mesibo nothing."""
+    from helpers import APP_TOKEN, ask_code, expect_useradd
     from responses import matchers
 
-    call = mesibo_api.post(
-        API_URL,
-        json={"result": True},
-        match=[matchers.json_params_matcher({"op": "usertokendel", "token": APP_TOKEN, "user": {"token": "user-tok"}})],
-    )
-    client = make_app(**{"mesibo.revoke_on_logout": True}).test_client()
-    assert post(client, {"op": "logout", "token": "user-tok"})["result"] == "OK"
+    app = make_app()
+    client = app.test_client()
+    expect_useradd(mesibo_api, {"address": PHONE, "token": {"appid": APPID, "expiry": 525600, "v2": True}},
+                   token="user-tok")
+    assert login(client, otp=ask_code(client, services_of(app).sender))["token"] == "user-tok"
+    user = {"address": PHONE, "token": {"remove": True, "appid": APPID}}
+    call = mesibo_api.post(API_URL, json={"result": True},
+                           match=[matchers.json_params_matcher({"op": "userset", "token": APP_TOKEN, "user": user})])
+    for token in ("not-minted-here", "user-tok", "user-tok"):
+        assert post(client, {"op": "logout", "token": token})["result"] == "OK"
     assert call.call_count == 1
+    events = services_of(app).store.events(event="revoked")
+    assert len(events) == 1 and events[0].subject == services_of(app).auditor.subject(PHONE)
 
 
 def test_logout_is_ok_even_when_the_revoke_fails(make_app, mesibo_api):
-    mesibo_api.post(API_URL, status=503)
-    client = make_app(**{"mesibo.revoke_on_logout": True}).test_client()
+    from helpers import ask_code, mint_ok
+
+    app = make_app()
+    client = app.test_client()
+    mint_ok(mesibo_api, token="user-tok")
+    login(client, otp=ask_code(client, services_of(app).sender))
+    mesibo_api.replace("POST", API_URL, status=503)
     assert post(client, {"op": "logout", "token": "user-tok"})["result"] == "OK"
+    assert len(mesibo_api.calls) == 2  # the useradd, and the revoke that failed
+
+
+def test_logout_without_revoking_asks_mesibo_nothing(make_app, mesibo_api):
+    from helpers import ask_code, mint_ok
+
+    app = make_app(**{"mesibo.revoke_on_logout": False})
+    client = app.test_client()
+    mint_ok(mesibo_api, token="user-tok")
+    login(client, otp=ask_code(client, services_of(app).sender))
+    assert post(client, {"op": "logout", "token": "user-tok"})["result"] == "OK"
+    assert len(mesibo_api.calls) == 1
 
 
 def test_answers_do_not_share_headers(client):

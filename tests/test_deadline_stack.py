@@ -123,7 +123,7 @@ def test_a_30_second_store_lock_behind_nginx_burns_no_code_and_leaves_no_token_w
             assert took < DEADLINE + 1.0, (took, answer)
         ok = sum(answer["result"] == "OK" for _, answer, _ in answers)
         stats = fake.stats()
-        minted, revoked = stats.get("useradd", 0), stats.get("usertokendel", 0)
+        minted, revoked = stats.get("useradd", 0), stats.get("userset", 0)
         assert minted - revoked == ok, (stats, [answer for _, answer, _ in answers])
         errors = sorted({answer.get("error", "") for _, answer, _ in answers} - {""})
         print(f"30 s lock ({database_url.split(':')[0]}): {len(answers)} logins answered in <= "

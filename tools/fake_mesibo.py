@@ -86,7 +86,7 @@ class StandIn:
         return {"result": True, "latency_ms": self.latency * 1000, "fail": self.fail}
 
     def stats(self) -> dict:
-        return {"result": True, **self.counts, "tokens": list(self.tokens)}
+        return {"result": True, **self.counts, "tokens": list(self.tokens), "requests": list(self.received)}
 
     def api(self, request: dict) -> tuple[int, bytes]:
         """Answer one mesibo API request; returns (HTTP status, body)."""

@@ -25,7 +25,7 @@ from ..metrics import NoMetrics
 from ..phones import PhonePolicy, TestNumbers
 from ..senders import Sender
 from ..settings import SenderSettings
-from ..store import SqlStore
+from ..store import SqlStore, TokenRecord
 
 LOGIN, DELETE_ACCOUNT = "login", "deleteaccount"
 
@@ -55,13 +55,14 @@ class LoginRequest:
 class Identity:
     """A proven user: the mesibo address, a display name, and what to do with a single-use proof.
 
-    Once a token is minted the service calls ``consume`` (the code is spent); when none could be,
-    ``release`` (the code works again). Methods without single-use proofs leave both no-ops.
+    Once a token is minted the service calls ``consume(minted)`` (the code is spent, and the token's
+    row - see app.tokens - kept in the same transaction); when none could be, ``release`` (the code
+    works again). Methods without single-use proofs leave ``consume`` None and ``release`` a no-op.
     """
 
     address: str
     name: str = ""
-    consume: Callable[[], None] = field(default=lambda: None)
+    consume: Callable[[TokenRecord | None], None] | None = None
     release: Callable[[], None] = field(default=lambda: None)
     subject: str = ""  # what the limits count this user as, when not the address (``Login.subject_of``)
 

@@ -172,7 +172,7 @@ class CodeLogin(TwoStepLogin):
         return Identity(
             address,
             name,
-            consume=lambda: kit.store.consume(record, proven, request.now),
+            consume=lambda minted: kit.store.consume(record, proven, request.now, minted),
             release=lambda: kit.store.release(record),
             subject=self.limit_subject(address),
         )

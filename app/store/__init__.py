@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from .base import SqlStore
-from .records import Blocked, CodeRecord, Listing, Refused, Rule
+from .records import Blocked, CodeRecord, Listing, Refused, Rule, TokenRecord
 from .sql import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Blocked", "CodeRecord", "Listing", "Refused", "Rule", "SqlStore", "open_store"]
+__all__ = [
+    "SCHEMA_VERSION", "Blocked", "CodeRecord", "Listing", "Refused", "Rule", "SqlStore", "TokenRecord", "open_store"
+]
 
 
 def open_store(

@@ -174,12 +174,14 @@ class AuditQueries(Queries):
 
     def erase(self, address: str, keys: Sequence[str], patterns: Sequence[str], subjects: Sequence[str]) -> int:
         """Forget an account, in one transaction: every code for ``address`` (its keyed hash; every
-        app id and purpose), these counters and those whose key is LIKE a pattern, and the audit
-        events of ``subjects``; then void every process's refusal hints (as ``clear_counters``).
+        app id and purpose) and every token minted for it, these counters and those whose key is LIKE
+        a pattern, and the audit events of ``subjects``; then void every process's refusal hints (as
+        ``clear_counters``).
         Returns how many rows went."""
         where = " OR ".join(["key = ?"] * len(keys) + ["key LIKE ?"] * len(patterns)) or "1 = 0"
         with self._transaction() as cur:
             gone = self._exec(cur, "DELETE FROM codes WHERE address = ?", (address,)).rowcount
+            gone += self._exec(cur, "DELETE FROM tokens WHERE owner = ?", (address,)).rowcount
             gone += self._exec(cur, f"DELETE FROM counters WHERE {where}", [*keys, *patterns]).rowcount
             for subject in filter(None, subjects):
                 gone += self._exec(cur, "DELETE FROM events WHERE subject = ?", (subject,)).rowcount

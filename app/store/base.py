@@ -17,13 +17,14 @@ from typing import Any
 from .audit import AuditQueries
 from .hints import RefusalHints
 from .housekeeping import Housekeeping
-from .records import Blocked, CodeRecord, Listing, Refused, Rule
+from .records import Blocked, CodeRecord, Listing, Refused, Rule, TokenRecord
 from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
+from .tokens import TokenQueries
 
 logger = logging.getLogger("app.store")
 
 
-class SqlStore(AuditQueries, Housekeeping, abc.ABC):
+class SqlStore(AuditQueries, TokenQueries, Housekeeping, abc.ABC):
     """The store: limits, codes, housekeeping and schema. An engine provides ``_transaction`` (a cursor
     in one transaction, committed when the block ends, rolled back when it raises) and ``close``."""
 
@@ -220,11 +221,14 @@ class SqlStore(AuditQueries, Housekeeping, abc.ABC):
     def _live(self, cur: Any, key: str, now: int) -> bool:
         return bool(self._exec(cur, "SELECT 1 FROM counters WHERE key = ? AND expires_at > ?", (key, now)).fetchall())
 
-    def consume(self, code: CodeRecord, proven: tuple[str, int] | None = None, now: int = 0) -> None:
+    def consume(
+        self, code: CodeRecord, proven: tuple[str, int] | None = None, now: int = 0, minted: TokenRecord | None = None
+    ) -> None:
         """The claimed code did its work (a token was minted): delete it (a newer code is kept), and
-        mark the address as having proved a code, ``proven`` = (key, window), in the same
-        transaction."""
+        mark the address as having proved a code, ``proven`` = (key, window), and keep the token's
+        row (``minted``, for logout) in the same transaction."""
         with self._transaction() as cur:
+            self._remember(cur, minted)
             if proven:
                 self._exec(cur, BUMP, (proven[0], now + proven[1], now, now)).fetchall()
             self._exec(

@@ -1,4 +1,4 @@
-"""Housekeeping, mixed into SqlStore: expired codes, counters and events are deleted in small
+"""Housekeeping, mixed into SqlStore: expired codes, counters, events and tokens are deleted in small
 batches - lazily during logins, and all at once by ``flask purge`` (the purge timer)."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Housekeeping(Queries):
         if batch < 1:
             raise ValueError("the batch must be at least 1 row")
         removed = 0
-        for table in ("codes", "counters", "events"):
+        for table in ("codes", "counters", "events", "tokens"):
             batches = 0
             while max_batches is None or batches < max_batches:
                 with self._transaction() as cur:
@@ -52,5 +52,5 @@ class Housekeeping(Queries):
         return removed
 
     def _purge_sql(self, table: str) -> str:
-        key = {"codes": "address, appid", "counters": "key", "events": "id"}[table]
+        key = {"codes": "address, appid", "counters": "key", "events": "id", "tokens": "key"}[table]
         return f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE expires_at <= ? LIMIT ?)"

@@ -16,6 +16,18 @@ class CodeRecord:
 
 
 @dataclass(frozen=True)
+class TokenRecord:
+    """A minted user token as the store keeps it (app.tokens): its keyed hash, its owner's (the
+    address's keyed hash), the address sealed with the token, the app id, and until when."""
+
+    key: str
+    owner: str
+    sealed: str
+    appid: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
 class Rule:
     """One limit: at most ``limit`` events per ``window`` seconds for ``key``.
 

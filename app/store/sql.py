@@ -44,6 +44,17 @@ MIGRATIONS: list[list[str]] = [
                note TEXT NOT NULL,
                added_at BIGINT NOT NULL){table_options}""",
     ],
+    # 4: the tokens minted here, so that logout can revoke them at mesibo (app.tokens)
+    [
+        """CREATE TABLE IF NOT EXISTS tokens (
+               key TEXT PRIMARY KEY,
+               owner TEXT NOT NULL,
+               sealed TEXT NOT NULL,
+               appid TEXT NOT NULL,
+               expires_at BIGINT NOT NULL){table_options}""",
+        "CREATE INDEX IF NOT EXISTS tokens_owner ON tokens (owner)",
+        "CREATE INDEX IF NOT EXISTS tokens_expires_at ON tokens (expires_at)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
