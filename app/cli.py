@@ -50,9 +50,18 @@ def check() -> None:
     if not services.mesibo.configured:
         click.echo("mesibo: no app token configured - set MESIBO_APP_TOKEN")
         raise SystemExit(1)
-    ok, verdict = services.mesibo.check()
-    click.echo(f"mesibo ({settings.mesibo.api_url}): {verdict}")
-    if not ok:
+    failed = False
+    for appid in ["", *services.mesibo.apps]:  # the default app token, then each app's own
+        _, url = services.mesibo.target(appid)
+        if not services.mesibo.target(appid)[0]:
+            if appid:
+                click.echo(f"mesibo for {appid} ({url}): no app token configured")
+                failed = True
+            continue
+        ok, verdict = services.mesibo.check(appid)
+        click.echo(f"mesibo{' for ' + appid if appid else ''} ({url}): {verdict}")
+        failed = failed or not ok
+    if failed:
         raise SystemExit(1)
 
 

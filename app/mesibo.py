@@ -53,6 +53,16 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
+def legacy_url(api_url: str) -> str:
+    """``.../backend/`` -> ``.../api.php``; an URL that already names a .php file is kept."""
+    url = api_url.rstrip("/")
+    if url.endswith(".php"):
+        return url
+    if url.endswith("/backend"):
+        url = url[: -len("/backend")]
+    return url + "/api.php"
+
+
 class MesiboClient:
     """Asks mesibo for user tokens.
 
@@ -70,44 +80,56 @@ class MesiboClient:
         self.max_answer_bytes = settings.max_answer_bytes
         self._metrics = metrics or NoMetrics()
         self._sessions = SessionHolder(self.timeout, ca_file=settings.ca_file)
-        self._template = PerProcess(self._make_template)
+        self._templates: PerProcess[dict[str, tuple[requests.PreparedRequest, dict[str, str]]]] = PerProcess(dict)
+        # app id -> (app token, API URL) of the apps configured apart (mesibo.apps)
+        self.apps = {
+            appid: (str(spec.get("app_token") or self._app_token), str(spec.get("api_url") or self.api_url))
+            for appid, spec in settings.apps.items()
+        }
 
     def __repr__(self) -> str:
         return f"MesiboClient(api_url={self.api_url!r}, style={self.style!r})"
 
     @property
     def configured(self) -> bool:
-        return bool(self._app_token)
+        return bool(self._app_token) or all(token for token, _ in self.apps.values()) and bool(self.apps)
+
+    def target(self, appid: str = "") -> tuple[str, str]:
+        """The app token and API URL that serve ``appid``: its own (mesibo.apps), else the default."""
+        return self.apps.get(appid, (self._app_token, self.api_url))
 
     def session(self) -> requests.Session:
         """One session per worker process."""
         return self._sessions.get()
 
-    def _call(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any]) -> dict[str, Any]:
-        if not self._app_token:
+    def _call(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any], appid: str = "") -> dict[str, Any]:
+        app_token, url = self.target(appid)
+        if not app_token:
             raise MesiboError("BADAPP", "no mesibo app token is configured")
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return self._exchange(op, body, legacy_params)
+            return self._exchange(op, body, legacy_params, app_token, url)
         except MesiboError:
             outcome = "error"
             raise
         finally:
             self._metrics.mesibo(op, time.perf_counter() - started, outcome)
 
-    def _exchange(self, op: str, body: dict[str, Any], legacy_params: dict[str, Any]) -> dict[str, Any]:
+    def _exchange(
+        self, op: str, body: dict[str, Any], legacy_params: dict[str, Any], app_token: str, url: str
+    ) -> dict[str, Any]:
         try:
             with deadline(total(self.timeout)):  # the whole call, however slowly mesibo answers
                 if self.style == "legacy":
-                    params = {"op": op, "token": self._app_token, **legacy_params}
+                    params = {"op": op, "token": app_token, **legacy_params}
                     # no redirects: the token is in the URL, and a redirect would take it to another host
                     response = self.session().get(
-                        self.legacy_url, params=params, timeout=self.timeout, allow_redirects=False, stream=True
+                        legacy_url(url), params=params, timeout=self.timeout, allow_redirects=False, stream=True
                     )
                     self._read_capped(response)
                 else:
-                    response = self._post_json({"op": op, "token": self._app_token, **body})
+                    response = self._post_json({"op": op, "token": app_token, **body}, url)
         except (requests.Timeout, TimeoutError):
             raise MesiboError("BADAPP", "mesibo did not answer in time") from None
         except requests.RequestException as exc:
@@ -127,15 +149,16 @@ class MesiboClient:
             raise MesiboError("BADAPP", "mesibo answered JSON that is not an object")
         return answer
 
-    def _post_json(self, payload: dict[str, Any]) -> requests.Response:
+    def _post_json(self, payload: dict[str, Any], url: str) -> requests.Response:
         """POST JSON through the session's transport adapter (its retry policy and connection pool)
         without the rest of Session.request - environment lookups, cookies, hooks, redirects -
         which costs more than the network call itself on this hot path."""
         session = self.session()
-        template, proxies = self._template.get()
+        templates = self._templates.get()
+        template, proxies = templates.get(url) or templates.setdefault(url, self._make_template(url))
         prepared = template.copy()
         prepared.prepare_body(data=json.dumps(payload, separators=(",", ":")).encode(), files=None)
-        response = session.get_adapter(self.api_url).send(
+        response = session.get_adapter(url).send(
             prepared, timeout=self.timeout, proxies=proxies, verify=self._sessions.verify, stream=True
         )
         self._read_capped(response)  # now, inside the caller's deadline
@@ -152,12 +175,12 @@ class MesiboClient:
         except AnswerTooLargeError:
             raise MesiboError("BADAPP", f"mesibo's answer is larger than {self.max_answer_bytes} bytes") from None
 
-    def _make_template(self) -> tuple[requests.PreparedRequest, dict[str, str]]:
+    def _make_template(self, url: str) -> tuple[requests.PreparedRequest, dict[str, str]]:
         headers = {**self.session().headers, "Content-Type": "application/json"}
         # HTTPS_PROXY / NO_PROXY still apply: read once for this URL.
         return (
-            requests.Request("POST", self.api_url, headers=headers).prepare(),
-            requests.utils.get_environ_proxies(self.api_url),
+            requests.Request("POST", url, headers=headers).prepare(),
+            requests.utils.get_environ_proxies(url),
         )
 
     def _count_app_refusal(self, op: str, error: str) -> None:
@@ -168,13 +191,7 @@ class MesiboClient:
 
     @property
     def legacy_url(self) -> str:
-        """``.../backend/`` -> ``.../api.php``; an URL that already names a .php file is kept."""
-        url = self.api_url.rstrip("/")
-        if url.endswith(".php"):
-            return url
-        if url.endswith("/backend"):
-            url = url[: -len("/backend")]
-        return url + "/api.php"
+        return legacy_url(self.api_url)
 
     def add_user(self, address: str, appid: str, *, name: str = "", otp: str = "") -> str:
         """Create (or find) the user and mint a token for ``appid``; return the token.
@@ -194,7 +211,7 @@ class MesiboClient:
             user["name"] = legacy["name"] = name
         if otp:
             user["otp"] = legacy["otp"] = otp
-        answer = self._call("useradd", {"user": user}, legacy)
+        answer = self._call("useradd", {"user": user}, legacy, appid)
         if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
             error = str(answer.get("error") or answer.get("errmsg") or "unknown")
             self._count_app_refusal("useradd", error)
@@ -208,11 +225,11 @@ class MesiboClient:
             raise MesiboError("BADAPP", "mesibo's useradd answer has no user token")
         return minted
 
-    def create_code(self, address: str, *, tries: int, expiry_seconds: int, reuse: bool) -> str:
+    def create_code(self, address: str, *, tries: int, expiry_seconds: int, reuse: bool, appid: str = "") -> str:
         """Ask mesibo to make a one-time code for ``address`` (it checks it at useradd); return it."""
         spec = {"address": address, "tries": tries, "expiry": expiry_seconds, "reuse": 1 if reuse else 0}
         legacy = {"addr": address, "tries": tries, "expiry": expiry_seconds, "reuse": spec["reuse"]}
-        answer = self._call("otp", {"otp": spec}, legacy)
+        answer = self._call("otp", {"otp": spec}, legacy, appid)
         if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
             error = str(answer.get("error") or answer.get("errmsg") or "unknown")
             self._count_app_refusal("otp", error)
@@ -226,10 +243,10 @@ class MesiboClient:
             raise MesiboError("BADAPP", "mesibo's otp answer has no code")
         return code.strip()
 
-    def delete_user(self, address: str, op: str = "userdel") -> None:
+    def delete_user(self, address: str, op: str = "userdel", appid: str = "") -> None:
         """Delete the user ``address`` at mesibo (and with it its tokens). MesiboError when mesibo
         is not reached (BADAPP) or refuses: the app token (BADAPP), the user (BADUSER)."""
-        answer = self._call(op, {"user": {"address": address}}, {"addr": address})
+        answer = self._call(op, {"user": {"address": address}}, {"addr": address}, appid)
         if answer.get("result") is not True and str(answer.get("result")).lower() != "true":
             error = str(answer.get("error") or answer.get("errmsg") or "unknown")
             self._count_app_refusal(op, error)
@@ -242,7 +259,7 @@ class MesiboClient:
         not tokens). Never raises; True when mesibo said it did."""
         user = {"address": address, "token": {"remove": True, "appid": appid}}
         try:
-            answer = self._call(op, {"user": user}, {"addr": address, "appid": appid, "remove": 1})
+            answer = self._call(op, {"user": user}, {"addr": address, "appid": appid, "remove": 1}, appid)
         except MesiboError as exc:
             logger.warning("token revoke failed: %s", exc)
             return False
@@ -253,10 +270,11 @@ class MesiboClient:
             return False
         return True
 
-    def check(self) -> tuple[bool, str]:
-        """A harmless call that tells whether mesibo accepts the app token (for the ``check`` command)."""
+    def check(self, appid: str = "") -> tuple[bool, str]:
+        """A harmless call that tells whether mesibo accepts the app token of ``appid`` (default: the
+        default app token) - for the ``check`` command."""
         try:
-            answer = self._call("usersget", {"count": 1}, {"count": 1})
+            answer = self._call("usersget", {"count": 1}, {"count": 1}, appid)
         except MesiboError as exc:
             return False, str(exc)
         if answer.get("result") is True:

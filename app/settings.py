@@ -14,6 +14,15 @@ from .schema import ConfigError, between, one_of, setting, url
 from .schema import template as template_problem
 
 
+def _apps(value: dict) -> str | None:
+    for appid, spec in value.items():
+        if not isinstance(spec, dict) or set(spec) - {"app_token", "api_url"} or not spec:
+            return f"{appid!r}: a table of app_token and/or api_url"
+        if not all(isinstance(v, str) for v in spec.values()) or url(spec.get("api_url") or "https://x"):
+            return f"{appid!r}: app_token and api_url are strings, api_url an http(s) URL"
+    return _appids(list(value))
+
+
 def _appids(value: list) -> str | None:
     wrong = [appid for appid in value if not isinstance(appid, str) or not appid.strip() or not appid.isprintable()]
     return f"{wrong} are not app ids" if wrong else None
@@ -50,6 +59,9 @@ class MesiboSettings:
                                     "without reading the rest.", check=between(1024, 16 << 20))
     ca_file: str = setting("", "CA bundle that signs an on-premise mesibo's certificate (empty: REQUESTS_CA_BUNDLE "
                            "if set, else the usual trusted CAs).")
+    apps: dict[str, Any] = setting({}, "App ids with their own mesibo app (staging, another product): app id -> "
+                                   "{app_token = \"...\", api_url = \"...\"} (either may be left out: the keys "
+                                   "above serve). Secret.", secret=True, check=_apps)
     revoke_on_logout: bool = setting(True, "On logout, ask mesibo to remove the user's tokens for that app (best "
                                      "effort; the answer is OK either way). The service keeps a row per token it "
                                      "minted, readable only with the token (see README).")
@@ -275,4 +287,6 @@ class Settings:
                 value = getattr(section, key.attr)
                 if key.secret and isinstance(value, str) and len(value) >= 6:
                     found.append(value)
+                elif key.secret and isinstance(value, dict):  # mesibo.apps: each app's own token
+                    found += [v["app_token"] for v in value.values() if len(v.get("app_token") or "") >= 6]
         return found

@@ -212,3 +212,27 @@ def test_a_token_row_opens_only_with_its_token(make_app):
     assert services.tokens.owner("user-token-2", row.sealed, row.appid) is None
     assert services.tokens.owner("user-token-1", row.sealed, "com.other") is None  # the app id is bound too
     assert services.tokens.lookup("user-token-1") != services.tokens.lookup("user-token-2")
+
+
+def test_an_app_id_with_its_own_mesibo_app_mints_there(account_app, stand_in):
+    """One deployment for the production and the staging app: each app id's tokens come from its own
+    mesibo app (its app token, its API URL); ``flask check`` asks each."""
+    staging = FakeMesibo("staging-app-token-0123")
+    try:
+        app = account_app(**{"server.appids": [APPID, "com.example.staging"],
+                             "mesibo.apps": {"com.example.staging": {"app_token": "staging-app-token-0123",
+                                                                     "api_url": staging.url}}})
+        client, services = app.test_client(), services_of(app)
+        for appid, where in ((APPID, stand_in), ("com.example.staging", staging)):
+            login(client, appid=appid)
+            answer = login(client, appid=appid, otp=services.sender.last_code(PHONE))
+            assert answer["result"] == "OK" and where.stats()["tokens"][-1]["token"] == answer["token"]
+        assert [row["appid"] for row in staging.stats()["tokens"]] == ["com.example.staging"]
+        assert "staging-app-token-0123" in services.settings.secrets()  # kept out of every log line
+        checked = app.test_cli_runner().invoke(args=["check"])
+        assert checked.exit_code == 0, checked.output
+        assert f"mesibo for com.example.staging ({staging.url}): mesibo accepted the app token" in checked.output
+        staging.control(fail="authfail")
+        assert app.test_cli_runner().invoke(args=["check"]).exit_code == 1
+    finally:
+        staging.stop()

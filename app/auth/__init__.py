@@ -123,7 +123,7 @@ class Login:
     def delete(self, identity: Identity, request: LoginRequest) -> None:
         """Delete the proven user at mesibo (``deleteaccount``). A MesiboError is answered as for
         ``mint`` (the proof is released for a retry)."""
-        self.kit.mesibo.delete_user(identity.address, self.kit.delete_op)
+        self.kit.mesibo.delete_user(identity.address, self.kit.delete_op, appid=request.appid)
 
 
 class OneStepLogin(Login):
