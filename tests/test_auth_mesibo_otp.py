@@ -67,3 +67,16 @@ def test_test_numbers_keep_their_fixed_code_and_never_reach_mesibos_otp(mesibo_a
     assert login(client, "15550001111")["result"] == "OK"
     assert login(client, "15550001111", otp="424242")["result"] == "OK"
     assert "otp" not in stand_in.stats() and stand_in.stats()["useradd"] == 1
+
+
+def test_a_code_asked_for_one_app_id_never_mints_for_another(mesibo_app, stand_in):
+    """mesibo's codes know no app id; the service's copy of each does: another app id is refused
+    before mesibo is asked, and the code still works for its own."""
+    app = mesibo_app()
+    client, outbox = app.test_client(), services_of(app).sender
+    login(client, appid="com.example.android")
+    code = outbox.last_code(PHONE)
+    assert login(client, appid="com.example.other", otp=code)["error"] == "BADCODE"
+    assert stand_in.stats().get("useradd", 0) == 0  # mesibo was not asked
+    answer = login(client, appid="com.example.android", otp=code)
+    assert answer["result"] == "OK" and stand_in.stats()["tokens"][-1]["appid"] == "com.example.android"

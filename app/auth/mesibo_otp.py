@@ -2,10 +2,12 @@
 
 Step 1 asks mesibo's ``otp`` op for a code (its tries, lifetime and reuse from ``[auth.mesibo_otp]``)
 and delivers it through the configured sender (the ``log`` sender logs it); step 2 hands the code
-to ``useradd``, which mints only with it. The service keeps no code, but its own limits stand in
-front as for any phone login: cooldown, caps, lock-out, global budget, country policy, the block
-and allow lists, and test numbers (which keep their fixed code and never reach mesibo's ``otp``).
-It costs one more call to mesibo per step 1.
+to ``useradd``, which mints only with it. mesibo's codes know no app id: the service keeps a keyed
+hash of each for the app id (and purpose) it was asked for and checks the answer against it first,
+so a code asked for one app id never mints for another. Its own limits stand in front as for any
+phone login: cooldown, caps, lock-out, global budget, country policy, the block and allow lists,
+and test numbers (which keep their fixed code and never reach mesibo's ``otp``). It costs one more
+call to mesibo per step 1.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from ..errors import ApiError
 from ..mesibo import MesiboError
 from ..schema import between, setting
-from ..store import Listing, Rule
+from ..store import CodeRecord, Listing, Rule
 from ..store.audit import EventName
 from . import Identity, LoginKit, LoginRequest
 from .phone import PhoneLogin
@@ -54,22 +56,17 @@ class MesiboCodeLogin(PhoneLogin):
         except MesiboError as exc:
             kit.store.give_back(counted, request.now)
             raise ApiError(exc.code, detail=str(exc)) from None
-        return code, request.now + options.expiry_seconds, counted
+        # mesibo's codes know no app id and no purpose: the service keeps the code's keyed hash for
+        # what it was asked for (``request.scope``), so step 2 (``prove``, as for the phone login)
+        # refuses it for another app id or purpose before mesibo is asked; nothing counted again
+        expires_at = request.now + options.expiry_seconds
+        digest = kit.codes.digest(address, request.scope, code)
+        kit.store.issue(CodeRecord(kit.codes.blind(address), request.scope, digest, expires_at), [], request.now)
+        return code, expires_at, counted
 
     def _checked_here(self, request: LoginRequest) -> bool:
-        """Test numbers keep their fixed code, checked by the service as for the phone login."""
+        """Test numbers keep their fixed code, checked by the service alone, as for the phone login."""
         return self.test_code(request.fields.text(self.field, error=self.invalid), request.now) is not None
-
-    def prove(self, request: LoginRequest) -> Identity:
-        """The limits pass: mesibo checks the code itself, when it mints (``mint``)."""
-        if self._checked_here(request):
-            return super().prove(request)
-        address, _ = self.address(request)
-        name = request.fields.text("name", error="BADREQUEST")[:128]
-        rules, listing = self.check_rules(request, address)
-        self.kit.store.hit(rules, request.now, listing)
-        request.audit.note(EventName.PROVED, "for mesibo to check")
-        return Identity(address, name)
 
     def delete(self, identity: Identity, request: LoginRequest) -> None:
         """mesibo checks its codes only when it mints, and they know no purpose: the code is proved by
@@ -78,8 +75,9 @@ class MesiboCodeLogin(PhoneLogin):
         super().delete(identity, request)
 
     def mint(self, identity: Identity, request: LoginRequest) -> str:
-        """``useradd`` with the user's answer: mesibo mints only with its own code. Its refusal is
-        the user's wrong answer: counted against the lock-out, answered BADCODE."""
+        """``useradd`` with the user's answer (proved here for its app id already): mesibo mints only
+        with its own code. Its refusal is the user's wrong answer: counted against the lock-out,
+        answered BADCODE (the code here is given back, as for any failed mint)."""
         if self._checked_here(request):
             return super().mint(identity, request)
         kit = self.kit
