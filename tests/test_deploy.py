@@ -63,7 +63,7 @@ NEWMAN = shutil.which("newman")
 @pytest.mark.skipif(NEWMAN is None, reason="newman is not installed (.ci/run installs it with npm)")
 def test_the_postman_collection_runs_end_to_end_with_newman(tmp_path):
     """docs/messenger-backend.postman_collection.json in one go: with a test number and its code the
-    whole flow (token minted, logged out); with nothing set, step 2 is skipped rather than failing."""
+    whole flow (token minted, logged out, account deleted); with nothing set, step 2 is skipped rather than failing."""
     import sys
 
     sys.path.insert(0, str(DEPLOY.parent / "tests"))
@@ -80,11 +80,12 @@ def test_the_postman_collection_runs_end_to_end_with_newman(tmp_path):
     collection = str(DEPLOY.parent / "docs" / "messenger-backend.postman_collection.json")
     base = ["--env-var", f"baseUrl=http://127.0.0.1:{service.port}", "--reporters", "cli", "--disable-unicode"]
     try:
-        with_number = [NEWMAN, "run", collection, *base, "--env-var", "phone=15550001111", "--env-var", "otp=424242"]
+        with_number = [NEWMAN, "run", collection, *base, "--env-var", "phone=15550001111", "--env-var", "otp=424242",
+                       "--env-var", "deleteOtp=424242"]
         full = subprocess.run(with_number, capture_output=True, text=True, timeout=120)
         # at once again, as CI runs do: a test number obeys no cooldown (the second run failed)
         again = subprocess.run(with_number, capture_output=True, text=True, timeout=120)
-        minted = fake.stats().get("useradd", 0)
+        minted, deleted = fake.stats().get("useradd", 0), fake.stats().get("userdel", 0)
         bare = subprocess.run([NEWMAN, "run", collection, *base], capture_output=True, text=True, timeout=120)
     finally:
         service.stop()
@@ -92,5 +93,6 @@ def test_the_postman_collection_runs_end_to_end_with_newman(tmp_path):
     assert full.returncode == 0, full.stdout[-3000:]
     assert again.returncode == 0, again.stdout[-3000:]
     assert "token minted" in full.stdout and minted == 2  # mesibo (the stand-in) really was asked
+    assert "account deleted" in full.stdout and deleted == 2
     assert bare.returncode == 0, bare.stdout[-3000:]
     assert "step 2 skipped" in bare.stdout
