@@ -46,6 +46,12 @@ class LimitSettings:
                                               check=between(0, 100000000))
     country_sends_per_hour: dict[str, Any] = setting({}, "Calling code -> its own cap per hour, over the one above "
                                                      "(e.g. {\"1\" = 500, \"44\" = 200}).", check=_country_caps)
+    failures_per_device_per_day: int = setting(10, "Wrong answers per 24 hours from a device the account logged in "
+                                               "from before (the app's 'device' id); such a device is not held by "
+                                               "the two caps above, so a lock-out aimed at the account never shuts "
+                                               "it out.", check=between(0, 100))
+    known_device_days: int = setting(180, "Days a device stays known after its last login (0: no device is known).",
+                                     check=between(0, 3650))
     ipv6_prefix_length: int = setting(64, "Per-address limits count an IPv6 client's network of this length.",
                                       check=between(32, 128))
     ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address).", check=between(8, 32))
@@ -59,6 +65,8 @@ TEN_MINUTES = 600
 COOLDOWN, SEND, SEND_ALL, SEND_NEW, SEND_CC, SEND_IP, CHECK_IP, FAIL, FAIL_IP, PROVED = (
     "cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip", "proved"
 )
+# A device the account logged in from (KNOWN:subject-and-device) and its own lock-out (FAIL_DEV).
+KNOWN, FAIL_DEV = "known", "fail-dev"
 YEAR = 365 * DAY
 
 
@@ -105,13 +113,21 @@ class Limits:
             CHECK_IP: s.checks_per_ip_per_10min,
             FAIL: s.failures_per_phone_per_day,
             FAIL_IP: s.failures_per_phone_per_ip_per_day,
+            FAIL_DEV: s.failures_per_device_per_day,
         }
 
     def keys_of_subject(self, subject: str) -> tuple[list[str], list[str]]:
         """The counters about one phone, address or user (keys, and LIKE patterns), for ``status``
         and ``unblock``."""
         hidden = self.blind(subject)
-        return [key(COOLDOWN, hidden), key(SEND, hidden), key(FAIL, hidden)], [key(FAIL_IP, hidden, "%")]
+        return [key(COOLDOWN, hidden), key(SEND, hidden), key(FAIL, hidden)], [
+            key(FAIL_IP, hidden, "%"), key(FAIL_DEV, hidden, "%")]
+
+    def marks_of_subject(self, subject: str) -> tuple[list[str], list[str]]:
+        """What the service remembers in favour of a subject - it proved a code, the devices it logged
+        in from - (keys, and LIKE patterns): not limits, so ``unblock`` leaves them; deleting the
+        account erases them."""
+        return [self.proof(subject)[0]], [key(KNOWN, self.blind(subject), "%")]
 
     def keys_of_ip(self, ip: str) -> tuple[list[str], list[str]]:
         """The counters about one client address - its network's (keys, and LIKE patterns)."""
@@ -130,9 +146,30 @@ class Limits:
             Rule(key(FAIL, subject), s.failures_per_phone_per_day, DAY, count=False),
         ]
 
-    def failures(self, subject: str, ip: str) -> list[tuple[str, int]]:
-        """The counters (key, window) a wrong answer for ``subject`` from ``ip`` adds to."""
-        return [(rule.key, rule.window) for rule in self.lockout(subject, ip)]
+    def failures(self, subject: str, ip: str, device: str = "") -> list[tuple[str, int]]:
+        """The counters (key, window) a wrong answer for ``subject`` from ``ip`` (and ``device``, the
+        app's device id) adds to: the account's, the address's and the device's - whether or not the
+        device is known, which only the transaction that counts can tell."""
+        counters = [(rule.key, rule.window) for rule in self.lockout(subject, ip)]
+        return counters + ([(self._device_key(FAIL_DEV, subject, device), DAY)] if device else [])
+
+    def _device_key(self, kind: str, subject: str, device: str) -> str:
+        # the subject's hash first, so that unblock and deleteaccount find a subject's devices
+        return key(kind, self.blind(subject), self.blind(f"{subject}\x1f{device}"))
+
+    def known_device(self, subject: str, device: str) -> tuple[str, int] | None:
+        """The counter (key, window) that says ``device`` logged ``subject`` in before; None when
+        there is no device id or known devices are off."""
+        days = self.settings.known_device_days
+        return (self._device_key(KNOWN, subject, device), days * DAY) if device and days else None
+
+    def for_known_device(self, subject: str, ip: str, device: str, *, allowed: bool = False) -> list[Rule]:
+        """Rules an answer from a known device must pass instead of ``for_check``'s: its own lock-out
+        (the account's and the address's caps do not hold it - a lock-out aimed at the account from
+        elsewhere never shuts its owner's device out) and the per-address cap."""
+        rules = [Rule(self._device_key(FAIL_DEV, subject, device), self.settings.failures_per_device_per_day, DAY,
+                      count=False)]
+        return rules if allowed else [*rules, self.per_address(ip)]
 
     def _new_numbers_cap(self) -> int:
         s = self.settings
@@ -152,19 +189,23 @@ class Limits:
         returning: bool = False,
         country: str = "",
     ) -> list[Rule]:
-        """Rules a code request must pass. Test numbers send nothing, so only the lock-out applies (no
-        cooldown, no cap: app-store review and CI runs ask again at once); a number on the operator's
+        """Rules a code request must pass. Test numbers send nothing, so only the per-address lock-out
+        applies (no cooldown, no cap: app-store review and CI runs ask again at once); a number on the operator's
         allow list skips the per-address cap. Every send counts against the global budget and its
         calling code's (``country``); a number that never proved a code also against the new numbers'
         share of the global budget, so a burst of new numbers (SMS pumping) leaves the rest to
         returning users and allowed numbers."""
+        # an address locked out for this subject gets no code for it; the subject's own lock-out (all
+        # addresses together) holds answers, not codes: a device the account logged in from before
+        # keeps its way in, and asks for its code like any other (send caps bound the messages)
+        locked_here = self.lockout(address, ip)[:1]
         if test_number:
-            return self.lockout(address, ip)
+            return locked_here
         s = self.settings
         cooldown = s.resend_cooldown_seconds
         hidden = self.blind(address)
         rules = [
-            *self.lockout(address, ip),
+            *locked_here,
             Rule(key(COOLDOWN, hidden), 1 if cooldown else 0, cooldown),
             Rule(key(SEND, hidden), s.sends_per_phone_per_hour, HOUR),
             Rule(SEND_ALL, s.global_sends_per_hour, HOUR),

@@ -151,7 +151,9 @@ class Metrics(NoMetrics):
 
     # what the first series are made of: label values known before any event
     MESIBO_OPS = ("useradd", "otp", "userdel", "userset", "usersget")
-    REFUSAL_KINDS = ("cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip")
+    REFUSAL_KINDS = (
+        "cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip", "fail-dev"
+    )
 
     def _first_series(self) -> None:
         """Every labelled series an alert or a panel reads, at 0, from the first scrape: a series

@@ -76,11 +76,10 @@ def forget(services: Services, subject: str, address: str) -> int:
     and refusal hints. The operator's block and allow lists stay: they are the operator's, not the
     account's. Returns how many rows went."""
     keys, patterns = services.limits.keys_of_subject(subject)
+    marks, marked = services.limits.marks_of_subject(subject)
     trail = [services.auditor.subject(name) for name in {subject, address}]
     services.auditor.forget(trail)
-    return services.store.erase(
-        services.codes.blind(address), [*keys, services.limits.proof(subject)[0]], patterns, trail
-    )
+    return services.store.erase(services.codes.blind(address), [*keys, *marks], [*patterns, *marked], trail)
 
 
 def login_request(

@@ -25,9 +25,20 @@ from ..metrics import NoMetrics
 from ..phones import PhonePolicy, TestNumbers
 from ..senders import Sender
 from ..settings import SenderSettings
-from ..store import SqlStore, TokenRecord
+from ..store import Listing, Rule, SqlStore, TokenRecord
 
 LOGIN, DELETE_ACCOUNT = "login", "deleteaccount"
+
+
+def device_of(fields: Fields) -> str:
+    """The app's device id (the stock Android app sends its install's unique id as ``device`` with
+    every proof): a device the account logged in from before keeps its way in through lock-outs.
+    Anything that is no plausible id (too short, too long, control characters) counts as none."""
+    try:
+        device = fields.text("device", error="BADREQUEST")
+    except ApiError:
+        return ""
+    return device if 8 <= len(device) <= 128 and device.isprintable() else ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,21 @@ class LoginKit:
     # how long a right code stays claimed while mesibo mints the token: longer than that call may take
     claim_seconds: int = 15
     delete_op: str = "userdel"  # the mesibo op that deletes a user (``mesibo.delete_op``)
+
+
+def check_rules(limits: Limits, subject: str, request: LoginRequest, address: str = "") -> tuple[list[Rule], Listing]:
+    """The limits an answer (a code, a password) for ``subject`` must pass, and what to ask in the same
+    transaction: the allow list (``address``, when it can be on one) and whether the app's device is
+    one the account logged in from before - then only that device's own lock-out holds it."""
+    device = device_of(request.fields)
+    known = limits.known_device(subject, device)
+    return limits.for_check(subject, request.client_ip), Listing(
+        address,
+        limits.for_check(subject, request.client_ip, allowed=True),
+        refuse_blocked=False,
+        returning=limits.for_known_device(subject, request.client_ip, device) if known else None,
+        proof_key=known[0] if known else "",
+    )
 
 
 class Login:

@@ -15,7 +15,7 @@ from ..errors import ApiError
 from ..senders import Message, SendError, render
 from ..store import Blocked, CodeRecord, Listing, Rule
 from ..store.audit import EventName
-from . import LOGIN, Identity, LoginRequest, TwoStepLogin
+from . import LOGIN, Identity, LoginRequest, TwoStepLogin, check_rules, device_of
 
 logger = logging.getLogger("app.auth")
 
@@ -139,11 +139,7 @@ class CodeLogin(TwoStepLogin):
     def check_rules(self, request: LoginRequest, address: str) -> tuple[list[Rule], Listing]:
         """The limits an answer must pass, and the allow list to ask in the same transaction (step 2
         never refuses a blocked address: its code was never sent)."""
-        kit = self.kit
-        subject = self.limit_subject(address)
-        rules = kit.limits.for_check(subject, request.client_ip)
-        allowed = kit.limits.for_check(subject, request.client_ip, allowed=True)
-        return rules, Listing(address, allowed, refuse_blocked=False)
+        return check_rules(self.kit.limits, self.limit_subject(address), request, address)
 
     def prove(self, request: LoginRequest) -> Identity:
         kit = self.kit
@@ -159,7 +155,7 @@ class CodeLogin(TwoStepLogin):
             request.now,
             codes.max_attempts,
             lambda digest: codes.matches(digest, address, request.scope, answer),
-            failures=kit.limits.failures(self.limit_subject(address), request.client_ip),
+            failures=kit.limits.failures(self.limit_subject(address), request.client_ip, device_of(request.fields)),
             claim_seconds=kit.claim_seconds,
             listing=listing,
         )
@@ -168,11 +164,14 @@ class CodeLogin(TwoStepLogin):
             request.audit.note(EventName.WRONG)
             raise ApiError("BADCODE")
         request.audit.note(EventName.PROVED)
-        proven = kit.limits.proof(self.limit_subject(address))  # a returning user from now on
+        subject = self.limit_subject(address)
+        # a returning user from now on, and a known device when the app named one
+        known = kit.limits.known_device(subject, device_of(request.fields))
+        proven = [kit.limits.proof(subject), *([known] if known else [])]
         return Identity(
             address,
             name,
             consume=lambda minted: kit.store.consume(record, proven, request.now, minted),
             release=lambda: kit.store.release(record),
-            subject=self.limit_subject(address),
+            subject=subject,
         )

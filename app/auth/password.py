@@ -15,7 +15,7 @@ from ..deadlines import remaining
 from ..errors import ApiError
 from ..schema import ConfigError
 from ..store.audit import EventName
-from . import Identity, LoginRequest, OneStepLogin
+from . import Identity, LoginRequest, OneStepLogin, check_rules, device_of
 
 MAX_USER_CHARS = 256
 T = TypeVar("T")
@@ -81,15 +81,20 @@ class PasswordLogin(OneStepLogin):
             raise ApiError("BADLOGIN", detail="user or password missing")
         subject = self.subject_of(user, request.now)
         request.audit.address = subject
-        kit.store.hit(kit.limits.for_check(subject, request.client_ip), request.now)  # hints first, then counted
+        rules, listing = check_rules(kit.limits, subject, request)
+        kit.store.hit(rules, request.now, listing)  # hints first, then counted (a known device: its own)
         try:
             found = self.authenticate(user, password)
         except Unavailable as exc:
             raise ApiError("INTERNAL", detail=str(exc)) from None
+        device = device_of(request.fields)
         if found is None:
-            kit.store.count(kit.limits.failures(subject, request.client_ip), request.now)
+            kit.store.count(kit.limits.failures(subject, request.client_ip, device), request.now)
             request.audit.note(EventName.WRONG)
             raise ApiError("BADLOGIN")
         address, name = found
         request.audit.note(EventName.PROVED, type(self).__name__)
+        known = kit.limits.known_device(subject, device)
+        if known:  # the device keeps its way in through lock-outs from now on
+            kit.store.count([known], request.now)
         return Identity(address, (name or request.fields.text("name", error="BADREQUEST"))[:128], subject=subject)

@@ -222,15 +222,15 @@ class SqlStore(AuditQueries, TokenQueries, Housekeeping, abc.ABC):
         return bool(self._exec(cur, "SELECT 1 FROM counters WHERE key = ? AND expires_at > ?", (key, now)).fetchall())
 
     def consume(
-        self, code: CodeRecord, proven: tuple[str, int] | None = None, now: int = 0, minted: TokenRecord | None = None
+        self, code: CodeRecord, proven: Sequence[tuple[str, int]] = (), now: int = 0, minted: TokenRecord | None = None
     ) -> None:
-        """The claimed code did its work (a token was minted): delete it (a newer code is kept), and
-        mark the address as having proved a code, ``proven`` = (key, window), and keep the token's
-        row (``minted``, for logout) in the same transaction."""
+        """The claimed code did its work (a token was minted): delete it (a newer code is kept), mark
+        what the proof showed - ``proven``, counters (key, window): the address proved a code, the
+        device it came from - and keep the token's row (``minted``, for logout), in one transaction."""
         with self._transaction() as cur:
             self._remember(cur, minted)
-            if proven:
-                self._exec(cur, BUMP, (proven[0], now + proven[1], now, now)).fetchall()
+            for key, window in proven:
+                self._exec(cur, BUMP, (key, now + window, now, now)).fetchall()
             self._exec(
                 cur,
                 "DELETE FROM codes WHERE address = ? AND appid = ? AND digest = ?",
