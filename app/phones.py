@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable, Mapping
@@ -9,7 +10,7 @@ from typing import Any
 
 import phonenumbers
 
-from .schema import day_end
+from .schema import day_end, setting
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 
@@ -128,3 +129,17 @@ class TestNumbers:
             return None
         code, until = found
         return code if until is None or now < until else None
+
+
+@dataclasses.dataclass(frozen=True)
+class PhoneSettings:
+    """Phone policy and test numbers."""
+
+    allow_calling_codes: list[str] = setting([], "Only these calling codes may log in (empty: all).",
+                                             check=calling_codes_problem)
+    deny_calling_codes: list[str] = setting([], "These calling codes may not log in.", check=calling_codes_problem)
+    refuse_types: list[str] = setting(["premium_rate", "shared_cost", "uan", "pager", "personal_number"], "Number "
+                                      "types answered as invalid (SMS pumping targets); also: voip, toll_free, "
+                                      "voicemail.", check=number_types_problem)
+    test_numbers: dict[str, Any] = setting({}, "Phone -> fixed code (or {code, until}) for app-store review; no SMS "
+                                           "is sent.", check=test_numbers_problem)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .attestation import Gate
 from .audit import Auditor
 from .auth import Login, LoginKit
 from .codes import Codes, hashing_key
@@ -89,6 +90,7 @@ def build(
         claim_seconds=int(settings.mesibo.connect_timeout + settings.mesibo.read_timeout) + 2,
         mesibo=mesibo,
         delete_op=settings.mesibo.delete_op,
+        gate=Gate(settings.attestation),
     )
     if not issubclass(settings.method_class, Login):
         raise ConfigError(

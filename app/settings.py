@@ -8,8 +8,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .attestation import AttestationSettings
 from .limits import LimitSettings
-from .phones import calling_codes_problem, number_types_problem, test_numbers_problem
+from .phones import PhoneSettings
 from .schema import ConfigError, between, one_of, setting, url
 from .schema import template as template_problem
 
@@ -183,20 +184,6 @@ class AppSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class PhoneSettings:
-    """Phone policy and test numbers."""
-
-    allow_calling_codes: list[str] = setting([], "Only these calling codes may log in (empty: all).",
-                                             check=calling_codes_problem)
-    deny_calling_codes: list[str] = setting([], "These calling codes may not log in.", check=calling_codes_problem)
-    refuse_types: list[str] = setting(["premium_rate", "shared_cost", "uan", "pager", "personal_number"], "Number "
-                                      "types answered as invalid (SMS pumping targets); also: voip, toll_free, "
-                                      "voicemail.", check=number_types_problem)
-    test_numbers: dict[str, Any] = setting({}, "Phone -> fixed code (or {code, until}) for app-store review; no SMS "
-                                           "is sent.", check=test_numbers_problem)
-
-
-@dataclasses.dataclass(frozen=True)
 class AuditSettings:
     """The audit trail of login events (see README, "Operating it")."""
 
@@ -237,6 +224,7 @@ SECTIONS: dict[str, type] = {
     "login": LoginSettings,
     "app": AppSettings,
     "limits": LimitSettings,
+    "attestation": AttestationSettings,
     "phones": PhoneSettings,
     "audit": AuditSettings,
     "metrics": MetricsSettings,
@@ -257,6 +245,7 @@ class Settings:
     login: LoginSettings
     app: AppSettings
     limits: LimitSettings
+    attestation: AttestationSettings
     phones: PhoneSettings
     audit: AuditSettings
     metrics: MetricsSettings

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..attestation import Gate
 from ..audit import Audit
 from ..codes import Codes
 from ..errors import ApiError
@@ -96,6 +97,7 @@ class LoginKit:
     # how long a right code stays claimed while mesibo mints the token: longer than that call may take
     claim_seconds: int = 15
     delete_op: str = "userdel"  # the mesibo op that deletes a user (``mesibo.delete_op``)
+    gate: Gate | None = None  # the CAPTCHA gate on step 1 (``[attestation]``), when there is one
 
 
 def check_rules(limits: Limits, subject: str, request: LoginRequest, address: str = "") -> tuple[list[Rule], Listing]:

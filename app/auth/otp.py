@@ -64,6 +64,13 @@ class CodeLogin(TwoStepLogin):
 
     def begin(self, request: LoginRequest) -> dict[str, Any]:
         address, test_code = self.address(request)
+        gate = self.kit.gate
+        if test_code is None and gate is not None and gate.enabled:  # before anything is counted or sent
+            try:
+                gate.check(request.fields.text("attestation", error="BADATTESTATION"), request.client_ip)
+            except ApiError as refused:
+                request.audit.note(EventName.REFUSED, f"attestation: {refused.detail}")
+                raise
         rules, listing = self.send_rules(request, address, test_number=test_code is not None)
         try:
             code, expires_at, counted = self.issue(request, address, test_code, rules, listing)

@@ -1,0 +1,100 @@
+"""The gate in front of step 1: a CAPTCHA token proving a person (or an app) asks for the code.
+
+Off by default. With ``attestation.provider`` set, step 1 (a login's or a deletion's, whatever sends
+a code) must carry the provider's token in the field ``attestation``; the service asks the
+provider's verify endpoint - Cloudflare Turnstile, hCaptcha and Google reCAPTCHA all answer the same
+``siteverify`` form (secret, response, remoteip -> ``success``, ``hostname``, ``action``, ``score``,
+``error-codes``) - before any limit is counted or any message sent. A missing or refused token, or a
+provider that does not answer, is ``BADATTESTATION``. Test numbers pass without one (they send
+nothing). SMS pumping is run by scripts: a token each costs them what it costs a person.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import requests
+
+from .errors import ApiError
+from .http import AnswerTooLargeError, SessionHolder, read_capped
+from .schema import ConfigError, between, one_of, optional_url, setting
+
+logger = logging.getLogger("app.attestation")
+
+# Each provider's documented verify endpoint.
+VERIFY_URLS = {
+    "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    "hcaptcha": "https://api.hcaptcha.com/siteverify",
+    "recaptcha": "https://www.google.com/recaptcha/api/siteverify",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttestationSettings:
+    """A CAPTCHA gate on step 1 (off by default): the field ``attestation`` carries the token."""
+
+    provider: str = setting("", "'' (off), turnstile, hcaptcha or recaptcha (v2, or v3 with min_score).",
+                            check=one_of("", "turnstile", "hcaptcha", "recaptcha"))
+    secret: str = setting("", "The provider's secret key for your site. Secret.", secret=True)
+    verify_url: str = setting("", "The verify endpoint (empty: the provider's own).", check=optional_url)
+    hostnames: list[str] = setting([], "Accept tokens solved on these hostnames only (empty: any).")
+    actions: list[str] = setting([], "Accept tokens made for these actions only (Turnstile, reCAPTCHA v3; empty: any).")
+    min_score: float = setting(0.0, "Lowest score accepted (reCAPTCHA v3, hCaptcha Enterprise; 0: not checked).",
+                               check=between(0, 1))
+    timeout: float = setting(5.0, "Seconds to wait for the provider's answer (after at most 3 s to connect).",
+                             check=between(0.5, 30))
+
+
+class Gate:
+    """Asks the provider whether a step-1 token is good; ``enabled`` is False when no provider is set."""
+
+    MAX_ANSWER_BYTES = 64 << 10
+
+    def __init__(self, settings: AttestationSettings):
+        self.settings = settings
+        self.enabled = bool(settings.provider)
+        if self.enabled and not settings.secret:
+            raise ConfigError("attestation.secret", f"is required by attestation.provider = {settings.provider!r}")
+        self.url = settings.verify_url or VERIFY_URLS.get(settings.provider, "")
+        self._sessions = SessionHolder((3.05, settings.timeout), user_agent="messenger-backend-python attestation")
+
+    def check(self, token: str, client_ip: str) -> None:
+        """Return when the provider vouches for ``token``; else raise ApiError("BADATTESTATION")."""
+        if not token:
+            raise ApiError("BADATTESTATION", detail="no attestation token")
+        verdict = self._verdict(token, client_ip)
+        problem = self._problem(verdict)
+        if problem:
+            raise ApiError("BADATTESTATION", detail=problem)
+
+    def _verdict(self, token: str, client_ip: str) -> dict[str, Any]:
+        form = {"secret": self.settings.secret, "response": token[:4096], "remoteip": client_ip}
+        try:
+            response = self._sessions.get().post(self.url, data=form, stream=True)
+            read_capped(response, self.MAX_ANSWER_BYTES)
+            answer = response.json() if response.status_code == 200 else None
+        except (requests.RequestException, OSError, TimeoutError, AnswerTooLargeError, ValueError) as exc:
+            # the provider not answering refuses the code: the gate is there because scripts pump SMS
+            logger.warning("attestation provider %s did not answer (%s)", self.settings.provider, type(exc).__name__)
+            raise ApiError("BADATTESTATION", detail=f"the provider did not answer ({type(exc).__name__})") from None
+        if not isinstance(answer, dict):
+            raise ApiError("BADATTESTATION", detail=f"the provider answered HTTP {response.status_code}")
+        return answer
+
+    def _problem(self, verdict: dict[str, Any]) -> str | None:
+        """Why the verdict is not good enough (None: it is)."""
+        settings = self.settings
+        if verdict.get("success") is not True:
+            codes = verdict.get("error-codes")
+            return f"refused by the provider ({', '.join(map(str, codes)) if isinstance(codes, list) else 'no reason'})"
+        if settings.hostnames and verdict.get("hostname") not in settings.hostnames:
+            return f"solved on another hostname ({str(verdict.get('hostname'))[:64]})"
+        if settings.actions and verdict.get("action") not in settings.actions:
+            return f"made for another action ({str(verdict.get('action'))[:64]})"
+        if settings.min_score:
+            score = verdict.get("score")
+            if not isinstance(score, (int, float)) or isinstance(score, bool) or score < settings.min_score:
+                return f"score {score!r} below {settings.min_score}"
+        return None
