@@ -1,4 +1,4 @@
-"""Support commands: ``flask --app app status|events|unblock|block|allow|test-numbers|delete-account``.
+"""Support commands: ``flask --app app status|events|unblock|block|allow|test-numbers|quarantine|delete-account``.
 
 They work against the configured store (SQLite or PostgreSQL) from any node, and what they change
 applies at once on every worker and node.
@@ -210,6 +210,29 @@ def test_numbers() -> None:
     _table(["phone", "until (UTC)"], [(phone, until) for phone, until in numbers.entries()])
 
 
+@click.command("quarantine")
+@click.option("--release", multiple=True, help="Let new numbers of this prefix get codes again (repeatable).")
+@with_appcontext
+def quarantine(release: tuple[str, ...]) -> None:
+    """Phone prefixes quarantined for SMS pumping (many codes sent, few proved), and until when."""
+    services = _services()
+    for prefix in release:
+        if not prefix.isdigit():
+            raise click.ClickException(f"{printable(prefix)!r}: a prefix is digits (e.g. 447700)")
+        # its counts start afresh: the old ones would quarantine it again at the next send
+        cleared = services.store.clear_counters([f"{kind}:{prefix}" for kind in ("quarantine", "q-sent", "q-proved")])
+        click.echo(f"released {prefix}" if f"quarantine:{prefix}" in cleared else f"not quarantined: {prefix}")
+    now, rows = services.now(), []
+    counts = {key: count for key, count, ends in services.store.counters_of([], ["q-%"]) if ends > now}
+    for key, _, ends in services.store.counters_of([], ["quarantine:%"]):
+        if ends > now:
+            prefix = key.partition(":")[2]
+            rows.append((prefix, _when(ends - now), counts.get(f"q-sent:{prefix}", 0),
+                         counts.get(f"q-proved:{prefix}", 0)))
+    click.echo("quarantined prefixes")
+    _table(["prefix", "ends in", "codes sent", "proved"], rows)
+
+
 @click.command("delete-account")
 @click.argument("account")
 @click.option("--address", default="", help="The user's mesibo address, for a login whose accounts are not "
@@ -245,5 +268,5 @@ def delete_account(account: str, address: str, keep_mesibo: bool, yes: bool) -> 
 
 
 def init_app(app: Flask) -> None:
-    for command in (status, events, unblock, block, allow, test_numbers, delete_account):
+    for command in (status, events, unblock, block, allow, test_numbers, quarantine, delete_account):
         app.cli.add_command(command)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .phones import calling_codes_problem
 from .schema import between, setting
-from .store import Rule
+from .store import Rule, Watch
 
 
 def _country_caps(value: dict) -> str | None:
@@ -52,6 +52,17 @@ class LimitSettings:
                                                "it out.", check=between(0, 100))
     known_device_days: int = setting(180, "Days a device stays known after its last login (0: no device is known).",
                                      check=between(0, 3650))
+    quarantine_prefix_digits: int = setting(6, "Automatic quarantine against SMS pumping: the leading digits of a "
+                                            "phone (with its calling code) that make its prefix (0: off).",
+                                            check=between(0, 15))
+    quarantine_min_sends: int = setting(50, "Codes sent to one prefix within the window before it can be "
+                                        "quarantined.", check=between(1, 1000000))
+    quarantine_min_proved_percent: int = setting(10, "Quarantine a prefix when fewer of its codes than this were "
+                                                 "proved.", check=between(1, 100))
+    quarantine_window_seconds: int = setting(3600, "The window sends and proofs are counted over.",
+                                             check=between(60, 86400))
+    quarantine_seconds: int = setting(3600, "How long new numbers of a quarantined prefix get no code (numbers "
+                                      "that proved one before still do).", check=between(60, 604800))
     ipv6_prefix_length: int = setting(64, "Per-address limits count an IPv6 client's network of this length.",
                                       check=between(32, 128))
     ipv4_prefix_length: int = setting(32, "The same for IPv4 (32: each address).", check=between(8, 32))
@@ -218,6 +229,14 @@ class Limits:
         if cap:
             rules.append(Rule(key(SEND_CC, country), cap, HOUR))
         return rules
+
+    def watch(self, phone: str) -> Watch | None:
+        """The prefix a send to ``phone`` (E.164 digits) counts for, for the automatic quarantine."""
+        s = self.settings
+        if not s.quarantine_prefix_digits or not phone.isdigit():
+            return None
+        return Watch(phone[: s.quarantine_prefix_digits], s.quarantine_window_seconds, s.quarantine_min_sends,
+                     s.quarantine_min_proved_percent, s.quarantine_seconds)
 
     def for_check(self, subject: str, ip: str, *, allowed: bool = False) -> list[Rule]:
         """Rules an answer (a code, a password) for ``subject`` from ``ip`` must pass (an allowed

@@ -72,6 +72,9 @@ class NoMetrics:
     def readiness(self, ready: bool) -> None:
         pass
 
+    def quarantined(self) -> None:
+        pass
+
     def audit_unwritten(self, outcome: str, rows: int) -> None:
         pass
 
@@ -129,6 +132,11 @@ class Metrics(NoMetrics):
             ["result"],
             registry=registry,
         )
+        self.quarantines = Counter(
+            "messenger_quarantines",
+            "Destination prefixes quarantined for SMS pumping (many codes sent, few proved).",
+            registry=registry,
+        )
         self.audit_unwritten_events = Counter(
             "messenger_audit_events_unwritten",
             "Audit events a write failed for: kept to write later (retried) or given up (dropped).",
@@ -152,7 +160,8 @@ class Metrics(NoMetrics):
     # what the first series are made of: label values known before any event
     MESIBO_OPS = ("useradd", "otp", "userdel", "userset", "usersget")
     REFUSAL_KINDS = (
-        "cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip", "fail-dev"
+        "cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip", "fail-dev",
+        "quarantine",
     )
 
     def _first_series(self) -> None:
@@ -196,6 +205,10 @@ class Metrics(NoMetrics):
     def refusal(self, kind: str) -> None:
         if self._may_record():
             self.refusals.labels(kind).inc()
+
+    def quarantined(self) -> None:
+        if self._may_record():
+            self.quarantines.inc()
 
     def readiness(self, ready: bool) -> None:
         if self._may_record():

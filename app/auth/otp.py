@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ApiError
 from ..senders import Message, SendError, render
-from ..store import Blocked, CodeRecord, Listing, Rule
+from ..store import Blocked, CodeRecord, Listing, Rule, Watch
 from ..store.audit import EventName
 from . import LOGIN, Identity, LoginRequest, TwoStepLogin, check_rules, device_of
 
@@ -37,6 +37,11 @@ class CodeLogin(TwoStepLogin):
     def country_of(self, address: str) -> str:
         """The calling code a message to ``address`` goes to, for the per-country budgets ("": none)."""
         return ""
+
+    def watch_of(self, address: str) -> Watch | None:
+        """The destination prefix a send to ``address`` counts for (automatic quarantine); none by
+        default - phones have prefixes, e-mail addresses do not."""
+        return None
 
     def limit_subject(self, address: str) -> str:
         """Whom the limits count a normalized address against: itself, unless several addresses
@@ -74,9 +79,16 @@ class CodeLogin(TwoStepLogin):
         rules, listing = self.send_rules(request, address, test_number=test_code is not None)
         try:
             code, expires_at, counted = self.issue(request, address, test_code, rules, listing)
-        except Blocked:
-            request.audit.note(EventName.REFUSED, "blocked by the operator")
-            raise ApiError(self.invalid, detail="blocked by the operator") from None
+        except Blocked as blocked:
+            why = f"prefix {blocked.quarantined} quarantined" if blocked.quarantined else "blocked by the operator"
+            if blocked.quarantined:
+                self.kit.metrics.refusal("quarantine")
+            request.audit.note(EventName.REFUSED, why)
+            raise ApiError(self.invalid, detail=why) from None
+        if listing is not None and "quarantined" in listing.outcome and listing.watch:
+            logger.warning("prefix %s quarantined: many codes sent to it, few proved", listing.watch.prefix)
+            self.kit.metrics.quarantined()
+            request.audit.note(EventName.QUARANTINED, listing.watch.prefix)
         request.audit.note(EventName.ASKED, "test number" if test_code else "")
         if test_code is None:
             self.deliver(self.message(address, code, expires_at, request.now, request.purpose), counted, request)
@@ -94,7 +106,8 @@ class CodeLogin(TwoStepLogin):
             return rules, None
         allowed = kit.limits.for_send(subject, request.client_ip, allowed=True, country=country)
         returning = kit.limits.for_send(subject, request.client_ip, returning=True, country=country)
-        return rules, Listing(address, allowed, returning=returning, proof_key=kit.limits.proof(subject)[0])
+        return rules, Listing(address, allowed, returning=returning, proof_key=kit.limits.proof(subject)[0],
+                              watch=self.watch_of(address))
 
     def issue(
         self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule], listing: Listing | None
@@ -172,9 +185,10 @@ class CodeLogin(TwoStepLogin):
             raise ApiError("BADCODE")
         request.audit.note(EventName.PROVED)
         subject = self.limit_subject(address)
-        # a returning user from now on, and a known device when the app named one
-        known = kit.limits.known_device(subject, device_of(request.fields))
-        proven = [kit.limits.proof(subject), *([known] if known else [])]
+        known, watch = kit.limits.known_device(subject, device_of(request.fields)), self.watch_of(address)
+        # a returning user from now on, the device it came from, a code proved for its prefix
+        proven = [kit.limits.proof(subject), *([known] if known else []),
+                  *([(watch.proved_key, watch.window)] if watch else [])]
         return Identity(
             address,
             name,

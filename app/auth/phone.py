@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..store import Watch
 from .otp import CodeLogin
 
 
@@ -12,6 +13,9 @@ class PhoneLogin(CodeLogin):
 
     def normalize_address(self, raw: str) -> str | None:
         return self.kit.phones.normalize(raw)
+
+    def watch_of(self, address: str) -> Watch | None:
+        return self.kit.limits.watch(address)
 
     def country_of(self, address: str) -> str:
         return self.kit.phones.calling_code(address)

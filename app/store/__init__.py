@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .base import SqlStore
-from .records import Blocked, CodeRecord, Listing, Refused, Rule, TokenRecord
+from .records import Blocked, CodeRecord, Listing, Refused, Rule, TokenRecord, Watch
 from .sql import SCHEMA_VERSION
 
 __all__ = [
-    "SCHEMA_VERSION", "Blocked", "CodeRecord", "Listing", "Refused", "Rule", "SqlStore", "TokenRecord", "open_store"
+    "SCHEMA_VERSION", "Blocked", "CodeRecord", "Listing", "Refused", "Rule", "SqlStore", "TokenRecord", "Watch",
+    "open_store",
 ]
 
 

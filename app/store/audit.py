@@ -29,6 +29,7 @@ class EventName(StrEnum):
     MESIBO_ERROR = "mesibo_error"  # mesibo did not mint; detail: its error
     REVOKED = "revoked"  # a minted token was revoked (the code could not be marked used)
     DELETED = "deleted"  # an account was deleted (deleteaccount): kept without who or from where
+    QUARANTINED = "quarantined"  # this send quarantined its prefix (SMS pumping); detail: the prefix
 
 
 EVENTS = tuple(EventName)

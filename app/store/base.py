@@ -119,10 +119,29 @@ class SqlStore(AuditQueries, TokenQueries, Housekeeping, abc.ABC):
                     rules = listing.allowed
                 elif listing.returning is not None and self._live(cur, listing.proof_key, now):
                     rules = listing.returning
+                elif listing.watch and self._live(cur, listing.watch.quarantine_key, now):
+                    raise Blocked(listing.address, quarantined=listing.watch.prefix)
             refusal = self._apply_rules(cur, rules, now)
             if refusal:
                 raise refusal
+            if listing is not None and listing.watch:
+                self._watch(cur, listing, now)
             return work(cur, rules)
+
+    def _watch(self, cur: Any, listing: Listing, now: int) -> None:
+        """Count a send to a watched prefix; quarantine the prefix when its proved share is too low."""
+        watch = listing.watch
+        assert watch is not None
+        sent = self._exec(cur, BUMP, (watch.sent_key, now + watch.window, now, now)).fetchall()[0][0]
+        if sent < watch.min_sends:
+            return
+        rows = self._exec(
+            cur, "SELECT count FROM counters WHERE key = ? AND expires_at > ?", (watch.proved_key, now)
+        ).fetchall()
+        proved = rows[0][0] if rows else 0
+        if proved * 100 < sent * watch.min_proved_percent and not self._live(cur, watch.quarantine_key, now):
+            self._exec(cur, BUMP, (watch.quarantine_key, now + watch.hold, now, now)).fetchall()
+            listing.outcome.append("quarantined")
 
     def hit(self, rules: Sequence[Rule], now: int, listing: Listing | None = None) -> Sequence[Rule]:
         """Count an event against every rule, all or nothing; raise Refused when one refuses, Blocked

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,32 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Watch:
+    """A destination prefix watched for SMS pumping (automatic quarantine): sends to it and codes
+    proved by it are counted over ``window``; once at least ``min_sends`` went out and less than
+    ``min_proved_percent`` of them were proved, new numbers of the prefix get no code for ``hold``
+    seconds (numbers that proved a code before still do)."""
+
+    prefix: str
+    window: int
+    min_sends: int
+    min_proved_percent: int
+    hold: int
+
+    @property
+    def sent_key(self) -> str:
+        return f"q-sent:{self.prefix}"
+
+    @property
+    def proved_key(self) -> str:
+        return f"q-proved:{self.prefix}"
+
+    @property
+    def quarantine_key(self) -> str:
+        return f"quarantine:{self.prefix}"
+
+
+@dataclass(frozen=True)
 class Listing:
     """Ask the operator's block and allow lists about ``address`` inside the request's own transaction:
     an allowed address is counted against ``allowed`` instead of the usual rules; a blocked one is
@@ -53,10 +79,19 @@ class Listing:
     refuse_blocked: bool = True
     returning: Sequence[Rule] | None = None
     proof_key: str = ""
+    # a send to a watched prefix: refused while it is quarantined, else counted, and the prefix
+    # quarantined when this send makes its proved share too low ("quarantined" is then added to
+    # ``outcome``, for the caller's audit trail and metrics)
+    watch: Watch | None = None
+    outcome: list[str] = field(default_factory=list)
 
 
 class Blocked(Exception):  # noqa: N818 - an operator's decision, not a fault
-    """The address is on the operator's block list."""
+    """The address is on the operator's block list, or its prefix is quarantined (``quarantined``)."""
+
+    def __init__(self, address: str, quarantined: str = ""):
+        super().__init__(address)
+        self.quarantined = quarantined
 
 
 class Refused(Exception):  # noqa: N818 - a refusal is an answer, not a fault
