@@ -127,15 +127,15 @@ class Audit:
     request_id: str = ""
     appid: str = ""
     address: str = ""  # who the request is about, once the login method knows
-    noted: list[tuple[str, str]] = field(default_factory=list)
+    noted: list[tuple[str, str, str]] = field(default_factory=list)  # (event, detail, message id)
 
-    def note(self, event: EventName, detail: str = "") -> None:
-        self.noted.append((event, detail))
+    def note(self, event: EventName, detail: str = "", message_id: str = "") -> None:
+        self.noted.append((event, detail, message_id))
 
     def rows(self, auditor: Auditor, now: int) -> list[Event]:
         subject, shown = auditor.subject(self.address), masked(self.address)
         return [
             Event(now, subject, shown, event, detail[:200], self.method, self.appid[:256], self.client_ip,
-                  self.request_id)
-            for event, detail in self.noted
+                  self.request_id, message_id[:128])
+            for event, detail, message_id in self.noted
         ]

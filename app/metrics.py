@@ -75,6 +75,9 @@ class NoMetrics:
     def quarantined(self) -> None:
         pass
 
+    def delivery(self, sender: str, outcome: str) -> None:
+        pass
+
     def audit_unwritten(self, outcome: str, rows: int) -> None:
         pass
 
@@ -130,6 +133,12 @@ class Metrics(NoMetrics):
             "messenger_readiness_checks",
             "Answers of /readyz, by result (ready or unready).",
             ["result"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "messenger_deliveries",
+            "Delivery receipts of codes sent, by sender and outcome (delivered or undelivered).",
+            ["sender", "outcome"],
             registry=registry,
         )
         self.quarantines = Counter(
@@ -209,6 +218,10 @@ class Metrics(NoMetrics):
     def quarantined(self) -> None:
         if self._may_record():
             self.quarantines.inc()
+
+    def delivery(self, sender: str, outcome: str) -> None:
+        if self._may_record() and outcome in ("delivered", "undelivered"):
+            self.deliveries.labels(sender, outcome).inc()
 
     def readiness(self, ready: bool) -> None:
         if self._may_record():

@@ -66,7 +66,7 @@ def deleteaccount(fields: Fields, client_ip: str, services: Services, audit: Aud
     at_mesibo(identity, audit, lambda: method.delete(identity, request))
     forget(services, identity.subject or identity.address, identity.address)
     # the trail keeps that an account was deleted, and nothing about whose it was
-    audit.address, audit.client_ip, audit.noted = "", "", [(EventName.DELETED, type(method).__name__)]
+    audit.address, audit.client_ip, audit.noted = "", "", [(EventName.DELETED, type(method).__name__, "")]
     return {}
 
 

@@ -151,7 +151,7 @@ class CodeLogin(TwoStepLogin):
             logger.warning("code delivery failed: %s (provider error %s)", exc, exc.provider_code or "none")
             raise ApiError("SENDFAIL", detail=f"provider error {exc.provider_code or 'none'}") from None
         kit.metrics.sent(sender, "ok")
-        request.audit.note(EventName.SENT, f"{sender} {message_id}")
+        request.audit.note(EventName.SENT, f"{sender} {message_id}", message_id=message_id)
         logger.debug("code sent, message id %s", message_id)
 
     # -- step 2 -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -96,3 +97,29 @@ class WebhookSender(HttpSender):
             status = response.status_code
             raise SendError(f"webhook answered HTTP {status}", provider_code=f"http-{status}")
         return message_id
+
+    # -- delivery receipts (app.receipts) ---------------------------------------------------------
+
+    TOLERANCE_SECONDS = 300  # a receipt signed longer ago than this is a replay
+
+    def receipt(self, body: bytes, form: dict[str, str], headers: dict[str, str]) -> tuple[str, str, str] | None:
+        """(message id, outcome, provider code) of a receipt the gateway POSTs back, signed as this
+        sender signs its webhooks (same secret): JSON ``{"message_id": "msg_...", "status":
+        "delivered" | "undelivered", "error": "..."}``. PermissionError when the signature is not
+        ours or is stale; None for another status (on the way)."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        receipt_id, stamp = lowered.get("webhook-id", ""), lowered.get("webhook-timestamp", "")
+        if not stamp.isdigit() or abs(int(stamp) - int(time.time())) > self.TOLERANCE_SECONDS:
+            raise PermissionError("the receipt's webhook-timestamp is missing or stale")
+        expected = sign(self.key, receipt_id, int(stamp), body)
+        offered = lowered.get("webhook-signature", "").split()
+        if not any(hmac.compare_digest(expected, candidate) for candidate in offered):
+            raise PermissionError("the receipt's webhook-signature is not ours")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise PermissionError("the receipt is not JSON") from None
+        status = data.get("status") if isinstance(data, dict) else None
+        if status not in ("delivered", "undelivered"):
+            return None
+        return str(data.get("message_id") or ""), status, str(data.get("error") or "")[:64]

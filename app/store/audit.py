@@ -30,6 +30,8 @@ class EventName(StrEnum):
     REVOKED = "revoked"  # a minted token was revoked (the code could not be marked used)
     DELETED = "deleted"  # an account was deleted (deleteaccount): kept without who or from where
     QUARANTINED = "quarantined"  # this send quarantined its prefix (SMS pumping); detail: the prefix
+    DELIVERED = "delivered"  # the provider's receipt: the message arrived; detail: the provider
+    UNDELIVERED = "undelivered"  # the provider's receipt: it did not; detail: the provider and its error
 
 
 EVENTS = tuple(EventName)
@@ -49,9 +51,10 @@ class Event:
     appid: str
     client_ip: str
     request_id: str
+    message_id: str = ""  # a sent code's, as its provider named the message
 
 
-EVENT_COLUMNS = "at, subject, shown, event, detail, method, appid, client_ip, request_id"
+EVENT_COLUMNS = "at, subject, shown, event, detail, method, appid, client_ip, request_id, message_id"
 
 
 class AuditQueries(Queries):
@@ -74,10 +77,10 @@ class AuditQueries(Queries):
             # ids sort as the events happened (the time in ns first): the order within one request
             row_id = f"{time.time_ns():020d}{secrets.token_hex(4)}"
             params.append((row_id, e.at, e.at + keep_seconds, e.subject, e.shown, e.event, e.detail, e.method,
-                           e.appid, e.client_ip, e.request_id))
-        columns = "id, at, expires_at, subject, shown, event, detail, method, appid, client_ip, request_id"
+                           e.appid, e.client_ip, e.request_id, e.message_id))
+        columns = "id, at, expires_at, " + EVENT_COLUMNS.replace("at, ", "", 1)
         with self._transaction() as cur:
-            cur.executemany(self._sql(f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            cur.executemany(self._sql(f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                             params)
 
     def events(
@@ -103,6 +106,23 @@ class AuditQueries(Queries):
                 [*params, limit],
             ).fetchall()
         return [Event(*row) for row in rows]
+
+    def receipt(self, message_id: str, event: str, detail: str, now: int, keep_seconds: int) -> Event | None:
+        """A provider's delivery receipt for ``message_id``: the event it makes, written for whom the
+        message was sent to (found by the ``sent`` event that holds the id); None when no sent event
+        holds it (another service's message, or the trail's row already purged)."""
+        with self._transaction() as cur:
+            rows = self._exec(
+                cur,
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE message_id = ? AND event = 'sent' LIMIT 1",
+                (message_id,),
+            ).fetchall()
+        if not rows:
+            return None
+        sent = Event(*rows[0])
+        made = Event(now, sent.subject, sent.shown, event, detail[:200], sent.method, sent.appid, "", sent.request_id)
+        self.record([made], keep_seconds)
+        return made
 
     # -- block and allow lists ------------------------------------------------------------------
 

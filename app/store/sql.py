@@ -55,6 +55,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS tokens_owner ON tokens (owner)",
         "CREATE INDEX IF NOT EXISTS tokens_expires_at ON tokens (expires_at)",
     ],
+    # 5: a sent code's message id, so that the provider's delivery receipt finds whom it was for
+    [
+        "ALTER TABLE events ADD COLUMN message_id TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX IF NOT EXISTS events_message_id ON events (message_id) WHERE message_id <> ''",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
