@@ -189,6 +189,8 @@ class Metrics(NoMetrics):
             self.readiness_checks.labels(result)
         for outcome in ("ok", "error"):
             self.codes_sent.labels(self.sender, outcome)
+        for outcome in ("delivered", "undelivered"):
+            self.deliveries.labels(self.sender, outcome)
         for op in self.KNOWN_OPS:
             self.requests.labels(op, "OK", "")
 
