@@ -76,6 +76,14 @@ def _stop_command(error: ConfigError) -> None:
         raise click.ClickException(f"messenger-backend cannot start: {error}") from None
 
 
+def message_lengths(built: Any) -> list[str]:
+    """Each message template's length in SMS, rendered with a code of the configured length."""
+    settings = built.settings
+    sample = {"code": "0" * settings.otp.digits, "app_name": settings.sender.app_name,
+              "minutes": max(1, settings.otp.ttl_seconds // 60), "retriever_hash": settings.sender.sms_retriever_hash}
+    return built.login.kit.texts.report(sample) if built.login.kit.texts else []
+
+
 def _report_start(built: Any) -> None:
     settings = built.settings
     url = settings.database_url
@@ -103,5 +111,7 @@ def _report_start(built: Any) -> None:
         logger.warning("server.appids is empty: any appid is served; list your apps' ids to refuse others (BADAPPID)")
     if settings.sender.name == "log" and built.login.sends_codes and not settings.development:
         logger.warning("sender 'log' writes codes to the log and sends no SMS")
+    for line in message_lengths(built):
+        logger.info("message %s", line)
     if built.test_numbers:
         logger.info("test numbers (no SMS, fixed code): %s", ", ".join(built.test_numbers.phones()))

@@ -47,6 +47,10 @@ def check() -> None:
         click.echo(f"database: unreachable ({type(exc).__name__})")
         raise SystemExit(1) from None
     click.echo(f"database: ok, schema version {services.store.schema_version()}")
+    from . import message_lengths
+
+    for line in message_lengths(services):
+        click.echo(f"message {line}")
     if not services.mesibo.configured:
         click.echo("mesibo: no app token configured - set MESIBO_APP_TOKEN")
         raise SystemExit(1)

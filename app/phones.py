@@ -70,6 +70,15 @@ class PhonePolicy:
         return next((digits[:n] for n in (1, 2, 3) if digits[:n].isdigit() and int(digits[:n]) in known), "")
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def region(digits: str) -> str:
+        """The region (ISO 3166: US, BR, ...) of E.164 digits ("" when none), for the message's language."""
+        try:
+            return phonenumbers.region_code_for_number(phonenumbers.parse("+" + digits, None)) or ""
+        except phonenumbers.NumberParseException:
+            return ""
+
+    @staticmethod
     def digits(raw: str) -> str:
         return _SEPARATORS.sub("", raw).lstrip("+").lstrip("0")
 

@@ -16,6 +16,7 @@ from .codes import Codes, hashing_key
 from .cors import Cors
 from .limits import Limits
 from .mesibo import MesiboClient
+from .messages import Texts
 from .metrics import Metrics, NoMetrics
 from .phones import PhonePolicy, TestNumbers
 from .schema import ConfigError, is_placeholder
@@ -91,6 +92,7 @@ def build(
         mesibo=mesibo,
         delete_op=settings.mesibo.delete_op,
         gate=Gate(settings.attestation),
+        texts=Texts(settings.messages, settings.sender.template, settings.sender.delete_template),
     )
     if not issubclass(settings.method_class, Login):
         raise ConfigError(

@@ -10,6 +10,7 @@ from typing import Any
 
 from .attestation import AttestationSettings
 from .limits import LimitSettings
+from .messages import MessageSettings
 from .phones import PhoneSettings
 from .schema import ConfigError, between, one_of, setting, url
 from .schema import template as template_problem
@@ -225,6 +226,7 @@ SECTIONS: dict[str, type] = {
     "app": AppSettings,
     "limits": LimitSettings,
     "attestation": AttestationSettings,
+    "messages": MessageSettings,
     "phones": PhoneSettings,
     "audit": AuditSettings,
     "metrics": MetricsSettings,
@@ -246,6 +248,7 @@ class Settings:
     app: AppSettings
     limits: LimitSettings
     attestation: AttestationSettings
+    messages: MessageSettings
     phones: PhoneSettings
     audit: AuditSettings
     metrics: MetricsSettings

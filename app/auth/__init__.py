@@ -22,6 +22,7 @@ from ..errors import ApiError
 from ..fields import Fields
 from ..limits import Limits
 from ..mesibo import MesiboClient
+from ..messages import Texts
 from ..metrics import NoMetrics
 from ..phones import PhonePolicy, TestNumbers
 from ..senders import Sender
@@ -29,6 +30,14 @@ from ..settings import SenderSettings
 from ..store import Listing, Rule, SqlStore, TokenRecord
 
 LOGIN, DELETE_ACCOUNT = "login", "deleteaccount"
+
+
+def lang_of(fields: Fields) -> str:
+    """The step-1 field ``lang`` (a BCP 47 tag choosing the message's language); never an error."""
+    try:
+        return fields.text("lang", error="BADREQUEST")[:64]
+    except ApiError:
+        return ""
 
 
 def device_of(fields: Fields) -> str:
@@ -98,6 +107,7 @@ class LoginKit:
     claim_seconds: int = 15
     delete_op: str = "userdel"  # the mesibo op that deletes a user (``mesibo.delete_op``)
     gate: Gate | None = None  # the CAPTCHA gate on step 1 (``[attestation]``), when there is one
+    texts: Texts | None = None  # the messages' templates per language (``[messages]``)
 
 
 def check_rules(limits: Limits, subject: str, request: LoginRequest, address: str = "") -> tuple[list[Rule], Listing]:

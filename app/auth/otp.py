@@ -15,7 +15,7 @@ from ..errors import ApiError
 from ..senders import Message, SendError, render
 from ..store import Blocked, CodeRecord, Listing, Rule, Watch
 from ..store.audit import EventName
-from . import LOGIN, Identity, LoginRequest, TwoStepLogin, check_rules, device_of
+from . import LOGIN, Identity, LoginRequest, TwoStepLogin, check_rules, device_of, lang_of
 
 logger = logging.getLogger("app.auth")
 
@@ -91,7 +91,8 @@ class CodeLogin(TwoStepLogin):
             request.audit.note(EventName.QUARANTINED, listing.watch.prefix)
         request.audit.note(EventName.ASKED, "test number" if test_code else "")
         if test_code is None:
-            self.deliver(self.message(address, code, expires_at, request.now, request.purpose), counted, request)
+            message = self.message(address, code, expires_at, request.now, request.purpose, lang_of(request.fields))
+            self.deliver(message, counted, request)
         return {}
 
     def send_rules(
@@ -121,19 +122,30 @@ class CodeLogin(TwoStepLogin):
         counted = kit.store.issue(record, rules, request.now, listing)
         return code, record.expires_at, counted
 
-    def message(self, address: str, code: str, expires_at: int, now: int, purpose: str = LOGIN) -> Message:
+    def region_of(self, address: str) -> str:
+        """The country (ISO 3166 region) of an address, for the message's language ("": none)."""
+        return ""
+
+    def message(
+        self, address: str, code: str, expires_at: int, now: int, purpose: str = LOGIN, lang: str = ""
+    ) -> Message:
         """The message that carries a code, made at ``now``, with the configured text for what it
-        is for (``purpose``: a login, or deleting the account)."""
-        settings = self.kit.messages
+        is for (``purpose``: a login, or deleting the account), in the user's language (``lang``,
+        the step-1 field, else the address's country's, else the default; app.messages)."""
+        settings, texts = self.kit.messages, self.kit.texts
         minutes = max(1, self.kit.codes.ttl_seconds // 60)
+        language, template = "", settings.template if purpose == LOGIN else settings.delete_template
+        if texts is not None:
+            language, template = texts.choose(purpose, lang, self.region_of(address) if texts.languages else "")
         text = render(
-            settings.template if purpose == LOGIN else settings.delete_template,
+            template,
             code=code,
             app_name=settings.app_name,
             minutes=minutes,
             retriever_hash=settings.sms_retriever_hash,
+            web_otp_domain=texts.settings.web_otp_domain if texts is not None else "",
         )
-        return Message(address, code, text, expires_at, minutes, self.channel, created_at=now)
+        return Message(address, code, text, expires_at, minutes, self.channel, created_at=now, language=language)
 
     def deliver(self, message: Message, rules: Sequence[Rule], request: LoginRequest) -> None:
         kit = self.kit

@@ -17,6 +17,9 @@ class PhoneLogin(CodeLogin):
     def watch_of(self, address: str) -> Watch | None:
         return self.kit.limits.watch(address)
 
+    def region_of(self, address: str) -> str:
+        return self.kit.phones.region(address)
+
     def country_of(self, address: str) -> str:
         return self.kit.phones.calling_code(address)
 

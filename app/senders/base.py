@@ -15,6 +15,7 @@ class Message:
     ttl_minutes: int
     channel: str = "sms"
     created_at: int = 0  # when the service made it (its clock): a sender's timestamps use this
+    language: str = ""  # the BCP 47 tag of the text's language (lower case), when languages are configured
 
 
 class SendError(Exception):
@@ -40,9 +41,14 @@ class BaseSender:
         self.common = common
 
 
-def render(template: str, *, code: str, app_name: str, minutes: int, retriever_hash: str = "") -> str:
-    """The message text from the configured template, with the Android SMS Retriever hash last."""
+def render(
+    template: str, *, code: str, app_name: str, minutes: int, retriever_hash: str = "", web_otp_domain: str = ""
+) -> str:
+    """The message text from the configured template, then the Android SMS Retriever hash, then the
+    domain-bound code line browsers (WebOTP) and iOS read: ``@chat.example #123456``, always last."""
     text = template.format(code=code, app_name=app_name, minutes=minutes)
     if retriever_hash:
         text = f"{text}\n\n{retriever_hash}"
+    if web_otp_domain:
+        text = f"{text}{chr(10) if retriever_hash else chr(10) * 2}@{web_otp_domain} #{code}"
     return text

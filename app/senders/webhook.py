@@ -79,6 +79,7 @@ class WebhookSender(HttpSender):
                 "text": message.text,
                 "expires_at": message.expires_at,
                 "expires_in_minutes": message.ttl_minutes,
+                "language": message.language,
             },
         }
 
