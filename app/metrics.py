@@ -141,9 +141,12 @@ class Metrics(NoMetrics):
             ["sender", "outcome"],
             registry=registry,
         )
+        # labelled, like every metric here: an unlabelled one writes its sample file when it is made,
+        # before _may_record could see that the multiprocess folder is full (SIGBUS at start-up)
         self.quarantines = Counter(
             "messenger_quarantines",
             "Destination prefixes quarantined for SMS pumping (many codes sent, few proved).",
+            ["reason"],
             registry=registry,
         )
         self.audit_unwritten_events = Counter(
@@ -191,6 +194,7 @@ class Metrics(NoMetrics):
             self.codes_sent.labels(self.sender, outcome)
         for outcome in ("delivered", "undelivered"):
             self.deliveries.labels(self.sender, outcome)
+        self.quarantines.labels("pumping")
         for op in self.KNOWN_OPS:
             self.requests.labels(op, "OK", "")
 
@@ -219,7 +223,7 @@ class Metrics(NoMetrics):
 
     def quarantined(self) -> None:
         if self._may_record():
-            self.quarantines.inc()
+            self.quarantines.labels("pumping").inc()
 
     def delivery(self, sender: str, outcome: str) -> None:
         if self._may_record() and outcome in ("delivered", "undelivered"):

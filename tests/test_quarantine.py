@@ -46,6 +46,9 @@ def test_a_pumped_prefix_is_quarantined_and_no_other_is(make_app, mesibo_api, cl
 
     quarantined = services.store.events(event="quarantined")
     assert [e.detail for e in quarantined] == [PUMPED[:6]]
+    metrics = client.get("/metrics").data.decode()
+    assert 'messenger_quarantines_total{reason="pumping"} 1.0' in metrics
+    assert 'messenger_limit_refusals_total{kind="quarantine"} 41.0' in metrics
     refused = services.store.events(event="refused")
     assert len(refused) == 41 and refused[0].detail == f"prefix {PUMPED[:6]} quarantined"
     # its returning user still gets a code (once the resend cooldown is over), and logs in
