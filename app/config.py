@@ -11,6 +11,7 @@ names it and the nearest known one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tomllib
@@ -19,6 +20,7 @@ from typing import Any
 
 from . import plugins
 from .schema import ConfigError, Key, coerce, is_placeholder, keys_of, nearest
+from .senders.router import check_channels, routed_names
 from .settings import SECTIONS, Settings
 
 logger = logging.getLogger("app.config")
@@ -142,7 +144,11 @@ def load(
     table = _read_file(path) if path else {}
     sender_cls = plugins.sender_class(_chosen("sender.name", table, environ, overrides))
     method_cls = plugins.method_class(_chosen("auth.method", table, environ, overrides))
-    known = _Schema([sender_cls, method_cls])
+    raw_routes = overrides.get("sender.routes") or environ.get("MESSENGER_SENDER_ROUTES")
+    if raw_routes is None and isinstance(table.get("sender"), dict):
+        raw_routes = table["sender"].get("routes")
+    routed = {name: plugins.sender_class(name) for name in routed_names(raw_routes)}  # their sections count
+    known = _Schema([sender_cls, *routed.values(), method_cls])
 
     values: dict[str, dict[str, Any]] = {}
     for dotted, value in _flatten(table, known).items():
@@ -176,13 +182,16 @@ def load(
 
     core = {name: build(name) for name in SECTIONS}
     sections = {name: build(name) for name in known.names() if name not in SECTIONS and name in values}
-    for cls in (sender_cls, method_cls):
+    for cls in (sender_cls, *routed.values(), method_cls):
         declared = plugins.section_of(cls)
         if declared:
             options = sections.setdefault(declared[0], build(declared[0]))
             if hasattr(options, "validate"):
                 options.validate()
-    return _gate(core, sections, environ, instance_path, sender_cls, method_cls)
+    if getattr(method_cls, "channel", "") == "sms":  # the phone logins: the apps choose a channel
+        check_channels(core["sender"], sender_cls, routed)
+    settings = _gate(core, sections, environ, instance_path, sender_cls, method_cls)
+    return dataclasses.replace(settings, route_classes=routed) if routed else settings
 
 
 def _gate(

@@ -24,6 +24,7 @@ CODES = {
     # the password-style logins (LDAP, RADIUS, the operator's own user table): one answer for all
     "BADLOGIN": "The user id or password is wrong, or the account cannot log in.",
     "BADATTESTATION": "The attestation (CAPTCHA) token is missing or was refused.",
+    "BADCHANNEL": "The channel is unknown or not offered here.",
     "RATELIMIT": "Too many requests; try again later.",
     "SENDFAIL": "The code could not be delivered.",
     "BADUSER": "mesibo refused to create the user.",

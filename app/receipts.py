@@ -26,9 +26,10 @@ bp = Blueprint("receipts", __name__)
 @bp.post("/receipts/<provider>")
 def receipt(provider: str) -> Response:
     svc = services_module.of(current_app)
-    sender = svc.sender
-    read = getattr(sender, "receipt", None)
-    if read is None or provider != getattr(sender, "provider", None):
+    router = svc.login.kit.router  # with routes, any of their senders may have sent the message
+    senders = [svc.sender, *(router.senders.values() if router else [])]
+    read = next((getattr(s, "receipt", None) for s in senders if getattr(s, "provider", None) == provider), None)
+    if read is None:
         return answer({"error": "Not Found", "status": 404}, 404)
     try:
         found = read(request.get_data(cache=True)[:65536], request.form.to_dict(), dict(request.headers))

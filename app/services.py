@@ -21,6 +21,7 @@ from .metrics import Metrics, NoMetrics
 from .phones import PhonePolicy, TestNumbers
 from .schema import ConfigError, is_placeholder
 from .senders import Sender
+from .senders.router import Router
 from .settings import Settings
 from .store import SqlStore, open_store
 from .tokens import MintedTokens
@@ -70,6 +71,11 @@ def build(
     metrics = metrics or (Metrics(settings.sender.name) if settings.metrics.enabled else NoMetrics())
     if sender is None:
         sender = settings.sender_class(settings.plugin(_section(settings.sender_class)), settings.sender)
+    # the senders sender.routes names besides sender.name's, each built once
+    senders = {settings.sender.name: sender} | {
+        name: cls(settings.plugin(_section(cls)), settings.sender)
+        for name, cls in settings.route_classes.items() if name != settings.sender.name
+    }
     secret = "" if is_placeholder(settings.otp.secret) else settings.otp.secret
     codes_key = hashing_key(secret, settings.database_url)
     codes = Codes(codes_key, settings.otp)
@@ -93,6 +99,7 @@ def build(
         delete_op=settings.mesibo.delete_op,
         gate=Gate(settings.attestation),
         texts=Texts(settings.messages, settings.sender.template, settings.sender.delete_template),
+        router=Router(senders, settings.sender.routes, settings.sender.name) if settings.sender.routes else None,
     )
     if not issubclass(settings.method_class, Login):
         raise ConfigError(

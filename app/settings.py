@@ -14,6 +14,7 @@ from .messages import MessageSettings
 from .phones import PhoneSettings
 from .schema import ConfigError, between, one_of, setting, url
 from .schema import template as template_problem
+from .senders.router import channels_problem, routes_problem
 
 
 def _apps(value: dict) -> str | None:
@@ -110,6 +111,11 @@ class SenderSettings:
 
     name: str = setting("log", "Which sender delivers codes: log, memory, twilio, vonage, webhook, smtp, or "
                         "module:Class.")
+    channels: list[str] = setting(["sms"], "The channels the apps may ask for in step 1 (field 'channel'): sms, "
+                                  "whatsapp, voice; the first is the default.", check=channels_problem)
+    routes: dict[str, Any] = setting({}, "Channel -> the senders to try in order (e.g. {sms = [\"twilio\", "
+                                     "\"vonage\"], voice = [\"twilio\"]}); the next after a definite refusal only. "
+                                     "A channel not listed: sender.name.", check=routes_problem)
     app_name: str = setting("Mesibo Messenger", "The app name used in the message text.")
     template: str = setting("{code} is your {app_name} verification code. It expires in {minutes} minutes.",
                             "The message text; fields: {code}, {app_name}, {minutes}.", check=template_problem)
@@ -259,6 +265,8 @@ class Settings:
     database_url: str
     sender_class: type
     method_class: type
+    # sender name -> class, for every sender a route names besides sender.name's
+    route_classes: Mapping[str, type] = dataclasses.field(default_factory=dict)
 
     def plugin(self, section: str | None) -> Any:
         """A plug-in's own settings (None when it declares none)."""

@@ -26,6 +26,7 @@ from ..messages import Texts
 from ..metrics import NoMetrics
 from ..phones import PhonePolicy, TestNumbers
 from ..senders import Sender
+from ..senders.router import Router
 from ..settings import SenderSettings
 from ..store import Listing, Rule, SqlStore, TokenRecord
 
@@ -108,6 +109,7 @@ class LoginKit:
     delete_op: str = "userdel"  # the mesibo op that deletes a user (``mesibo.delete_op``)
     gate: Gate | None = None  # the CAPTCHA gate on step 1 (``[attestation]``), when there is one
     texts: Texts | None = None  # the messages' templates per language (``[messages]``)
+    router: Router | None = None  # the senders per channel and their failover (``sender.routes``)
 
 
 def check_rules(limits: Limits, subject: str, request: LoginRequest, address: str = "") -> tuple[list[Rule], Listing]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ApiError
 from ..senders import Message, SendError, render
+from ..senders.router import Delivery, UndeliveredError
 from ..store import Blocked, CodeRecord, Listing, Rule, Watch
 from ..store.audit import EventName
 from . import LOGIN, Identity, LoginRequest, TwoStepLogin, check_rules, device_of, lang_of
@@ -68,6 +69,7 @@ class CodeLogin(TwoStepLogin):
     # -- step 1 -------------------------------------------------------------------------------
 
     def begin(self, request: LoginRequest) -> dict[str, Any]:
+        channel = self.channel_of(request)
         address, test_code = self.address(request)
         gate = self.kit.gate
         if test_code is None and gate is not None and gate.enabled:  # before anything is counted or sent
@@ -91,7 +93,8 @@ class CodeLogin(TwoStepLogin):
             request.audit.note(EventName.QUARANTINED, listing.watch.prefix)
         request.audit.note(EventName.ASKED, "test number" if test_code else "")
         if test_code is None:
-            message = self.message(address, code, expires_at, request.now, request.purpose, lang_of(request.fields))
+            message = self.message(address, code, expires_at, request.now, request.purpose, lang_of(request.fields),
+                                   channel)
             self.deliver(message, counted, request)
         return {}
 
@@ -126,45 +129,65 @@ class CodeLogin(TwoStepLogin):
         """The country (ISO 3166 region) of an address, for the message's language ("": none)."""
         return ""
 
+    def channel_of(self, request: LoginRequest) -> str:
+        """The channel the code goes out on: this login's own (e-mail); the phone logins let the app
+        choose among ``sender.channels`` (BADCHANNEL otherwise)."""
+        return self.channel
+
     def message(
-        self, address: str, code: str, expires_at: int, now: int, purpose: str = LOGIN, lang: str = ""
+        self, address: str, code: str, expires_at: int, now: int, purpose: str = LOGIN, lang: str = "",
+        channel: str = "",
     ) -> Message:
         """The message that carries a code, made at ``now``, with the configured text for what it
         is for (``purpose``: a login, or deleting the account), in the user's language (``lang``,
-        the step-1 field, else the address's country's, else the default; app.messages)."""
-        settings, texts = self.kit.messages, self.kit.texts
+        the step-1 field, else the address's country's, else the default; app.messages). A call
+        (``channel`` voice) says it, the code digit by digit, twice."""
+        settings, texts, channel = self.kit.messages, self.kit.texts, channel or self.channel
         minutes = max(1, self.kit.codes.ttl_seconds // 60)
         language, template = "", settings.template if purpose == LOGIN else settings.delete_template
         if texts is not None:
             language, template = texts.choose(purpose, lang, self.region_of(address) if texts.languages else "")
-        text = render(
-            template,
-            code=code,
-            app_name=settings.app_name,
-            minutes=minutes,
-            retriever_hash=settings.sms_retriever_hash,
-            web_otp_domain=texts.settings.web_otp_domain if texts is not None else "",
-        )
-        return Message(address, code, text, expires_at, minutes, self.channel, created_at=now, language=language)
+        if channel == "voice":
+            said = template.format(code=", ".join(code), app_name=settings.app_name, minutes=minutes)
+            text = f"{said} {said}"
+        else:
+            text = render(
+                template,
+                code=code,
+                app_name=settings.app_name,
+                minutes=minutes,
+                retriever_hash=settings.sms_retriever_hash if channel == "sms" else "",
+                web_otp_domain=texts.settings.web_otp_domain if texts is not None else "",
+            )
+        return Message(address, code, text, expires_at, minutes, channel, created_at=now, language=language)
 
     def deliver(self, message: Message, rules: Sequence[Rule], request: LoginRequest) -> None:
+        """Send through the channel's senders (failing over on a definite refusal: app.senders.router);
+        each attempt goes into the audit trail and the metrics. None took it: the send is given back
+        (no cooldown, no cap used) and SENDFAIL answered."""
         kit = self.kit
-        sender = kit.messages.name
         try:
-            message_id = kit.sender.send(message)
+            delivery = kit.router.send(message) if kit.router else Delivery(kit.messages.name, kit.sender.send(message))
         except BaseException as exc:
             # A send that did not happen must not cost the user a cooldown or a slot in the caps.
             kit.store.give_back(rules, request.now)
-            kit.metrics.sent(sender, "error")
-            provider_code = exc.provider_code if isinstance(exc, SendError) else type(exc).__name__
-            request.audit.note(EventName.SEND_FAILED, f"{sender} {provider_code or 'none'}")
+            refused = exc.delivery.refused if isinstance(exc, UndeliveredError) else [(kit.messages.name, exc)]
+            self._refused(refused, request)
             if not isinstance(exc, SendError):
                 raise
             logger.warning("code delivery failed: %s (provider error %s)", exc, exc.provider_code or "none")
             raise ApiError("SENDFAIL", detail=f"provider error {exc.provider_code or 'none'}") from None
-        kit.metrics.sent(sender, "ok")
-        request.audit.note(EventName.SENT, f"{sender} {message_id}", message_id=message_id)
-        logger.debug("code sent, message id %s", message_id)
+        self._refused(delivery.refused, request)  # the senders that refused before one took it
+        kit.metrics.sent(delivery.sender, "ok")
+        request.audit.note(EventName.SENT, f"{delivery.sender} {delivery.message_id}", message_id=delivery.message_id)
+        logger.debug("code sent by %s, message id %s", delivery.sender, delivery.message_id)
+
+    def _refused(self, refused: Sequence[tuple[str, BaseException]], request: LoginRequest) -> None:
+        for sender, exc in refused:
+            self.kit.metrics.sent(sender, "error")
+            code = exc.provider_code if isinstance(exc, SendError) else type(exc).__name__
+            maybe = " (may have been sent)" if getattr(exc, "maybe_sent", False) else ""
+            request.audit.note(EventName.SEND_FAILED, f"{sender} {code or 'none'}{maybe}")
 
     # -- step 2 -------------------------------------------------------------------------------
 

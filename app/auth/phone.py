@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ..errors import ApiError
 from ..store import Watch
+from . import LoginRequest
 from .otp import CodeLogin
 
 
@@ -16,6 +18,16 @@ class PhoneLogin(CodeLogin):
 
     def watch_of(self, address: str) -> Watch | None:
         return self.kit.limits.watch(address)
+
+    def channel_of(self, request: LoginRequest) -> str:
+        allowed = self.kit.messages.channels
+        try:
+            asked = request.fields.text("channel", error="BADCHANNEL").lower()
+        except ApiError:
+            asked = "?"
+        if asked and asked not in allowed:
+            raise ApiError("BADCHANNEL", detail=f"channel {asked[:16]!r}: one of {', '.join(allowed)}")
+        return asked or allowed[0]
 
     def region_of(self, address: str) -> str:
         return self.kit.phones.region(address)

@@ -19,11 +19,14 @@ class Message:
 
 
 class SendError(Exception):
-    """The provider did not take the message; ``provider_code`` is its own error code, if any."""
+    """The provider did not take the message; ``provider_code`` is its own error code, if any.
+    ``maybe_sent``: the request went out and no answer came (a timeout, a connection lost after
+    sending) - the provider may have the message, so no other sender may be tried after it."""
 
-    def __init__(self, message: str, *, provider_code: str = ""):
+    def __init__(self, message: str, *, provider_code: str = "", maybe_sent: bool = False):
         super().__init__(message)
         self.provider_code = provider_code
+        self.maybe_sent = maybe_sent
 
 
 class Sender(Protocol):
@@ -32,9 +35,15 @@ class Sender(Protocol):
         ...
 
 
+CHANNELS = ("sms", "whatsapp", "voice")
+
+
 class BaseSender:
     """What every built-in sender keeps: its own settings (None when it declares none) and the
-    ``[sender]`` section's (timeout, app name, message text)."""
+    ``[sender]`` section's (timeout, app name, message text). ``channels``: what it can deliver
+    (the development senders and the webhook: anything)."""
+
+    channels: frozenset[str] = frozenset({*CHANNELS, "email"})
 
     def __init__(self, options: Any, common: Any):
         self.options = options

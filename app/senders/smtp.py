@@ -37,6 +37,7 @@ class SmtpSettings:
 class SmtpSender(BaseSender):
     section = "sender.smtp"
     Settings = SmtpSettings
+    channels = frozenset({"email"})
     options: SmtpSettings
     common: SenderSettings
 

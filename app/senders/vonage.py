@@ -1,12 +1,19 @@
-"""Vonage SMS API: POST https://rest.nexmo.com/sms/json."""
+"""Vonage: SMS through the SMS API (POST https://rest.nexmo.com/sms/json), WhatsApp through the
+Messages API (POST https://api.nexmo.com/v1/messages), a call that reads the code through the Voice
+API (POST https://api.nexmo.com/v1/calls, a talk action; authenticated with the application's JWT)."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass
+
+import jwt
 
 from ..schema import setting, url
 from .base import Message, SendError
 from .http_base import HttpSender, require
+from .twilio import voice_language
 
 
 @dataclass(frozen=True)
@@ -17,6 +24,12 @@ class VonageSettings:
     api_secret: str = setting("", "Vonage API secret. Secret.", secret=True)
     from_: str = setting("", "Sender id: a number or an alphanumeric name.", name="from")
     api_url: str = setting("https://rest.nexmo.com/sms/json", "Vonage SMS API URL.", check=url)
+    messages_url: str = setting("https://api.nexmo.com/v1/messages", "Vonage Messages API URL (WhatsApp).", check=url)
+    whatsapp_from: str = setting("", "Your WhatsApp Business number (digits), for the whatsapp channel.")
+    voice_url: str = setting("https://api.nexmo.com/v1/calls", "Vonage Voice API URL.", check=url)
+    voice_from: str = setting("", "The number calls come from (digits), for the voice channel.")
+    application_id: str = setting("", "The Vonage application the Voice API calls belong to.")
+    private_key: str = setting("", "That application's private key (PEM), which signs its JWTs. Secret.", secret=True)
 
     def validate(self) -> None:
         require("sender.vonage", self, "api_key", "api_secret", "from_")
@@ -26,10 +39,15 @@ class VonageSender(HttpSender):
     provider = "vonage"
     section = "sender.vonage"
     Settings = VonageSettings
+    channels = frozenset({"sms", "whatsapp", "voice"})
 
     options: VonageSettings
 
     def send(self, message: Message) -> str:
+        if message.channel == "whatsapp":
+            return self._whatsapp(message)
+        if message.channel == "voice":
+            return self._call(message)
         body = {
             "api_key": self.options.api_key,
             "api_secret": self.options.api_secret,
@@ -51,3 +69,36 @@ class VonageSender(HttpSender):
                 provider_code=str(first.get("status")),
             )
         return str(first.get("message-id", ""))
+
+    def _needs(self, channel: str, *names: str) -> None:
+        missing = [name for name in names if not getattr(self.options, name)]
+        if missing:  # a definite refusal: the next sender of the route is tried
+            raise SendError(f"vonage cannot send {channel}: sender.vonage.{missing[0]} is not set",
+                            provider_code="config")
+
+    def _whatsapp(self, message: Message) -> str:
+        self._needs("whatsapp", "whatsapp_from")
+        body = {"message_type": "text", "channel": "whatsapp", "to": message.address.lstrip("+"),
+                "from": self.options.whatsapp_from, "text": message.text}
+        response = self.post(self.options.messages_url, json=body, auth=(self.options.api_key, self.options.api_secret))
+        answer = self.json_of(response)
+        if response.status_code != 202 or not answer.get("message_uuid"):
+            code = str(answer.get("type", "")).rsplit("/", 1)[-1] or f"http-{response.status_code}"
+            raise SendError(f"vonage refused the message: {answer.get('title', 'no details')}", provider_code=code)
+        return str(answer["message_uuid"])
+
+    def _call(self, message: Message) -> str:
+        """A call whose talk action says the message (its text spells the code out) in its language."""
+        self._needs("voice", "voice_from", "application_id", "private_key")
+        now = int(time.time())
+        token = jwt.encode({"application_id": self.options.application_id, "iat": now, "exp": now + 60,
+                            "jti": uuid.uuid4().hex}, self.options.private_key, algorithm="RS256")
+        body = {"to": [{"type": "phone", "number": message.address.lstrip("+")}],
+                "from": {"type": "phone", "number": self.options.voice_from},
+                "ncco": [{"action": "talk", "text": message.text, "language": voice_language(message.language)}]}
+        response = self.post(self.options.voice_url, json=body, headers={"Authorization": f"Bearer {token}"})
+        answer = self.json_of(response)
+        if response.status_code not in (200, 201) or not answer.get("uuid"):
+            raise SendError(f"vonage refused the call: {answer.get('title', 'no details')}",
+                            provider_code=f"http-{response.status_code}")
+        return str(answer["uuid"])
