@@ -120,7 +120,7 @@ def test_the_postman_collection_requests_are_answered(client, outbox):
             body = body.replace("{{" + key + "}}", value)
         results.append(client.post("/", data=body, content_type="application/json").get_json())
     # login step 1, a made-up code, logout, deletion step 1 in step 1's cooldown, a made-up deletion
-    # code, the tutorial's step 1 in the cooldown
+    # code, WhatsApp and voice (not offered by default), the tutorial's step 1 in the cooldown
     assert [(r["op"], r.get("error")) for r in results] == [
         ("login", None), ("login", "BADCODE"), ("logout", None), ("deleteaccount", "RATELIMIT"),
-        ("deleteaccount", "BADCODE"), ("login", "RATELIMIT")]
+        ("deleteaccount", "BADCODE"), ("login", "BADCHANNEL"), ("login", "BADCHANNEL"), ("login", "RATELIMIT")]
