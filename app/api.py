@@ -100,6 +100,9 @@ def handle_post() -> Response:
             raise ApiError("BADOP")
         ip = client_ip()
         ctx.audit = Audit(method=svc.settings.auth.method, client_ip=ip, request_id=ctx.request_id)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "negotiate" and token.strip() and "negotiate" not in fields:
+            fields["negotiate"] = token.strip()  # SPNEGO's header, for the Kerberos login
         # every outbound HTTP call of the request ends within what is left of the request's deadline
         with deadline(svc.settings.server.request_deadline_seconds):
             body = envelope(op, handler(Fields(fields), ip, svc, ctx.audit), now=svc.clock())
@@ -110,7 +113,10 @@ def handle_post() -> Response:
     except Refused as refusal:
         return _refused(refusal)
     ctx.result = body["result"]
-    return answer(body)
+    response = answer(body)
+    if "negotiate" in body:  # Kerberos mutual authentication: the service's token, as SPNEGO sends it
+        response.headers["WWW-Authenticate"] = f"Negotiate {body['negotiate']}"
+    return response
 
 
 def client_ip() -> str:
@@ -126,7 +132,9 @@ def _fail(error: ApiError, status: int = 200) -> Response:
     ctx.result, ctx.error, ctx.error_detail = "FAIL", error.code, error.detail
     svc = services_module.of(current_app)
     body = failure(ctx.get("op", ""), error, now=svc.clock(), message_text=svc.settings.server.error_message_text)
-    return answer(body, status)
+    response = answer(body, error.http_status if status == 200 else status)
+    response.headers.update(error.headers)
+    return response
 
 
 def _refused(refusal: Refused) -> Response:

@@ -34,15 +34,27 @@ CODES = {
 
 
 class ApiError(Exception):
-    """A failure answered to the client with one of the contract's error codes."""
+    """A failure answered to the client with one of the contract's error codes - with HTTP 200, as
+    the apps expect, unless a protocol asks for another status and headers (``http_status``,
+    ``headers``: a Negotiate challenge is a 401 with ``WWW-Authenticate``)."""
 
-    def __init__(self, code: str, *, retry_after: int | None = None, detail: str = ""):
+    def __init__(
+        self,
+        code: str,
+        *,
+        retry_after: int | None = None,
+        detail: str = "",
+        http_status: int = 200,
+        headers: dict[str, str] | None = None,
+    ):
         if code not in CODES:
             raise ValueError(f"unknown error code {code}")
         super().__init__(detail or code)
         self.code = code
         self.retry_after = retry_after
         self.detail = detail
+        self.http_status = http_status
+        self.headers = headers or {}
 
 
 def envelope(op: str, payload: dict[str, Any] | None, *, now: float) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
             services.mesibo.revoke(identity.address, request.appid, settings.revoke_op)
             raise ApiError("INTERNAL", detail="the code could not be marked used") from None
     audit.note(EventName.MINTED)
-    return login_answer(services.settings.app, identity.address, token)
+    return {**login_answer(services.settings.app, identity.address, token), **request.extra}
 
 
 def deleteaccount(fields: Fields, client_ip: str, services: Services, audit: Audit) -> dict[str, Any]:

@@ -30,6 +30,7 @@ METHODS = {
     "ldap": "app.auth.ldap:LdapLogin",
     "radius": "app.auth.radius:RadiusLogin",
     "sql": "app.auth.sql:SqlLogin",
+    "kerberos": "app.auth.kerberos:KerberosLogin",
 }
 
 # The built-in sections of plug-ins, known whichever plug-in is chosen (a typo in one is an error).
@@ -44,6 +45,7 @@ BUILT_IN_SECTIONS = {
     "auth.ldap": METHODS["ldap"],
     "auth.radius": METHODS["radius"],
     "auth.sql": METHODS["sql"],
+    "auth.kerberos": METHODS["kerberos"],
 }
 
 

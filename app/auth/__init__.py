@@ -64,6 +64,8 @@ class LoginRequest:
     audit: Audit = field(default_factory=lambda: Audit(method=""))
     # what the proof is for: a login, or deleting the account (``deleteaccount``)
     purpose: str = LOGIN
+    # fields a method adds to a successful answer (Kerberos: the service's mutual-authentication token)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scope(self) -> str:
