@@ -27,8 +27,32 @@ def _env(name, default):
     return os.environ.get(f"GUNICORN_{name.upper()}", default)
 
 
+def usable_cpus(cgroup="/sys/fs/cgroup"):
+    """The CPUs this process may use: those it may run on (a cpuset, taskset), and no more than a
+    container's CPU quota (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us), rounded up - not the
+    host's count, which in a container limited to 2 CPUs on a 64-core host would start 64 workers."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = multiprocessing.cpu_count()
+    for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:
+            with open(os.path.join(cgroup, quota_file)) as handle:
+                fields = handle.read().split()
+            if period_file:
+                with open(os.path.join(cgroup, period_file)) as handle:
+                    fields.append(handle.read().strip())
+            quota, period = fields[0], fields[1]
+        except (OSError, IndexError):
+            continue
+        if quota not in ("max", "-1") and int(period) > 0:
+            return max(1, min(cpus, -(-int(quota) // int(period))))
+        break
+    return max(1, cpus)
+
+
 bind = _env("bind", "127.0.0.1:8000")
-workers = int(_env("workers", multiprocessing.cpu_count()))
+workers = int(_env("workers", usable_cpus()))
 worker_class = _env("worker_class", "gevent")
 # connections a worker holds at once (gevent: each a greenlet; gthread: open connections, served by `threads`)
 worker_connections = int(_env("worker_connections", 1000))
