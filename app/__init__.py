@@ -63,7 +63,12 @@ def create_app(
     monitoring.init_app(app, metrics_path=settings.metrics.path if serve_metrics else None)
     app.register_blueprint(receipts.bp)
     cli.init_app(app)
-    _report_start(built)
+    import click
+
+    # the start-up report is for a server (gunicorn, flask run); a command prints what it has to say
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name == "run":
+        _report_start(built)
     return app
 
 
