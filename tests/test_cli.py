@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from helpers import ask_code, services_of
 
 from app.store import SCHEMA_VERSION
@@ -48,3 +49,17 @@ def test_version_prints_the_installed_version(app):
 
     result = app.test_cli_runner().invoke(args=["version"])
     assert result.exit_code == 0 and result.output.strip() == f"messenger-backend {version('messenger-backend')}"
+
+
+@pytest.mark.slow  # a flask process of its own
+def test_a_command_says_what_it_has_to_say_and_no_start_up_report(tmp_path):
+    """The start-up report (ready, warnings, message lengths) is a server's; `flask version` prints
+    its one line."""
+    from helpers import run_flask
+
+    from tools.processes import ROOT, clean_environment
+
+    env = clean_environment(MESSENGER_SERVER_DEVELOPMENT="true", MESSENGER_INSTANCE_PATH=str(tmp_path / "instance"))
+    done = run_flask(["version"], env, ROOT)
+    assert done.returncode == 0 and done.stdout.startswith("messenger-backend")
+    assert "messenger backend ready" not in done.stderr and "message login" not in done.stderr, done.stderr
