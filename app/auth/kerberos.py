@@ -74,11 +74,11 @@ class KerberosLogin(OneStepLogin):
 
     def prove(self, request: LoginRequest) -> Identity:
         kit, gssapi = self.kit, self.gssapi
-        kit.store.hit([kit.limits.per_address(request.client_ip)], request.now)
         raw = request.fields.text("negotiate", error="BADTOKEN")
-        if not raw:  # the challenge that makes a Negotiate client send its token
+        if not raw:  # the challenge that makes a Negotiate client send its token: not a check to count
             raise ApiError("BADTOKEN", detail="no Negotiate token", http_status=401,
                            headers={"WWW-Authenticate": "Negotiate"})
+        kit.store.hit([kit.limits.per_address(request.client_ip)], request.now)
         try:
             token = base64.b64decode(raw, validate=True)
             context = gssapi.SecurityContext(creds=self._creds.get(), usage="accept")
