@@ -22,6 +22,12 @@ def _country_caps(value: dict) -> str | None:
     return calling_codes_problem(list(value)) or (f"the caps for {wrong} must be whole numbers" if wrong else None)
 
 
+def _prefix_caps(value: dict) -> str | None:
+    wrong = [p for p, cap in value.items() if not str(p).isdigit() or not isinstance(cap, int) or isinstance(cap, bool)
+             or cap < 0]
+    return f"{wrong}: a prefix is digits, its cap a whole number" if wrong else None
+
+
 @dataclasses.dataclass(frozen=True)
 class LimitSettings:
     """Abuse limits (0 turns a limit off)."""
@@ -46,6 +52,9 @@ class LimitSettings:
                                               check=between(0, 100000000))
     country_sends_per_hour: dict[str, Any] = setting({}, "Calling code -> its own cap per hour, over the one above "
                                                      "(e.g. {\"1\" = 500, \"44\" = 200}).", check=_country_caps)
+    prefix_sends_per_hour: dict[str, Any] = setting({}, "Phone prefix (calling code and leading digits) -> codes sent "
+                                                    "to it per hour (e.g. {\"447700\" = 100}); the longest prefix "
+                                                    "that matches counts.", check=_prefix_caps)
     failures_per_device_per_day: int = setting(10, "Wrong answers per 24 hours from a device the account logged in "
                                                "from before (the app's 'device' id); such a device is not held by "
                                                "the two caps above, so a lock-out aimed at the account never shuts "
@@ -73,8 +82,9 @@ DAY = 86400
 TEN_MINUTES = 600
 
 # Each rule's counter key is KIND:subject (KIND:subject:ip for the per-address lock-out).
-COOLDOWN, SEND, SEND_ALL, SEND_NEW, SEND_CC, SEND_IP, CHECK_IP, FAIL, FAIL_IP, PROVED = (
-    "cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip", "proved"
+COOLDOWN, SEND, SEND_ALL, SEND_NEW, SEND_CC, SEND_PFX, SEND_IP, CHECK_IP, FAIL, FAIL_IP, PROVED = (
+    "cooldown", "send", "send-all", "send-new", "send-cc", "send-pfx", "send-ip", "check-ip", "fail", "fail-ip",
+    "proved",
 )
 # A device the account logged in from (KNOWN:subject-and-device) and its own lock-out (FAIL_DEV).
 KNOWN, FAIL_DEV = "known", "fail-dev"
@@ -199,13 +209,15 @@ class Limits:
         allowed: bool = False,
         returning: bool = False,
         country: str = "",
+        phone: str = "",
     ) -> list[Rule]:
         """Rules a code request must pass. Test numbers send nothing, so only the per-address lock-out
-        applies (no cooldown, no cap: app-store review and CI runs ask again at once); a number on the operator's
-        allow list skips the per-address cap. Every send counts against the global budget and its
-        calling code's (``country``); a number that never proved a code also against the new numbers'
-        share of the global budget, so a burst of new numbers (SMS pumping) leaves the rest to
-        returning users and allowed numbers."""
+        applies (no cooldown, no cap: app-store review and CI runs ask again at once); a number on
+        the operator's allow list skips the per-address cap. Every send counts against the global
+        budget, its calling code's (``country``) and its prefix's when one is configured (``phone``);
+        a number that never proved a code also against the new numbers' share of the global budget,
+        so a burst of new numbers (SMS pumping) leaves the rest to returning users and allowed
+        numbers."""
         # an address locked out for this subject gets no code for it; the subject's own lock-out (all
         # addresses together) holds answers, not codes: a device the account logged in from before
         # keeps its way in, and asks for its code like any other (send caps bound the messages)
@@ -228,6 +240,10 @@ class Limits:
         cap = int(s.country_sends_per_hour.get(country, s.sends_per_country_per_hour)) if country else 0
         if cap:
             rules.append(Rule(key(SEND_CC, country), cap, HOUR))
+        prefixes = s.prefix_sends_per_hour
+        prefix = next((phone[:n] for n in range(len(phone), 0, -1) if phone[:n] in prefixes), "") if phone else ""
+        if prefix and prefixes[prefix]:
+            rules.append(Rule(key(SEND_PFX, prefix), int(prefixes[prefix]), HOUR))
         return rules
 
     def watch(self, phone: str) -> Watch | None:

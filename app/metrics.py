@@ -172,8 +172,8 @@ class Metrics(NoMetrics):
     # what the first series are made of: label values known before any event
     MESIBO_OPS = ("useradd", "otp", "userdel", "userset", "usersget")
     REFUSAL_KINDS = (
-        "cooldown", "send", "send-all", "send-new", "send-cc", "send-ip", "check-ip", "fail", "fail-ip", "fail-dev",
-        "quarantine",
+        "cooldown", "send", "send-all", "send-new", "send-cc", "send-pfx", "send-ip", "check-ip", "fail", "fail-ip",
+        "fail-dev", "quarantine",
     )
 
     def _first_series(self) -> None:

@@ -286,3 +286,17 @@ def test_each_calling_code_has_its_own_budget(make_app):
     assert us == ["OK", "OK", "RATELIMIT"] and uk == ["OK", "OK", "OK", "RATELIMIT"]
     assert ask(client, phone="33612345678")["result"] == "OK"  # France: untouched
 
+
+
+def test_a_prefix_has_its_own_budget(make_app):
+    """limits.prefix_sends_per_hour: the longest configured prefix of a number counts (issue 22)."""
+    app = make_app(**{"limits.prefix_sends_per_hour": {"120155": 3, "1201555": 2},
+                      "limits.sends_per_ip_per_hour": 0, "limits.quarantine_prefix_digits": 0})
+    client = app.test_client()
+    narrow = [ask(client, phone=f"1201555{n:04d}").get("error", "OK") for n in range(3)]
+    wider = [ask(client, phone=f"1201556{n:04d}").get("error", "OK") for n in range(4)]
+    other = [ask(client, phone=f"1201557{n:04d}").get("error", "OK") for n in range(2)]
+    assert narrow == ["OK", "OK", "RATELIMIT"]  # 1201555's own 2
+    assert wider == ["OK", "OK", "OK", "RATELIMIT"]  # 120155's 3 (1201555's sends are not 120155's)
+    assert other == ["RATELIMIT", "RATELIMIT"]  # 1201557 is in 120155, already spent
+    assert ask(client, phone="12025550123")["result"] == "OK"  # another prefix

@@ -105,11 +105,12 @@ class CodeLogin(TwoStepLogin):
         same transaction (a blocked address is refused before any SMS; test numbers are on no list)."""
         kit = self.kit
         subject, country = self.limit_subject(address), self.country_of(address)
-        rules = kit.limits.for_send(subject, request.client_ip, test_number=test_number, country=country)
+        phone = address if country else ""  # phones have prefixes with budgets of their own
+        rules = kit.limits.for_send(subject, request.client_ip, test_number=test_number, country=country, phone=phone)
         if test_number:
             return rules, None
-        allowed = kit.limits.for_send(subject, request.client_ip, allowed=True, country=country)
-        returning = kit.limits.for_send(subject, request.client_ip, returning=True, country=country)
+        allowed = kit.limits.for_send(subject, request.client_ip, allowed=True, country=country, phone=phone)
+        returning = kit.limits.for_send(subject, request.client_ip, returning=True, country=country, phone=phone)
         return rules, Listing(address, allowed, returning=returning, proof_key=kit.limits.proof(subject)[0],
                               watch=self.watch_of(address))
 
