@@ -300,3 +300,42 @@ def test_a_prefix_has_its_own_budget(make_app):
     assert wider == ["OK", "OK", "OK", "RATELIMIT"]  # 120155's 3 (1201555's sends are not 120155's)
     assert other == ["RATELIMIT", "RATELIMIT"]  # 1201557 is in 120155, already spent
     assert ask(client, phone="12025550123")["result"] == "OK"  # another prefix
+
+
+def test_a_pumping_burst_to_fourteen_countries_leaves_other_countries_logging_in(make_app, mesibo_api, clock):
+    """Issue 22, item 1, measured: 55 addresses pump new numbers in 14 countries as fast as they can
+    while new users in the US log in. With a budget per country the burst spends its countries'
+    budgets, not everyone's: the US users' success rate is the same before, during and after."""
+    import phonenumbers
+
+    mint_ok(mesibo_api)
+    app = make_app(**{"limits.global_sends_per_hour": 1000, "limits.sends_per_country_per_hour": 40,
+                      "limits.sends_per_ip_per_hour": 20, "limits.resend_cooldown_seconds": 60,
+                      "limits.quarantine_prefix_digits": 0})
+    client, outbox = app.test_client(), services_of(app).sender
+    regions = ["GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "SE", "PL", "PT", "IE", "DK"]
+    bases = [phonenumbers.format_number(phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
+                                        phonenumbers.PhoneNumberFormat.E164).lstrip("+")[:-3] for r in regions]
+    us = iter(range(10_000))
+
+    def us_users(count):
+        ok = 0
+        for _ in range(count):
+            k = next(us)
+            phone, ip = f"1202555{k:04d}", f"198.51.100.{k}"  # each user from an address of their own
+            login(client, phone=phone, ip=ip)
+            ok += login(client, phone=phone, otp=outbox.last_code(phone), ip=ip)["result"] == "OK"
+        return ok / count
+
+    before = us_users(10)
+    sent = refused = 0
+    for n in range(55 * 20):  # each of 55 addresses asks 20 times, round robin over the 14 countries
+        answer = login(client, phone=f"{bases[n % 14]}{n // 14:03d}", ip=f"10.9.{n % 55}.1")
+        sent += answer["result"] == "OK"
+        refused += answer.get("error") == "RATELIMIT"
+        if n % 110 == 0:
+            during = us_users(1)
+            assert during == 1.0, f"a US user was refused after {n} pumping requests"
+    after = us_users(10)
+    assert (before, after) == (1.0, 1.0)
+    assert sent == 14 * 40 and refused == 55 * 20 - 14 * 40  # each pumped country got exactly its 40
