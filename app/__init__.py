@@ -30,7 +30,7 @@ def create_app(
     (``clock``, ``store``, ``sender``, ``mesibo``, ``metrics``) - both for tests and embedding.
     A wrong configuration raises ConfigError naming the key.
     """
-    from . import api, cli, config, logs, monitoring, receipts, services
+    from . import api, cli, config, logs, monitoring, receipts, saml_acs, services
 
     environ = os.environ if environ is None else environ
     # ./instance of the folder it runs in - not Flask's default, which moves into the virtual
@@ -62,6 +62,7 @@ def create_app(
     serve_metrics = settings.metrics.enabled and not settings.metrics.port
     monitoring.init_app(app, metrics_path=settings.metrics.path if serve_metrics else None)
     app.register_blueprint(receipts.bp)
+    app.register_blueprint(saml_acs.bp)
     cli.init_app(app)
     import click
 

@@ -31,6 +31,7 @@ METHODS = {
     "radius": "app.auth.radius:RadiusLogin",
     "sql": "app.auth.sql:SqlLogin",
     "kerberos": "app.auth.kerberos:KerberosLogin",
+    "saml": "app.auth.saml:SamlLogin",
 }
 
 # The built-in sections of plug-ins, known whichever plug-in is chosen (a typo in one is an error).
@@ -46,6 +47,7 @@ BUILT_IN_SECTIONS = {
     "auth.radius": METHODS["radius"],
     "auth.sql": METHODS["sql"],
     "auth.kerberos": METHODS["kerberos"],
+    "auth.saml": METHODS["saml"],
 }
 
 

@@ -136,7 +136,8 @@ class SenderSettings:
 class AuthSettings:
     """How users prove who they are; the chosen method's own keys are in its section (``[auth.oidc]``)."""
 
-    method: str = setting("phone", "phone, email, oidc, mesibo_otp, ldap, radius, sql, kerberos, or module:Class.")
+    method: str = setting("phone", "phone, email, oidc, mesibo_otp, ldap, radius, sql, kerberos, saml, or "
+                          "module:Class.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The tokens the service minted (see app.tokens), mixed into SqlStore: written with the code that
-proved them, taken back by logout, erased with the account."""
+"""One-time rows, mixed into SqlStore: the tokens the service minted (see app.tokens) - written with
+the code that proved them, taken back by logout, erased with the account - and codes taken whole
+(SAML's requests and hand-offs, app.auth.saml)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ class TokenQueries(Queries):
                 cur, "DELETE FROM tokens WHERE key = ? RETURNING sealed, appid, expires_at", (key,)
             ).fetchall()
         return (rows[0][0], rows[0][1]) if rows and rows[0][2] > now else None
+
+    def take_code(self, address: str, now: int, appid: str | None = None) -> tuple[str, str] | None:
+        """Delete a live code row (of ``appid``, when given) and return its (appid, digest): single use,
+        the first taker has it. None when there is none (never made, taken already, expired)."""
+        where, params = ("address = ? AND expires_at > ?", [address, now])
+        if appid is not None:
+            where, params = where + " AND appid = ?", [*params, appid]
+        with self._transaction() as cur:
+            rows = self._exec(cur, f"DELETE FROM codes WHERE {where} RETURNING appid, digest", params).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
