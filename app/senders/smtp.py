@@ -37,7 +37,7 @@ class SmtpSettings:
 class SmtpSender(BaseSender):
     section = "sender.smtp"
     Settings = SmtpSettings
-    channels = frozenset({"email"})
+    channels = frozenset({"email", "sms"})  # sms: through an e-mail-to-SMS gateway, as some operators do
     options: SmtpSettings
     common: SenderSettings
 
