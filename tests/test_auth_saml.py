@@ -1,5 +1,7 @@
 """The SAML login (issue 26, item 2) against a real SAML identity provider the tests run: pysaml2's
-own IdP, with keys and certificates the test makes, signing with Debian's xmlsec1. The app's whole
+own IdP, with keys and certificates the test makes, signing with Debian's xmlsec1 - chosen over
+SimpleSAMLphp or LemonLDAP::NG because it runs in the test's process with no PHP or web server, and
+lets the test forge each case the service must refuse (another key, audience, recipient, expired). The app's whole
 round trip: step 1 answers the IdP's sign-in URL for a PKCE-style challenge, the IdP posts its
 signed response to /saml/acs, the browser is sent on with a one-time code, step 2 exchanges it
 with the verifier for the mesibo token."""
@@ -89,7 +91,7 @@ def _saml(tmp_path, make_app, mesibo_api):
     return app, client, idp, minted
 
 
-def sign_in(client, idp, *, audience=SP, destination=ACS):
+def sign_in(client, idp, *, audience=SP, destination=ACS, signed=True):
     """Step 1, then the IdP's signed answer for it: (verifier, SAMLResponse)."""
     verifier = secrets.token_urlsafe(48)
     answer = post(client, {"op": "login", "appid": APPID, "challenge": s256(verifier)})
@@ -99,7 +101,7 @@ def sign_in(client, idp, *, audience=SP, destination=ACS):
     response = idp.create_authn_response(
         identity={"uid": ["ann"], "displayName": ["Ann Example"]}, in_response_to=authn.message.id,
         destination=destination, sp_entity_id=audience,
-        name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"), sign_assertion=True, sign_response=True,
+        name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"), sign_assertion=signed, sign_response=signed,
         authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password", "authn_auth": IDP})
     form = idp.apply_binding(BINDING_HTTP_POST, str(response), destination, response=True)["data"]
     return verifier, re.search(r'name="SAMLResponse" value="([^"]+)"', form).group(1)
@@ -133,8 +135,8 @@ def test_only_the_app_that_made_the_challenge_can_use_the_code(saml):
     assert post(client, {"op": "login", "appid": APPID, "saml_code": code, "verifier": verifier})["error"] == "BADTOKEN"
 
 
-@pytest.mark.parametrize("forgery", ["another idp key", "another audience", "another recipient", "expired",
-                                     "unsolicited", "garbage"])
+@pytest.mark.parametrize("forgery", ["unsigned", "another idp key", "another audience", "another recipient",
+                                     "expired", "unsolicited", "garbage"])
 def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
     app, client, idp, minted = saml
     if forgery == "another idp key":  # an IdP with the same entity id but a key the service does not trust
@@ -147,7 +149,8 @@ def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
         sp_metadata = client.get("/saml/metadata").data.decode()
         idp = Server(config=idp_config(tmp_path, sp_metadata=sp_metadata, lifetime_minutes=-10))
     kwargs = {"another audience": {"audience": OTHER_SP},
-              "another recipient": {"destination": "https://other.example/acs"}}.get(forgery, {})
+              "another recipient": {"destination": "https://other.example/acs"},
+              "unsigned": {"signed": False}}.get(forgery, {})
     _, saml_response = sign_in(client, idp, **kwargs)
     if forgery == "unsolicited":  # a response to a request this service never made
         import base64
@@ -159,8 +162,8 @@ def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
     landed = acs(client, saml_response)
     assert landed.status_code == 403, landed.data
     assert "Location" not in landed.headers and minted.call_count == 0
-    why = {"another idp key": "Failed to verify signature", "another audience": "AudienceRestrictions",
-           "another recipient": "another recipient", "expired": "Condition not OK",
+    why = {"unsigned": "Signature missing", "another idp key": "Failed to verify signature",
+           "another audience": "AudienceRestrictions", "another recipient": "another recipient", "expired": "Condition not OK",
            "unsolicited": "answers no request", "garbage": "answers no request"}[forgery]
     assert why in landed.get_json()["detail"], landed.get_json()
 
