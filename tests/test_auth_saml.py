@@ -163,8 +163,8 @@ def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
     assert landed.status_code == 403, landed.data
     assert "Location" not in landed.headers and minted.call_count == 0
     why = {"unsigned": "Signature missing", "another idp key": "Failed to verify signature",
-           "another audience": "AudienceRestrictions", "another recipient": "another recipient", "expired": "Condition not OK",
-           "unsolicited": "answers no request", "garbage": "answers no request"}[forgery]
+           "another audience": "AudienceRestrictions", "another recipient": "another recipient",
+           "expired": "Condition not OK", "unsolicited": "answers no request", "garbage": "answers no request"}[forgery]
     assert why in landed.get_json()["detail"], landed.get_json()
 
 
