@@ -9,6 +9,7 @@ with the verifier for the mesibo token."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import secrets
 import shutil
@@ -176,3 +177,101 @@ def test_step_1_needs_a_challenge_and_saml_is_off_for_other_methods(saml, make_a
     assert other.post("/saml/acs", data={"SAMLResponse": "x"}).status_code == 404
     assert other.get("/saml/metadata").status_code == 404
     assert services_of(app).settings.auth.method == "saml"
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="chromium is not installed (.ci/run installs it)")
+def test_chromium_walks_the_whole_flow_through_the_identity_providers_pages(tmp_path):
+    """The service under gunicorn, the IdP as a web server of the test's own, and Debian's Chromium:
+    the app's step 1, the browser at the IdP's sign-in URL, the IdP's page posting its signed
+    response to /saml/acs by itself, the browser landing on the return URL with the code, step 2."""
+    import http.server
+    import threading
+
+    import requests
+    from helpers import APP_TOKEN, OTP_SECRET
+    from playwright.sync_api import sync_playwright
+
+    from tools.processes import FakeMesibo, Service, free_port
+
+    port, idp_port, landing_port = free_port(), free_port(), free_port()
+    base, idp_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{idp_port}"
+    sso = f"{idp_base}/sso"
+    metadata_path = tmp_path / "idp-metadata.xml"
+
+    def provider(sp_metadata=""):  # the IdP at its own URL
+        key, cert = keypair(tmp_path, "idp")
+        settings = {"entityid": idp_base + "/metadata",
+                    "service": {"idp": {"endpoints": {"single_sign_on_service": [(sso, BINDING_HTTP_REDIRECT)]},
+                                        "policy": {"default": {"lifetime": {"minutes": 5}}},
+                                        "name_id_format": [NAMEID_FORMAT_PERSISTENT]}},
+                    "key_file": key, "cert_file": cert}
+        if sp_metadata:
+            settings["metadata"] = {"inline": [sp_metadata]}
+        loaded = Config()
+        loaded.load(settings)
+        return loaded
+
+    metadata_path.write_text(str(entity_descriptor(provider())))
+    fake = FakeMesibo(APP_TOKEN)
+    service = Service(tmp_path, {
+        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/saml.db", "MESSENGER_AUTH_METHOD": "saml",
+        "MESSENGER_AUTH_SAML_IDP_METADATA": str(metadata_path),
+        "MESSENGER_AUTH_SAML_SP_ENTITY_ID": base + "/saml/metadata", "MESSENGER_AUTH_SAML_ACS_URL": base + "/saml/acs",
+        "MESSENGER_AUTH_SAML_RETURN_URL": f"http://127.0.0.1:{landing_port}/landed",
+    }, port=port)
+    idp = Server(config=provider(requests.get(base + "/saml/metadata", timeout=10).text))
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path.startswith("/sso"):  # the IdP signs Ann in and posts its answer back
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                authn = idp.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
+                response = idp.create_authn_response(
+                    identity={"uid": ["ann"], "displayName": ["Ann Example"]}, in_response_to=authn.message.id,
+                    destination=base + "/saml/acs", sp_entity_id=base + "/saml/metadata",
+                    name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"), sign_assertion=True,
+                    sign_response=True,
+                    authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password", "authn_auth": sso})
+                page = idp.apply_binding(BINDING_HTTP_POST, str(response), base + "/saml/acs", response=True)["data"]
+            else:  # the return URL: what the app reads its code from
+                page = "<!doctype html><title>landed</title>"
+            body = page.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", p), Pages) for p in (idp_port, landing_port)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        verifier = secrets.token_urlsafe(48)
+        step1 = requests.post(base + "/", json={"op": "login", "appid": APPID, "challenge": s256(verifier)},
+                              timeout=10).json()
+        assert step1["result"] == "OK" and step1["url"].startswith(sso), step1
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            page = browser.new_page()
+            page.goto(step1["url"])
+            page.wait_for_url(f"http://127.0.0.1:{landing_port}/landed?code=*", timeout=15000)
+            landed = page.url
+            browser.close()
+        code = urllib.parse.parse_qs(urllib.parse.urlsplit(landed).query)["code"][0]
+        step2 = requests.post(base + "/", json={"op": "login", "appid": APPID, "saml_code": code,
+                                                "verifier": verifier}, timeout=10).json()
+        assert step2["result"] == "OK" and step2["phone"] == "ann", step2
+        assert step2["token"] == fake.stats()["tokens"][-1]["token"]
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        service.stop()
+        fake.stop()
