@@ -254,6 +254,14 @@ class Limits:
         return Watch(phone[: s.quarantine_prefix_digits], s.quarantine_window_seconds, s.quarantine_min_sends,
                      s.quarantine_min_proved_percent, s.quarantine_seconds)
 
+    @staticmethod
+    def send_variants(rules: list[Rule]) -> tuple[list[Rule], list[Rule]]:
+        """From the rules of a new number on no list (``for_send``'s), those of a number on the allow
+        list and those of a returning one - what ``for_send(allowed=True)`` and ``for_send(returning=
+        True)`` make, without building them again on the path a flood takes."""
+        returning = [rule for rule in rules if rule.key != SEND_NEW]
+        return [rule for rule in returning if not rule.key.startswith(SEND_IP + ":")], returning
+
     def for_check(self, subject: str, ip: str, *, allowed: bool = False) -> list[Rule]:
         """Rules an answer (a code, a password) for ``subject`` from ``ip`` must pass (an allowed
         subject skips the per-address cap; the code's own attempts still hold)."""

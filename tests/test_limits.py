@@ -339,3 +339,17 @@ def test_a_pumping_burst_to_fourteen_countries_leaves_other_countries_logging_in
     after = us_users(10)
     assert (before, after) == (1.0, 1.0)
     assert sent == 14 * 40 and refused == 55 * 20 - 14 * 40  # each pumped country got exactly its 40
+
+
+@pytest.mark.parametrize("country", ["", "44"])
+def test_the_send_variants_are_what_for_send_makes_for_them(country):
+    """The flood path derives an allowed and a returning number's rules from a new number's instead of
+    building them twice more: they must be the same rules."""
+    from app.limits import LimitSettings, Limits
+
+    limits = Limits(LimitSettings(sends_per_country_per_hour=50, prefix_sends_per_hour={"447700": 9}))
+    kwargs = {"country": country, "phone": "447700900123" if country else ""}
+    rules = limits.for_send("447700900123", "203.0.113.5", **kwargs)
+    allowed, returning = limits.send_variants(rules)
+    assert allowed == limits.for_send("447700900123", "203.0.113.5", allowed=True, **kwargs)
+    assert returning == limits.for_send("447700900123", "203.0.113.5", returning=True, **kwargs)

@@ -79,6 +79,7 @@ class CodeLogin(TwoStepLogin):
                 request.audit.note(EventName.REFUSED, f"attestation: {refused.detail}")
                 raise
         rules, listing = self.send_rules(request, address, test_number=test_code is not None)
+        self.kit.store.precheck(rules, request.now, listing)  # a flood stops before a code is made
         try:
             code, expires_at, counted = self.issue(request, address, test_code, rules, listing)
         except Blocked as blocked:
@@ -109,8 +110,7 @@ class CodeLogin(TwoStepLogin):
         rules = kit.limits.for_send(subject, request.client_ip, test_number=test_number, country=country, phone=phone)
         if test_number:
             return rules, None
-        allowed = kit.limits.for_send(subject, request.client_ip, allowed=True, country=country, phone=phone)
-        returning = kit.limits.for_send(subject, request.client_ip, returning=True, country=country, phone=phone)
+        allowed, returning = kit.limits.send_variants(rules)
         return rules, Listing(address, allowed, returning=returning, proof_key=kit.limits.proof(subject)[0],
                               watch=self.watch_of(address))
 

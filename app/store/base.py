@@ -106,10 +106,7 @@ class SqlStore(AuditQueries, TokenQueries, Housekeeping, abc.ABC):
         (``listing``), count the rules that then apply and, if none refuses, do ``work(cursor, rules
         counted)`` - all in one transaction - and return what it returned. A refusal or a block rolls
         the transaction back (nothing counted, nothing done) and is raised."""
-        # a flood stops here (see RefusalHints) - on the rules that hold whether or not the address
-        # is a returning one: a hint that new numbers are refused must not refuse a returning user
-        hinted = rules if listing is None or listing.returning is None else [r for r in rules if r in listing.returning]
-        self._hints.check(hinted, now, self._generation)
+        self.precheck(rules, now, listing)
         with self._transaction() as cur:
             if listing is not None:
                 kind = self._policy(cur, listing.address)
@@ -142,6 +139,13 @@ class SqlStore(AuditQueries, TokenQueries, Housekeeping, abc.ABC):
         if proved * 100 < sent * watch.min_proved_percent and not self._live(cur, watch.quarantine_key, now):
             self._exec(cur, BUMP, (watch.quarantine_key, now + watch.hold, now, now)).fetchall()
             listing.outcome.append("quarantined")
+
+    def precheck(self, rules: Sequence[Rule], now: int, listing: Listing | None = None) -> None:
+        """Refused, from this process's refusal hints (RefusalHints), when a rule refused very lately -
+        a flood stops here, before the database - on the rules that hold whether or not the address
+        is a returning one: a hint that new numbers are refused must not refuse a returning user."""
+        hinted = rules if listing is None or listing.returning is None else [r for r in rules if r in listing.returning]
+        self._hints.check(hinted, now, self._generation)
 
     def hit(self, rules: Sequence[Rule], now: int, listing: Listing | None = None) -> Sequence[Rule]:
         """Count an event against every rule, all or nothing; raise Refused when one refuses, Blocked
