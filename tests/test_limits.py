@@ -345,7 +345,7 @@ def test_a_pumping_burst_to_fourteen_countries_leaves_other_countries_logging_in
 def test_the_send_variants_are_what_for_send_makes_for_them(country):
     """The flood path derives an allowed and a returning number's rules from a new number's instead of
     building them twice more: they must be the same rules."""
-    from app.limits import LimitSettings, Limits
+    from app.limits import Limits, LimitSettings
 
     limits = Limits(LimitSettings(sends_per_country_per_hour=50, prefix_sends_per_hour={"447700": 9}))
     kwargs = {"country": country, "phone": "447700900123" if country else ""}
