@@ -8,6 +8,7 @@ with the verifier for the mesibo token."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import re
@@ -92,7 +93,7 @@ def _saml(tmp_path, make_app, mesibo_api):
     return app, client, idp, minted
 
 
-def sign_in(client, idp, *, audience=SP, destination=ACS, signed=True):
+def sign_in(client, idp, *, audience=SP, destination=ACS, signed=True, answering=None):
     """Step 1, then the IdP's signed answer for it: (verifier, SAMLResponse)."""
     verifier = secrets.token_urlsafe(48)
     answer = post(client, {"op": "login", "appid": APPID, "challenge": s256(verifier)})
@@ -100,7 +101,7 @@ def sign_in(client, idp, *, audience=SP, destination=ACS, signed=True):
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(answer["url"]).query))
     authn = idp.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
     response = idp.create_authn_response(
-        identity={"uid": ["ann"], "displayName": ["Ann Example"]}, in_response_to=authn.message.id,
+        identity={"uid": ["ann"], "displayName": ["Ann Example"]}, in_response_to=answering or authn.message.id,
         destination=destination, sp_entity_id=audience,
         name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"), sign_assertion=signed, sign_response=signed,
         authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password", "authn_auth": IDP})
@@ -124,6 +125,18 @@ def test_the_whole_round_trip_mints_for_the_asserted_user(saml):
     # the code and the response are single use
     assert post(client, {"op": "login", "appid": APPID, "saml_code": code, "verifier": verifier})["error"] == "BADTOKEN"
     assert acs(client, saml_response).status_code == 403  # a replay answers a request already answered
+
+
+def test_a_forged_response_cannot_spend_the_users_sign_in(saml, tmp_path):
+    """A response signed by someone else, answering the user's pending request, is refused without
+    using that request up: the identity provider's real answer still works."""
+    app, client, idp, minted = saml
+    verifier, genuine = sign_in(client, idp)
+    request_id = re.search(r'InResponseTo="([^"]+)"', base64.b64decode(genuine).decode()).group(1)
+    rogue = Server(config=idp_config(tmp_path, name="rogue", sp_metadata=client.get("/saml/metadata").data.decode()))
+    _, forged = sign_in(client, rogue, answering=request_id)
+    assert acs(client, forged).status_code == 403
+    assert acs(client, genuine).status_code == 303
 
 
 def test_only_the_app_that_made_the_challenge_can_use_the_code(saml):
@@ -151,13 +164,9 @@ def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
         idp = Server(config=idp_config(tmp_path, sp_metadata=sp_metadata, lifetime_minutes=-10))
     kwargs = {"another audience": {"audience": OTHER_SP},
               "another recipient": {"destination": "https://other.example/acs"},
-              "unsigned": {"signed": False}}.get(forgery, {})
+              "unsigned": {"signed": False},
+              "unsolicited": {"answering": "id-this-service-never-made"}}.get(forgery, {})
     _, saml_response = sign_in(client, idp, **kwargs)
-    if forgery == "unsolicited":  # a response to a request this service never made
-        import base64
-
-        xml = base64.b64decode(saml_response).decode().replace('InResponseTo="', 'InResponseTo="x')
-        saml_response = base64.b64encode(xml.encode()).decode()
     if forgery == "garbage":
         saml_response = "not a SAML response"
     landed = acs(client, saml_response)

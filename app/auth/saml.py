@@ -111,10 +111,8 @@ class SamlLogin(TwoStepLogin):
         from saml2 import BINDING_HTTP_POST
 
         request_id = self._request_of(saml_response)
-        taken = self.kit.store.take_code(REQUEST + request_id, now) if request_id else None
-        if taken is None:
+        if not request_id:
             raise PermissionError("the response answers no request of this service, or one answered already")
-        scope, challenge = taken
         try:
             answer = self._client.get().parse_authn_request_response(
                 saml_response, BINDING_HTTP_POST, outstanding={request_id: "/"})
@@ -124,9 +122,14 @@ class SamlLogin(TwoStepLogin):
             raise PermissionError("the response does not hold")
         if not self._addressed_to_us(answer):  # pysaml2 leaves these to the caller without a conversation
             raise PermissionError("the response is for another recipient")
+        # only a good response takes its request (a forged one cannot spend the user's sign-in), once
+        taken = self.kit.store.take_code(REQUEST + request_id, now)
+        if taken is None:
+            raise PermissionError("the response answers no request of this service, or one answered already")
+        scope, challenge = taken
         attributes = answer.ava or {}
-        address = first(attributes, self.options.address_attribute) if self.options.address_attribute else \
-            answer.name_id.text
+        name_id = answer.name_id.text if answer.name_id is not None else ""
+        address = first(attributes, self.options.address_attribute) if self.options.address_attribute else name_id
         if not address:
             raise PermissionError(f"the assertion has no {self.options.address_attribute!r}")
         name = first(attributes, self.options.name_attribute) if self.options.name_attribute else ""
