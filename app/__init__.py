@@ -47,7 +47,11 @@ def create_app(
     if settings.database_url == "sqlite:///" + os.path.join(app.instance_path, "messenger.db"):
         os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
 
-    built = services.build(settings, **replacements)
+    try:  # a login method whose extra is missing, a sender's or gate's key: ConfigError here too
+        built = services.build(settings, **replacements)
+    except ConfigError as error:
+        _stop_command(error)
+        raise
     if settings.database.migrate_on_start:
         built.store.migrate()
         # gunicorn may fork after this (preload_app); each worker opens its own connections.

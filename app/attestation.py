@@ -43,7 +43,7 @@ class AttestationSettings:
     actions: list[str] = setting([], "Accept tokens made for these actions only (Turnstile, reCAPTCHA v3; empty: any).")
     min_score: float = setting(0.0, "Lowest score accepted (reCAPTCHA v3, hCaptcha Enterprise; 0: not checked).",
                                check=between(0, 1))
-    timeout: float = setting(5.0, "Seconds to wait for the provider's answer (after at most 3 s to connect).",
+    timeout: float = setting(2.5, "Seconds to wait for the provider's answer, and at most as long to connect.",
                              check=between(0.5, 30))
 
 
@@ -58,7 +58,8 @@ class Gate:
         if self.enabled and not settings.secret:
             raise ConfigError("attestation.secret", f"is required by attestation.provider = {settings.provider!r}")
         self.url = settings.verify_url or VERIFY_URLS.get(settings.provider, "")
-        self._sessions = SessionHolder((3.05, settings.timeout), user_agent="messenger-backend-python attestation")
+        self._sessions = SessionHolder((min(3.05, settings.timeout), settings.timeout),
+                                       user_agent="messenger-backend-python attestation")
 
     def check(self, token: str, client_ip: str) -> None:
         """Return when the provider vouches for ``token``; else raise ApiError("BADATTESTATION")."""

@@ -100,7 +100,7 @@ def test_a_missing_or_refused_token_sends_nothing_and_counts_nothing(gated, toke
     started = time.monotonic()
     answer = login(client, **({"attestation": token} if token else {}))
     assert answer["error"] == "BADATTESTATION"
-    assert time.monotonic() - started < 3.05 + 1.0 + 0.5  # the provider's wait is bounded
+    assert time.monotonic() - started < 1.0 + 1.0 + 0.5  # the provider's wait is bounded
     assert services.sender.outbox == []
     assert services.store.counters_of(*services.limits.keys_of_subject(PHONE)) == []
     events = services.store.events(event="refused")

@@ -63,3 +63,19 @@ def test_a_command_says_what_it_has_to_say_and_no_start_up_report(tmp_path):
     done = run_flask(["version"], env, ROOT)
     assert done.returncode == 0 and done.stdout.startswith("messenger-backend")
     assert "messenger backend ready" not in done.stderr and "message login" not in done.stderr, done.stderr
+
+
+@pytest.mark.slow  # a flask process of its own
+def test_a_login_method_whose_extra_is_missing_is_one_line_for_a_command(tmp_path):
+    """A configuration error found while the services are built (here: the attestation gate without
+    its secret) is the command's one-line error, not a traceback."""
+    from helpers import run_flask
+
+    from tools.processes import ROOT, clean_environment
+
+    env = clean_environment(MESSENGER_SERVER_DEVELOPMENT="true", MESSENGER_INSTANCE_PATH=str(tmp_path / "instance"),
+                            MESSENGER_ATTESTATION_PROVIDER="turnstile")
+    done = run_flask(["status", "12015550123"], env, ROOT)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "attestation.secret" in done.stderr.strip().splitlines()[-1]
+    assert "add up to" not in done.stderr  # the gate's default timeouts fit the request's deadline
