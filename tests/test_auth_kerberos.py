@@ -131,3 +131,9 @@ def test_an_expired_ticket_is_refused(kerberos_app, realm, mesibo_api):
     finally:
         realm.kinit(realm.user_princ, realm.password("user"))
     assert answer["error"] == "BADTOKEN"
+
+
+def test_a_keytab_the_service_cannot_use_is_its_own_error_not_the_users(kerberos_app, realm, tmp_path):
+    app = kerberos_app(**{"auth.kerberos.keytab": str(tmp_path / "missing.keytab")})
+    token = negotiate_token(f"{SERVICE}@{realm.realm}")
+    assert post(app.test_client(), {"op": "login", "appid": APPID, "negotiate": token})["error"] == "INTERNAL"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import string
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from ..schema import ConfigError, setting
 from ..store.audit import EventName
 from . import Identity, LoginKit, LoginRequest, OneStepLogin
 from .password import requires
+
+logger = logging.getLogger("app.auth.kerberos")
 
 
 def _address_template(value: str) -> str | None:
@@ -80,8 +83,13 @@ class KerberosLogin(OneStepLogin):
                            headers={"WWW-Authenticate": "Negotiate"})
         kit.store.hit([kit.limits.per_address(request.client_ip)], request.now)
         try:
+            creds = self._creds.get()
+        except self.refused as exc:  # the service's own keys, not the user's ticket: the operator's to fix
+            logger.error("cannot use the service's Kerberos keys: %s", exc)
+            raise ApiError("INTERNAL", detail="the service's keytab cannot be used") from None
+        try:
             token = base64.b64decode(raw, validate=True)
-            context = gssapi.SecurityContext(creds=self._creds.get(), usage="accept")
+            context = gssapi.SecurityContext(creds=creds, usage="accept")
             answer = context.step(token)
             # gssapi keeps an acceptor's failure and raises it at the context's next use
             complete, principal = context.complete, str(context.initiator_name) if context.complete else ""
