@@ -178,6 +178,15 @@ def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
     assert why in landed.get_json()["detail"], landed.get_json()
 
 
+def test_an_unreadable_idp_metadata_file_stops_start_up(make_app, tmp_path):
+    from app.schema import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        make_app(**{"auth.method": "saml", "auth.saml.idp_metadata": str(tmp_path / "missing.xml"),
+                    "auth.saml.sp_entity_id": SP, "auth.saml.acs_url": ACS, "auth.saml.return_url": RETURN})
+    assert caught.value.key == "auth.saml.idp_metadata"
+
+
 def test_step_1_needs_a_challenge_and_saml_is_off_for_other_methods(saml, make_app):
     app, client, idp, minted = saml
     assert post(client, {"op": "login", "appid": APPID})["error"] == "BADTOKEN"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ class SamlSettings:
         for name in ("idp_metadata", "sp_entity_id", "acs_url", "return_url"):
             if not getattr(self, name):
                 raise ConfigError(f"auth.saml.{name}", "is required by auth.method = 'saml'")
+        if not os.path.isfile(self.idp_metadata) or not os.access(self.idp_metadata, os.R_OK):
+            raise ConfigError("auth.saml.idp_metadata", f"{self.idp_metadata!r} is not a file the service can read")
 
 
 def s256(verifier: str) -> str:
