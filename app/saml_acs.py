@@ -44,7 +44,4 @@ def metadata() -> Response:
     method = _method()
     if method is None:
         return answer({"error": "Not Found", "status": 404}, 404)
-    from saml2.metadata import entity_descriptor
-
-    xml = str(entity_descriptor(method._client.get().config))
-    return Response(xml, mimetype="application/samlmetadata+xml")
+    return Response(method.metadata(), mimetype="application/samlmetadata+xml")

@@ -3,6 +3,7 @@ to POST a login, one to run calls together, and mesibo's answers at the HTTP bou
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import subprocess
@@ -22,6 +23,17 @@ APP_TOKEN = "test-app-token-5f2b9c7e1d"
 OTP_SECRET = "test-otp-secret-0123456789abcdef"
 PHONE = "18005551234"
 APPID = "com.mesibo.test"
+# the SMS providers' test accounts (their clouds are stood in for with ``responses``)
+TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
+TWILIO_TOKEN = "twilio-auth-token-secret-42"  # noqa: S105 - a test secret
+TWILIO_URL = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+TWILIO = {
+    "sender.name": "twilio",
+    "sender.twilio.account_sid": TWILIO_SID,
+    "sender.twilio.auth_token": TWILIO_TOKEN,
+    "sender.twilio.from_number": "+15005550006",
+}
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
 class FakeClock:
@@ -159,3 +171,20 @@ def run_flask(command: list[str], env: dict[str, str], cwd) -> subprocess.Comple
     flask = str(Path(sys.executable).parent / "flask")
     return subprocess.run([flask, "--app", "app", *command], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=60)
+
+
+def user_table(tmp_path, users: dict[str, tuple[str, str, str]] | None = None) -> dict[str, Any]:
+    """An SQLite user table for ``auth.method = "sql"``: username -> (bcrypt'd password, address,
+    name); the configuration that logs in against it."""
+    import sqlite3
+
+    import bcrypt
+
+    path = tmp_path / "users.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT, address TEXT, name TEXT)")
+        for username, (password, address, name) in (users or {}).items():
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+            conn.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (username, hashed, address, name))
+    return {"auth.method": "sql", "auth.sql.url": f"sqlite:///{path}",
+            "auth.sql.query": "SELECT password, address, name FROM users WHERE username = :user"}

@@ -4,10 +4,19 @@ against the stand-in for mesibo in both API styles, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from helpers import APP_TOKEN, APPID, PHONE, login, post, postgres_schema, postgres_url, services_of, wrong
+from helpers import (
+    APP_TOKEN,
+    APPID,
+    PHONE,
+    login,
+    post,
+    postgres_schema,
+    postgres_url,
+    services_of,
+    user_table,
+    wrong,
+)
 
 from app.store.audit import EventName
 from tools.processes import FakeMesibo
@@ -124,15 +133,7 @@ def test_deleting_counts_against_the_same_limits_as_a_login(account_app):
 
 
 def test_a_password_user_deletes_in_one_step(account_app, stand_in, tmp_path):
-    import bcrypt
-
-    users = tmp_path / "users.db"
-    with sqlite3.connect(users) as conn:
-        conn.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT, address TEXT, name TEXT)")
-        hashed = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(rounds=4)).decode()
-        conn.execute("INSERT INTO users VALUES ('ann', ?, 'ann@example.org', 'Ann')", (hashed,))
-    app = account_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{users}",
-                         "auth.sql.query": "SELECT password, address, name FROM users WHERE username = :user"})
+    app = account_app(**user_table(tmp_path, {"ann": ("s3cret-pass", "ann@example.org", "Ann")}))
     client = app.test_client()
     body = {"appid": APPID, "user": "ann", "password": "s3cret-pass"}
     token = post(client, {"op": "login", **body})["token"]

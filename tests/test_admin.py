@@ -19,6 +19,7 @@ from helpers import (
     postgres_url,
     run_flask,
     services_of,
+    user_table,
     wrong,
 )
 
@@ -105,14 +106,7 @@ def test_every_event_the_trail_holds_can_be_asked_for_by_its_name(admin_app, eve
 def test_unblock_status_and_events_take_a_password_users_id_as_typed(make_app, tmp_path):
     """For a password login the counters are about the account (user:ann); the commands take the id
     as the user types it, in any look-alike form (unblock ann cleared nothing before)."""
-    import sqlite3
-
-    users = tmp_path / "users.db"
-    with sqlite3.connect(users) as conn:
-        conn.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT, address TEXT, name TEXT)")
-    app = make_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{users}", "auth.sql.query":
-                      "SELECT password, address, name FROM users WHERE username = :user",
-                      "limits.failures_per_phone_per_ip_per_day": 3})
+    app = make_app(**user_table(tmp_path), **{"limits.failures_per_phone_per_ip_per_day": 3})
     client = app.test_client()
     for _ in range(3):
         post(client, {"op": "login", "appid": APPID, "user": "Ann", "password": "wrong"})

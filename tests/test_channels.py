@@ -14,12 +14,11 @@ import requests
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import PHONE, login, services_of
+from helpers import PHONE, TWILIO, TWILIO_SID, login, services_of
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from app.schema import ConfigError
 
-TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
 TWILIO_API = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}"
 VONAGE_SMS, VONAGE_MESSAGES, VONAGE_CALLS = (
     "https://rest.nexmo.com/sms/json", "https://api.nexmo.com/v1/messages", "https://api.nexmo.com/v1/calls")
@@ -28,9 +27,7 @@ PEM = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.
                         serialization.NoEncryption()).decode()
 CONFIG = {
     "sender.channels": ["sms", "whatsapp", "voice"],
-    "sender.twilio.account_sid": TWILIO_SID,
-    "sender.twilio.auth_token": "twilio-auth-token-secret-42",
-    "sender.twilio.from_number": "+15005550006",
+    **{key: value for key, value in TWILIO.items() if key != "sender.name"},
     "sender.vonage.api_key": "vkey",
     "sender.vonage.api_secret": "vonage-secret-99",
     "sender.vonage.from": "Messenger",

@@ -6,7 +6,7 @@ id the stock Android app sends with every proof), which has a lock-out of its ow
 from __future__ import annotations
 
 import pytest
-from helpers import PHONE, login, mint_ok, post, services_of, wrong
+from helpers import PHONE, login, mint_ok, post, services_of, user_table, wrong
 
 OWNER_DEVICE = "3f0c8e52-owner-phone"
 CONFIG = {
@@ -86,18 +86,8 @@ def test_a_device_is_known_only_for_the_account_it_logged_in(make_app, mesibo_ap
 
 
 def test_a_password_login_keeps_the_owners_device_too(make_app, mesibo_api, tmp_path):
-    import sqlite3
-
-    import bcrypt
-
-    users = tmp_path / "users.db"
-    with sqlite3.connect(users) as conn:
-        conn.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT, address TEXT, name TEXT)")
-        hashed = bcrypt.hashpw(b"ann-pass-1", bcrypt.gensalt(rounds=4)).decode()
-        conn.execute("INSERT INTO users VALUES ('ann', ?, 'ann', 'Ann')", (hashed,))
     mint_ok(mesibo_api)
-    app = make_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{users}",
-                      "auth.sql.query": "SELECT password, address, name FROM users WHERE username = :user"})
+    app = make_app(**user_table(tmp_path, {"ann": ("ann-pass-1", "ann", "Ann")}))
     client = app.test_client()
 
     def password(pw, ip, device=""):

@@ -11,22 +11,13 @@ import urllib.parse
 
 import pytest
 import responses
-from helpers import PHONE, login, services_of
+from helpers import PHONE, TWILIO_SID, TWILIO_TOKEN, TWILIO_URL, WEBHOOK_SECRET, login, services_of
+from helpers import TWILIO as TWILIO_SENDER
 
 from app.senders.twilio import twilio_signature
 
-TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
-TWILIO_TOKEN = "twilio-auth-token-secret-42"  # noqa: S105 - a test secret
-TWILIO_URL = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
 CALLBACK = "https://chat.example/receipts/twilio"
-WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-TWILIO = {
-    "sender.name": "twilio",
-    "sender.twilio.account_sid": TWILIO_SID,
-    "sender.twilio.auth_token": TWILIO_TOKEN,
-    "sender.twilio.from_number": "+15005550006",
-    "sender.twilio.status_callback_url": CALLBACK,
-}
+TWILIO = {**TWILIO_SENDER, "sender.twilio.status_callback_url": CALLBACK}
 
 
 def test_the_signature_is_twilios_own_example():

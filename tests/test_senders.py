@@ -13,24 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
-from helpers import APPID, PHONE, login, post
+from helpers import APPID, PHONE, TWILIO, TWILIO_SID, TWILIO_TOKEN, TWILIO_URL, WEBHOOK_SECRET, login, post
 from responses import matchers
 
 from app.config import ConfigError
 from app.senders import Message, SendError
 
-TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
-TWILIO_TOKEN = "twilio-auth-token-secret-42"
-TWILIO_URL = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
 VONAGE_URL = "https://rest.nexmo.com/sms/json"
-WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-TWILIO = {
-    "sender.name": "twilio",
-    "sender.twilio.account_sid": TWILIO_SID,
-    "sender.twilio.auth_token": TWILIO_TOKEN,
-    "sender.twilio.from_number": "+15005550006",
-}
 VONAGE = {
     "sender.name": "vonage",
     "sender.vonage.api_key": "vkey",

@@ -90,6 +90,12 @@ class SamlLogin(TwoStepLogin):
     def subject_of(self, typed: str, now: int) -> str | None:
         return typed.strip() or None
 
+    def metadata(self) -> str:
+        """This service's SAML metadata, for the identity provider (GET /saml/metadata)."""
+        from saml2.metadata import entity_descriptor
+
+        return str(entity_descriptor(self._client.get().config))
+
     # -- step 1: the AuthnRequest ------------------------------------------------------------------
 
     def begin(self, request: LoginRequest) -> dict[str, Any]:
