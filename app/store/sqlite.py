@@ -214,10 +214,11 @@ class _WriterLock:
     the lock is free. Threads here queue on a mutex and processes on ``flock``, which wake the
     next writer the moment the lock is released. The busy timeout stays as the safety net for
     writers that do not use this lock. Under gevent a process that finds the lock taken by another
-    waits for it on a native thread (app.cooperative): a blocking ``flock`` on the worker's one OS
-    thread stopped every other login of that worker meanwhile, and two workers then took turns
-    rather than working side by side.
+    tries again cooperatively, its other requests running meanwhile (app.cooperative.acquire): a
+    blocking ``flock`` on the worker's one OS thread stopped every other login of that worker.
     """
+
+    WAITED_TOO_LONG = "database is locked (waited for another process's writer lock)"
 
     def __init__(self, path: str, timeout: float):
         self._mutex = threading.Lock()
@@ -238,7 +239,10 @@ class _WriterLock:
             raise sqlite3.OperationalError("database is locked (waited for this process's writer lock)")
         try:
             while True:
-                acquire(self._try_flock, lambda: self._wait_flock(ends))
+                try:
+                    acquire(self._try_flock, lambda: self._wait_flock(ends), ends)
+                except TimeoutError:
+                    raise sqlite3.OperationalError(self.WAITED_TOO_LONG) from None
                 if self._still_the_file():
                     return ends
                 # the lock file was deleted or replaced: a process that opens it now locks another
@@ -261,7 +265,7 @@ class _WriterLock:
         until ``ends`` (flock itself cannot wait with a timeout)."""
         while not self._try_flock():
             if time.monotonic() >= ends:
-                raise sqlite3.OperationalError("database is locked (waited for another process's writer lock)")
+                raise sqlite3.OperationalError(self.WAITED_TOO_LONG)
             pause(0.001)
 
     def _try_flock(self) -> bool:
