@@ -60,8 +60,10 @@ class PhonePolicy:
         # premium-rate, shared-cost, UAN, pager and personal numbers: what SMS pumping sends to
         self.refused_types = frozenset(getattr(phonenumbers.PhoneNumberType, kind.upper()) for kind in refuse_types)
         # Parsing with libphonenumber is the costliest step of a request that a limit then refuses;
-        # the answer for a string never changes, and floods repeat the same strings.
-        self.normalize = functools.lru_cache(maxsize=16384)(self._normalize)
+        # the answer for a string never changes, and floods repeat the same strings. 4,096 strings
+        # (about 1.3 MiB per worker): a bound that a worker's memory reaches within seconds of load,
+        # where 16,384 kept it growing for minutes (bench/run.py's growth measurement).
+        self.normalize = functools.lru_cache(maxsize=4096)(self._normalize)
 
     @staticmethod
     def calling_code(digits: str) -> str:

@@ -227,7 +227,9 @@ class _WriterLock:
         self.timeout = timeout
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd_inode = os.fstat(fd).st_ino  # an open file keeps its inode: one stat per turn, not two
+        return fd
 
     def __enter__(self) -> float:
         """Wait for this writer's turn; returns when the turn's waiting must end (for _begin).
@@ -256,7 +258,7 @@ class _WriterLock:
 
     def _still_the_file(self) -> bool:
         try:
-            return os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+            return os.stat(self.path).st_ino == self._fd_inode
         except FileNotFoundError:
             return False
 
