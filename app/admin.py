@@ -20,6 +20,7 @@ from .logs import printable
 from .mesibo import MesiboError
 from .ops import forget
 from .services import Services, of
+from .store import Watch
 from .store.audit import EVENTS, Event, EventName
 
 PATTERN = re.compile(r"\+?\d{1,15}\*?")
@@ -214,23 +215,24 @@ def test_numbers() -> None:
 @click.option("--release", multiple=True, help="Let new numbers of this prefix get codes again (repeatable).")
 @with_appcontext
 def quarantine(release: tuple[str, ...]) -> None:
-    """Phone prefixes quarantined for SMS pumping (many codes sent, few proved), and until when."""
+    """Phone prefixes quarantined for SMS pumping (many codes sent, few proved or many undelivered),
+    and until when."""
     services = _services()
     for prefix in release:
         if not prefix.isdigit():
             raise click.ClickException(f"{printable(prefix)!r}: a prefix is digits (e.g. 447700)")
-        # its counts start afresh: the old ones would quarantine it again at the next send
-        cleared = services.store.clear_counters([f"{kind}:{prefix}" for kind in ("quarantine", "q-sent", "q-proved")])
-        click.echo(f"released {prefix}" if f"quarantine:{prefix}" in cleared else f"not quarantined: {prefix}")
+        watch = Watch(prefix, 0, 0, 0, 0)
+        cleared = services.store.clear_counters(watch.keys)  # its counts start afresh
+        click.echo(f"released {prefix}" if watch.quarantine_key in cleared else f"not quarantined: {prefix}")
     now, rows = services.now(), []
     counts = {key: count for key, count, ends in services.store.counters_of([], ["q-%"]) if ends > now}
     for key, _, ends in services.store.counters_of([], ["quarantine:%"]):
         if ends > now:
-            prefix = key.partition(":")[2]
-            rows.append((prefix, _when(ends - now), counts.get(f"q-sent:{prefix}", 0),
-                         counts.get(f"q-proved:{prefix}", 0)))
+            watch = Watch(key.partition(":")[2], 0, 0, 0, 0)
+            rows.append((watch.prefix, _when(ends - now), counts.get(watch.sent_key, 0),
+                         counts.get(watch.proved_key, 0), counts.get(watch.undelivered_key, 0)))
     click.echo("quarantined prefixes")
-    _table(["prefix", "ends in", "codes sent", "proved"], rows)
+    _table(["prefix", "ends in", "codes sent", "proved", "undelivered"], rows)
 
 
 @click.command("delete-account")

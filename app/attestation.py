@@ -1,12 +1,14 @@
-"""The gate in front of step 1: a CAPTCHA token proving a person (or an app) asks for the code.
+"""The gate in front of step 1: a CAPTCHA token proving a person asks for the code, or an Android
+app's Play Integrity token proving a real install of the app on a real device does.
 
 Off by default. With ``attestation.provider`` set, step 1 (a login's or a deletion's, whatever sends
 a code) must carry the provider's token in the field ``attestation``; the service asks the
 provider's verify endpoint - Cloudflare Turnstile, hCaptcha and Google reCAPTCHA all answer the same
 ``siteverify`` form (secret, response, remoteip -> ``success``, ``hostname``, ``action``, ``score``,
-``error-codes``) - before any limit is counted or any message sent. A missing or refused token, or a
-provider that does not answer, is ``BADATTESTATION``. Test numbers pass without one (they send
-nothing). SMS pumping is run by scripts: a token each costs them what it costs a person.
+``error-codes``); Play Integrity is app.play_integrity - before any limit is counted or any message
+sent. A missing or refused token, or a provider that does not answer, is ``BADATTESTATION``. Test
+numbers pass without one (they send nothing). SMS pumping is run by scripts: a token each costs them
+what it costs a person, or a genuine device and app.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import requests
 
 from .errors import ApiError
 from .http import AnswerTooLargeError, SessionHolder, read_capped
+from .play_integrity import PlayIntegrity, ProviderError
 from .schema import ConfigError, between, one_of, optional_url, setting
 
 logger = logging.getLogger("app.attestation")
@@ -33,12 +36,22 @@ VERIFY_URLS = {
 
 @dataclasses.dataclass(frozen=True)
 class AttestationSettings:
-    """A CAPTCHA gate on step 1 (off by default): the field ``attestation`` carries the token."""
+    """A CAPTCHA or app-attestation gate on step 1 (off by default): the field ``attestation`` carries
+    the token."""
 
-    provider: str = setting("", "'' (off), turnstile, hcaptcha or recaptcha (v2, or v3 with min_score).",
-                            check=one_of("", "turnstile", "hcaptcha", "recaptcha"))
-    secret: str = setting("", "The provider's secret key for your site. Secret.", secret=True)
-    verify_url: str = setting("", "The verify endpoint (empty: the provider's own).", check=optional_url)
+    provider: str = setting("", "'' (off), turnstile, hcaptcha, recaptcha (v2, or v3 with min_score) or "
+                            "play_integrity (Android).",
+                            check=one_of("", "turnstile", "hcaptcha", "recaptcha", "play_integrity"))
+    secret: str = setting("", "The CAPTCHA provider's secret key for your site. Secret.", secret=True)
+    verify_url: str = setting("", "The verify endpoint (empty: the provider's own; for play_integrity Google's "
+                              "decodeIntegrityToken of package_name).", check=optional_url)
+    package_name: str = setting("", "play_integrity: the Android app's package name (com.example.chat).")
+    service_account_file: str = setting("", "play_integrity: the JSON key file of the Google Cloud service account "
+                                        "allowed to decode the app's tokens (Play Console, linked project).")
+    device_verdicts: list[str] = setting(["MEETS_DEVICE_INTEGRITY"], "play_integrity: the device must meet one of "
+                                         "these (MEETS_STRONG_INTEGRITY, MEETS_DEVICE_INTEGRITY, "
+                                         "MEETS_BASIC_INTEGRITY, MEETS_VIRTUAL_INTEGRITY).")
+    max_age_seconds: int = setting(300, "play_integrity: the oldest token accepted.", check=between(10, 3600))
     hostnames: list[str] = setting([], "Accept tokens solved on these hostnames only (empty: any).")
     actions: list[str] = setting([], "Accept tokens made for these actions only (Turnstile, reCAPTCHA v3; empty: any).")
     min_score: float = setting(0.0, "Lowest score accepted (reCAPTCHA v3, hCaptcha Enterprise; 0: not checked).",
@@ -55,18 +68,27 @@ class Gate:
     def __init__(self, settings: AttestationSettings):
         self.settings = settings
         self.enabled = bool(settings.provider)
-        if self.enabled and not settings.secret:
-            raise ConfigError("attestation.secret", f"is required by attestation.provider = {settings.provider!r}")
-        self.url = settings.verify_url or VERIFY_URLS.get(settings.provider, "")
         self._sessions = SessionHolder((min(3.05, settings.timeout), settings.timeout),
                                        user_agent="messenger-backend-python attestation")
+        self.play = PlayIntegrity(settings, self._sessions) if settings.provider == "play_integrity" else None
+        if self.enabled and not self.play and not settings.secret:
+            raise ConfigError("attestation.secret", f"is required by attestation.provider = {settings.provider!r}")
+        self.url = settings.verify_url or VERIFY_URLS.get(settings.provider, "")
 
-    def check(self, token: str, client_ip: str) -> None:
-        """Return when the provider vouches for ``token``; else raise ApiError("BADATTESTATION")."""
+    def check(self, token: str, client_ip: str, phone_field: str = "", now: float = 0.0) -> None:
+        """Return when the provider vouches for ``token`` (for Play Integrity: made for this request -
+        the ``phone`` field as sent - at most max_age_seconds before ``now``); else raise
+        ApiError("BADATTESTATION")."""
         if not token:
             raise ApiError("BADATTESTATION", detail="no attestation token")
-        verdict = self._verdict(token, client_ip)
-        problem = self._problem(verdict)
+        if self.play is not None:
+            try:
+                problem = self.play.problem(self.play.payload(token), phone_field, now)
+            except ProviderError as exc:
+                logger.warning("attestation provider play_integrity: %s", exc)
+                raise ApiError("BADATTESTATION", detail=str(exc)) from None
+        else:
+            problem = self._problem(self._verdict(token, client_ip))
         if problem:
             raise ApiError("BADATTESTATION", detail=problem)
 

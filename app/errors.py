@@ -23,7 +23,7 @@ CODES = {
     "BADTOKEN": "The ID token is missing, invalid or expired.",
     # the password-style logins (LDAP, RADIUS, the operator's own user table): one answer for all
     "BADLOGIN": "The user id or password is wrong, or the account cannot log in.",
-    "BADATTESTATION": "The attestation (CAPTCHA) token is missing or was refused.",
+    "BADATTESTATION": "The attestation (CAPTCHA or Play Integrity) token is missing or was refused.",
     "BADCHANNEL": "The channel is unknown or not offered here.",
     "RATELIMIT": "Too many requests; try again later.",
     "SENDFAIL": "The code could not be delivered.",

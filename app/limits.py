@@ -68,6 +68,9 @@ class LimitSettings:
                                         "quarantined.", check=between(1, 1000000))
     quarantine_min_proved_percent: int = setting(10, "Quarantine a prefix when fewer of its codes than this were "
                                                  "proved.", check=between(1, 100))
+    quarantine_max_undelivered_percent: int = setting(50, "Quarantine a prefix too when this share of its codes or "
+                                                      "more never arrived, as the providers' delivery receipts say "
+                                                      "(0: receipts do not count).", check=between(0, 100))
     quarantine_window_seconds: int = setting(3600, "The window sends and proofs are counted over.",
                                              check=between(60, 86400))
     quarantine_seconds: int = setting(3600, "How long new numbers of a quarantined prefix get no code (numbers "
@@ -252,7 +255,7 @@ class Limits:
         if not s.quarantine_prefix_digits or not phone.isdigit():
             return None
         return Watch(phone[: s.quarantine_prefix_digits], s.quarantine_window_seconds, s.quarantine_min_sends,
-                     s.quarantine_min_proved_percent, s.quarantine_seconds)
+                     s.quarantine_min_proved_percent, s.quarantine_seconds, s.quarantine_max_undelivered_percent)
 
     @staticmethod
     def send_variants(rules: list[Rule]) -> tuple[list[Rule], list[Rule]]:

@@ -72,7 +72,7 @@ class NoMetrics:
     def readiness(self, ready: bool) -> None:
         pass
 
-    def quarantined(self) -> None:
+    def quarantined(self, reason: str = "pumping") -> None:
         pass
 
     def delivery(self, sender: str, outcome: str) -> None:
@@ -194,7 +194,8 @@ class Metrics(NoMetrics):
             self.codes_sent.labels(self.sender, outcome)
         for outcome in ("delivered", "undelivered"):
             self.deliveries.labels(self.sender, outcome)
-        self.quarantines.labels("pumping")
+        for reason in ("pumping", "undelivered"):
+            self.quarantines.labels(reason)
         for op in self.KNOWN_OPS:
             self.requests.labels(op, "OK", "")
 
@@ -221,9 +222,10 @@ class Metrics(NoMetrics):
         if self._may_record():
             self.refusals.labels(kind).inc()
 
-    def quarantined(self) -> None:
+    def quarantined(self, reason: str = "pumping") -> None:
+        """``pumping``: many codes sent, few proved; ``undelivered``: many never arrived (receipts)."""
         if self._may_record():
-            self.quarantines.labels("pumping").inc()
+            self.quarantines.labels(reason).inc()
 
     def delivery(self, sender: str, outcome: str) -> None:
         if self._may_record() and outcome in ("delivered", "undelivered"):

@@ -74,7 +74,8 @@ class CodeLogin(TwoStepLogin):
         gate = self.kit.gate
         if test_code is None and gate is not None and gate.enabled:  # before anything is counted or sent
             try:
-                gate.check(request.fields.text("attestation", error="BADATTESTATION"), request.client_ip)
+                gate.check(request.fields.text("attestation", error="BADATTESTATION"), request.client_ip,
+                           request.fields.text(self.field, error=self.invalid), request.now)
             except ApiError as refused:
                 request.audit.note(EventName.REFUSED, f"attestation: {refused.detail}")
                 raise

@@ -29,6 +29,18 @@ class SendError(Exception):
         self.maybe_sent = maybe_sent
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's final word on a message (app.receipts): ``outcome`` is ``delivered`` or
+    ``undelivered``, ``code`` the provider's own status or error code, ``to`` the number the provider
+    says it was for (E.164, when its receipts say; the automatic quarantine counts failures by it)."""
+
+    message_id: str
+    outcome: str
+    code: str = ""
+    to: str = ""
+
+
 class Sender(Protocol):
     def send(self, message: Message) -> str:
         """Deliver ``message``; return the provider's message id or raise SendError."""

@@ -14,7 +14,7 @@ import requests
 
 from ..schema import ConfigError, optional_url, setting, url
 from ..settings import SenderSettings
-from .base import Message, SendError
+from .base import Message, Receipt, SendError
 from .http_base import HttpSender, require
 
 
@@ -104,7 +104,7 @@ class TwilioSender(HttpSender):
     # Twilio's final message states; the others (queued, sending, sent, ...) are on the way.
     OUTCOMES = {"delivered": "delivered", "read": "delivered", "undelivered": "undelivered", "failed": "undelivered"}
 
-    def receipt(self, body: bytes, form: dict[str, str], headers: dict[str, str]) -> tuple[str, str, str] | None:
+    def receipt(self, body: bytes, form: dict[str, str], headers: dict[str, str], now: int) -> Receipt | None:
         """(message id, outcome, provider code) of a status callback whose X-Twilio-Signature is right
         for the configured callback URL; raise PermissionError when it is not, LookupError when no
         callback URL is configured; None for a state on the way (nothing to record)."""
@@ -116,7 +116,9 @@ class TwilioSender(HttpSender):
         if not signature or not hmac.compare_digest(signature, twilio_signature(token, url, form)):
             raise PermissionError("the X-Twilio-Signature is not Twilio's")
         outcome = self.OUTCOMES.get(form.get("MessageStatus", ""))
-        return (form.get("MessageSid", ""), outcome, form.get("ErrorCode", "")) if outcome else None
+        if not outcome:
+            return None
+        return Receipt(form.get("MessageSid", ""), outcome, form.get("ErrorCode", ""), form.get("To", ""))
 
 
 def voice_language(tag: str) -> str:

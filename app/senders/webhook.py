@@ -14,14 +14,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from ..schema import ConfigError, optional_url, setting
 from ..settings import SenderSettings
-from .base import Message, SendError
+from .base import Message, Receipt, SendError
 from .http_base import HttpSender, require
 
 
@@ -103,14 +102,14 @@ class WebhookSender(HttpSender):
 
     TOLERANCE_SECONDS = 300  # a receipt signed longer ago than this is a replay
 
-    def receipt(self, body: bytes, form: dict[str, str], headers: dict[str, str]) -> tuple[str, str, str] | None:
-        """(message id, outcome, provider code) of a receipt the gateway POSTs back, signed as this
-        sender signs its webhooks (same secret): JSON ``{"message_id": "msg_...", "status":
-        "delivered" | "undelivered", "error": "..."}``. PermissionError when the signature is not
-        ours or is stale; None for another status (on the way)."""
+    def receipt(self, body: bytes, form: dict[str, str], headers: dict[str, str], now: int) -> Receipt | None:
+        """A receipt the gateway POSTs back, signed as this sender signs its webhooks (same secret):
+        JSON ``{"message_id": "msg_...", "status": "delivered" | "undelivered", "error": "...",
+        "to": "+1..."}`` (``to`` optional). PermissionError when the signature is not ours or is stale
+        (against the service's clock, ``now``); None for another status (on the way)."""
         lowered = {name.lower(): value for name, value in headers.items()}
         receipt_id, stamp = lowered.get("webhook-id", ""), lowered.get("webhook-timestamp", "")
-        if not stamp.isdigit() or abs(int(stamp) - int(time.time())) > self.TOLERANCE_SECONDS:
+        if not stamp.isdigit() or abs(int(stamp) - now) > self.TOLERANCE_SECONDS:
             raise PermissionError("the receipt's webhook-timestamp is missing or stale")
         expected = sign(self.key, receipt_id, int(stamp), body)
         offered = lowered.get("webhook-signature", "").split()
@@ -123,4 +122,5 @@ class WebhookSender(HttpSender):
         status = data.get("status") if isinstance(data, dict) else None
         if status not in ("delivered", "undelivered"):
             return None
-        return str(data.get("message_id") or ""), status, str(data.get("error") or "")[:64]
+        return Receipt(str(data.get("message_id") or ""), status, str(data.get("error") or "")[:64],
+                       str(data.get("to") or "")[:32])

@@ -17,6 +17,7 @@ from typing import Any
 from .audit import AuditQueries
 from .hints import RefusalHints
 from .housekeeping import Housekeeping
+from .quarantine import QuarantineQueries
 from .records import Blocked, CodeRecord, Listing, Refused, Rule, TokenRecord
 from .sql import BUMP, BUMP_MANY, MIGRATIONS, SCHEMA_VERSION
 from .tokens import TokenQueries
@@ -24,7 +25,7 @@ from .tokens import TokenQueries
 logger = logging.getLogger("app.store")
 
 
-class SqlStore(AuditQueries, TokenQueries, Housekeeping, abc.ABC):
+class SqlStore(AuditQueries, TokenQueries, QuarantineQueries, Housekeeping, abc.ABC):
     """The store: limits, codes, housekeeping and schema. An engine provides ``_transaction`` (a cursor
     in one transaction, committed when the block ends, rolled back when it raises) and ``close``."""
 
@@ -121,24 +122,9 @@ class SqlStore(AuditQueries, TokenQueries, Housekeeping, abc.ABC):
             refusal = self._apply_rules(cur, rules, now)
             if refusal:
                 raise refusal
-            if listing is not None and listing.watch:
-                self._watch(cur, listing, now)
+            if listing is not None and listing.watch and self._watch_send(cur, listing.watch, now):
+                listing.outcome.append("quarantined")
             return work(cur, rules)
-
-    def _watch(self, cur: Any, listing: Listing, now: int) -> None:
-        """Count a send to a watched prefix; quarantine the prefix when its proved share is too low."""
-        watch = listing.watch
-        assert watch is not None
-        sent = self._exec(cur, BUMP, (watch.sent_key, now + watch.window, now, now)).fetchall()[0][0]
-        if sent < watch.min_sends:
-            return
-        rows = self._exec(
-            cur, "SELECT count FROM counters WHERE key = ? AND expires_at > ?", (watch.proved_key, now)
-        ).fetchall()
-        proved = rows[0][0] if rows else 0
-        if proved * 100 < sent * watch.min_proved_percent and not self._live(cur, watch.quarantine_key, now):
-            self._exec(cur, BUMP, (watch.quarantine_key, now + watch.hold, now, now)).fetchall()
-            listing.outcome.append("quarantined")
 
     def precheck(self, rules: Sequence[Rule], now: int, listing: Listing | None = None) -> None:
         """Refused, from this process's refusal hints (RefusalHints), when a rule refused very lately -

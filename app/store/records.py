@@ -43,16 +43,22 @@ class Rule:
 
 @dataclass(frozen=True)
 class Watch:
-    """A destination prefix watched for SMS pumping (automatic quarantine): sends to it and codes
-    proved by it are counted over ``window``; once at least ``min_sends`` went out and less than
-    ``min_proved_percent`` of them were proved, new numbers of the prefix get no code for ``hold``
-    seconds (numbers that proved a code before still do)."""
+    """A destination prefix watched for SMS pumping (automatic quarantine): sends to it, codes
+    proved by it and messages its providers' receipts say never arrived are counted over ``window``;
+    once at least ``min_sends`` went out and less than ``min_proved_percent`` of them were proved -
+    or ``max_undelivered_percent`` (when not 0) or more were undelivered - new numbers of the prefix
+    get no code for ``hold`` seconds (numbers that proved a code before still do)."""
 
     prefix: str
     window: int
     min_sends: int
     min_proved_percent: int
     hold: int
+    max_undelivered_percent: int = 0
+
+    @property
+    def undelivered_key(self) -> str:
+        return f"q-undelivered:{self.prefix}"
 
     @property
     def sent_key(self) -> str:
@@ -65,6 +71,12 @@ class Watch:
     @property
     def quarantine_key(self) -> str:
         return f"quarantine:{self.prefix}"
+
+    @property
+    def keys(self) -> list[str]:
+        """Every counter of the prefix: released, it starts afresh (the old counts would quarantine
+        it again at the next send)."""
+        return [self.quarantine_key, self.sent_key, self.proved_key, self.undelivered_key]
 
 
 @dataclass(frozen=True)
