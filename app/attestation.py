@@ -19,10 +19,12 @@ from typing import Any
 
 import requests
 
+from .app_attest import AppAttest, Challenges
 from .errors import ApiError
 from .http import AnswerTooLargeError, SessionHolder, read_capped
 from .play_integrity import PlayIntegrity, ProviderError
 from .schema import ConfigError, between, one_of, optional_url, setting
+from .store import Refused, Rule
 
 logger = logging.getLogger("app.attestation")
 
@@ -39,9 +41,9 @@ class AttestationSettings:
     """A CAPTCHA or app-attestation gate on step 1 (off by default): the field ``attestation`` carries
     the token."""
 
-    provider: str = setting("", "'' (off), turnstile, hcaptcha, recaptcha (v2, or v3 with min_score) or "
-                            "play_integrity (Android).",
-                            check=one_of("", "turnstile", "hcaptcha", "recaptcha", "play_integrity"))
+    provider: str = setting("", "'' (off), turnstile, hcaptcha, recaptcha (v2, or v3 with min_score), "
+                            "play_integrity (Android) or app_attest (iOS).",
+                            check=one_of("", "turnstile", "hcaptcha", "recaptcha", "play_integrity", "app_attest"))
     secret: str = setting("", "The CAPTCHA provider's secret key for your site. Secret.", secret=True)
     verify_url: str = setting("", "The verify endpoint (empty: the provider's own; for play_integrity Google's "
                               "decodeIntegrityToken of package_name).", check=optional_url)
@@ -51,7 +53,13 @@ class AttestationSettings:
     device_verdicts: list[str] = setting(["MEETS_DEVICE_INTEGRITY"], "play_integrity: the device must meet one of "
                                          "these (MEETS_STRONG_INTEGRITY, MEETS_DEVICE_INTEGRITY, "
                                          "MEETS_BASIC_INTEGRITY, MEETS_VIRTUAL_INTEGRITY).")
-    max_age_seconds: int = setting(300, "play_integrity: the oldest token accepted.", check=between(10, 3600))
+    max_age_seconds: int = setting(300, "play_integrity: the oldest token accepted; app_attest: how long a "
+                                   "challenge is good for.", check=between(10, 3600))
+    apple_app_id: str = setting("", "app_attest: the App ID, TEAMID.bundle.id (ABCDE12345.com.example.chat).")
+    apple_root_file: str = setting("", "app_attest: Apple's App Attestation root certificate (PEM), as downloaded "
+                                   "from https://www.apple.com/certificateauthority/.")
+    apple_environment: str = setting("production", "app_attest: production, or development for builds signed "
+                                     "for development.", check=one_of("production", "development"))
     hostnames: list[str] = setting([], "Accept tokens solved on these hostnames only (empty: any).")
     actions: list[str] = setting([], "Accept tokens made for these actions only (Turnstile, reCAPTCHA v3; empty: any).")
     min_score: float = setting(0.0, "Lowest score accepted (reCAPTCHA v3, hCaptcha Enterprise; 0: not checked).",
@@ -65,13 +73,16 @@ class Gate:
 
     MAX_ANSWER_BYTES = 64 << 10
 
-    def __init__(self, settings: AttestationSettings):
+    def __init__(self, settings: AttestationSettings, key: bytes = b"", store: Any = None):
         self.settings = settings
         self.enabled = bool(settings.provider)
         self._sessions = SessionHolder((min(3.05, settings.timeout), settings.timeout),
                                        user_agent="messenger-backend-python attestation")
         self.play = PlayIntegrity(settings, self._sessions) if settings.provider == "play_integrity" else None
-        if self.enabled and not self.play and not settings.secret:
+        self.apple = AppAttest(settings) if settings.provider == "app_attest" else None
+        self.challenges = Challenges(key, settings.max_age_seconds)
+        self._store = store  # spends App Attest's challenges
+        if self.enabled and not self.play and not self.apple and not settings.secret:
             raise ConfigError("attestation.secret", f"is required by attestation.provider = {settings.provider!r}")
         self.url = settings.verify_url or VERIFY_URLS.get(settings.provider, "")
 
@@ -79,6 +90,9 @@ class Gate:
         """Return when the provider vouches for ``token`` (for Play Integrity: made for this request -
         the ``phone`` field as sent - at most max_age_seconds before ``now``); else raise
         ApiError("BADATTESTATION")."""
+        if self.apple is not None:
+            self._app_attest(token, phone_field, now)
+            return
         if not token:
             raise ApiError("BADATTESTATION", detail="no attestation token")
         if self.play is not None:
@@ -91,6 +105,19 @@ class Gate:
             problem = self._problem(self._verdict(token, client_ip))
         if problem:
             raise ApiError("BADATTESTATION", detail=problem)
+
+    def _app_attest(self, token: str, phone_field: str, now: float) -> None:
+        """App Attest: a verified attestation spends its challenge; every refusal hands out a new one."""
+        assert self.apple is not None
+        challenge, problem = self.apple.problem(token, phone_field, self.challenges, now) if token else ("", "")
+        if problem is None:
+            try:
+                self._store.hit([Rule(Challenges.key(challenge), 1, self.settings.max_age_seconds)], int(now))
+                return
+            except Refused:
+                problem = "the challenge was used before"
+        raise ApiError("BADATTESTATION", detail=problem or "no attestation token",
+                       extra={"challenge": self.challenges.issue(now)})
 
     def _verdict(self, token: str, client_ip: str) -> dict[str, Any]:
         form = {"secret": self.settings.secret, "response": token[:4096], "remoteip": client_ip}

@@ -260,8 +260,9 @@ def _warn_outbound(
     succeeded - said once at start-up."""
     store = core["database"].busy_timeout_ms / 1000 + (core["database"].pool_timeout if shared else 0.0)
     sender = min(3.05, core["sender"].timeout) + core["sender"].timeout
-    gate = min(3.05, core["attestation"].timeout) + core["attestation"].timeout if core["attestation"].provider else 0.0
-    gate *= 2 if core["attestation"].provider == "play_integrity" else 1  # an access token, then the verdict
+    provider = core["attestation"].provider
+    gate = min(3.05, core["attestation"].timeout) + core["attestation"].timeout if provider else 0.0
+    gate *= {"play_integrity": 2, "app_attest": 0}.get(provider, 1)  # Play: a token, then the verdict
     steps = {
         "step 1 (attestation, store, sender)": gate + 2 * store + sender + _outbound_seconds(sections, sender_cls),
         "a proof (store, login method, mesibo)": worst_login_seconds(core, shared=shared)

@@ -23,7 +23,7 @@ CODES = {
     "BADTOKEN": "The ID token is missing, invalid or expired.",
     # the password-style logins (LDAP, RADIUS, the operator's own user table): one answer for all
     "BADLOGIN": "The user id or password is wrong, or the account cannot log in.",
-    "BADATTESTATION": "The attestation (CAPTCHA or Play Integrity) token is missing or was refused.",
+    "BADATTESTATION": "The attestation (CAPTCHA, Play Integrity or App Attest) token is missing or was refused.",
     "BADCHANNEL": "The channel is unknown or not offered here.",
     "RATELIMIT": "Too many requests; try again later.",
     "SENDFAIL": "The code could not be delivered.",
@@ -46,6 +46,7 @@ class ApiError(Exception):
         detail: str = "",
         http_status: int = 200,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ):
         if code not in CODES:
             raise ValueError(f"unknown error code {code}")
@@ -55,6 +56,7 @@ class ApiError(Exception):
         self.detail = detail
         self.http_status = http_status
         self.headers = headers or {}
+        self.extra = extra or {}  # more fields for the answer (App Attest's next challenge)
 
 
 def envelope(op: str, payload: dict[str, Any] | None, *, now: float) -> dict[str, Any]:
@@ -70,6 +72,7 @@ def failure(op: str, error: ApiError, *, now: float, message_text: bool = False)
     body: dict[str, Any] = {"op": op, "ts": int(now), "result": "FAIL", "error": error.code}
     if error.retry_after is not None:
         body["retry_after"] = max(1, int(error.retry_after))
+    body.update((name, value) for name, value in error.extra.items() if name not in body)
     if message_text:
         body["message_text"] = CODES[error.code]
     return body

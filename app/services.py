@@ -97,7 +97,7 @@ def build(
         claim_seconds=int(settings.mesibo.connect_timeout + settings.mesibo.read_timeout) + 2,
         mesibo=mesibo,
         delete_op=settings.mesibo.delete_op,
-        gate=Gate(settings.attestation),
+        gate=Gate(settings.attestation, codes_key, store),
         texts=Texts(settings.messages, settings.sender.template, settings.sender.delete_template),
         router=Router(senders, settings.sender.routes, settings.sender.name) if settings.sender.routes else None,
     )
