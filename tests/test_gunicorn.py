@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import time
 
 import pytest
 import requests
-from helpers import APP_TOKEN, OTP_SECRET, together
+from helpers import APP_TOKEN, OTP_SECRET, postgres_schema, postgres_url, together
 
 from tools.processes import FakeMesibo, Service
 
@@ -269,3 +270,71 @@ def test_json_logs_are_json_on_every_line_gunicorns_included(start_service):
     assert {"gunicorn.error", "gunicorn.access", "app", "app.requests", "app.senders.log"} <= loggers
     access = [entry for entry in entries if entry["log"]["logger"] == "gunicorn.access"]
     assert access[0]["http"]["request"]["method"] == "POST" and access[0]["http"]["response"]["status_code"] == 200
+
+
+@pytest.mark.parametrize("store", [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.skipif(not postgres_url(), reason="TEST_DATABASE_URL is not set")),
+])
+def test_a_pumping_burst_leaves_other_countries_logging_in(start_service, store):
+    """Issue 22, item 1, under the shipped gunicorn (2 workers): 55 addresses pump new numbers in 14
+    countries at once while new users in the US log in before, during and after. Each pumped country
+    gets exactly its budget across both workers; every US user logs in."""
+    import phonenumbers
+
+    regions = ["GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "SE", "PL", "PT", "IE", "DK"]
+    bases = [phonenumbers.format_number(phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
+                                        phonenumbers.PhoneNumberFormat.E164).lstrip("+")[:-3] for r in regions]
+    with postgres_schema("pump") if store == "postgres" else contextlib.nullcontext(None) as database:
+        service = start_service(
+            MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR="1000", MESSENGER_LIMITS_SENDS_PER_COUNTRY_PER_HOUR="40",
+            MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR="20", MESSENGER_LIMITS_QUARANTINE_PREFIX_DIGITS="0",
+            MESSENGER_SERVER_TRUSTED_PROXIES="1", **({"DATABASE_URL": database} if database else {}),
+        )
+        us = iter(range(10_000))
+
+        def us_user() -> bool:
+            k = next(us)
+            phone, headers = f"1202555{k:04d}", {"X-Forwarded-For": f"198.51.100.{k}"}
+            asked = requests.post(service.url, json={"op": "login", "phone": phone, "appid": "com.example"},
+                                  headers=headers, timeout=10).json()
+            codes = dict(code_lines(service))
+            if asked["result"] != "OK" or phone not in codes:
+                return False
+            body = {"op": "login", "phone": phone, "appid": "com.example", "otp": codes[phone]}
+            return requests.post(service.url, json=body, headers=headers, timeout=10).json()["result"] == "OK"
+
+        before = [us_user() for _ in range(10)]
+        outcomes: list[str] = []
+        pumping = threading.Event()
+        pumping.set()
+
+        def pump(address: int) -> None:
+            with requests.Session() as session:
+                for i in range(20):
+                    n = address * 20 + i
+                    answer = session.post(service.url, json={"op": "login", "phone": f"{bases[n % 14]}{n // 14:03d}",
+                                                             "appid": "com.example"},
+                                          headers={"X-Forwarded-For": f"10.9.{address}.1"}, timeout=10).json()
+                    outcomes.append(answer.get("error", "OK"))
+
+        during: list[bool] = []
+
+        def watch() -> None:
+            while pumping.is_set() and len(during) < 15:
+                during.append(us_user())
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        threads = [threading.Thread(target=pump, args=(address,)) for address in range(55)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        pumping.clear()
+        watcher.join()
+        after = [us_user() for _ in range(10)]
+    print(f"\nburst: {len(before)} before, {len(during)} during, {len(after)} after; {outcomes.count('OK')} sent")
+    assert all(before) and all(after) and all(during) and during, (before, during, after)
+    assert outcomes.count("OK") == 14 * 40 and outcomes.count("RATELIMIT") == 55 * 20 - 14 * 40
