@@ -265,3 +265,38 @@ def test_tls_is_mozillas_intermediate_profile(tmp_path):
         assert handshake(version=ssl.TLSVersion.TLSv1_3, maximum=ssl.TLSVersion.TLSv1_3)[0].startswith("TLS_")
     finally:
         nginx.stop()
+
+
+def test_delivery_receipts_have_a_budget_of_their_own(tmp_path):
+    """A provider posts several receipts per message from few addresses: through the shipped site,
+    150 signed receipts in a row from one address all reach the service, where 150 API requests from
+    one address meet the apps' flood guard (RATELIMIT, in the envelope, after its burst of 40)."""
+    from helpers import WEBHOOK_SECRET
+
+    from app.senders.webhook import sign, signing_key
+
+    fake = FakeMesibo(APP_TOKEN)
+    backend_port = free_port()
+    service = Service(tmp_path, {
+        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/receipts.db", "MESSENGER_SENDER_NAME": "webhook",
+        "MESSENGER_SENDER_WEBHOOK_URL": "https://gateway.example/sms",
+        "MESSENGER_SENDER_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "MESSENGER_SERVER_TRUSTED_PROXIES": unit_environment()["MESSENGER_SERVER_TRUSTED_PROXIES"],
+    }, port=backend_port)
+    nginx = Nginx(tmp_path, backend_port)
+    try:
+        key, statuses = signing_key(WEBHOOK_SECRET), []
+        for n in range(150):
+            body = json.dumps({"message_id": f"msg_{n}", "status": "delivered"}).encode()
+            stamp = int(time.time())
+            headers = {"webhook-id": f"rcpt_{n}", "webhook-timestamp": str(stamp),
+                       "webhook-signature": sign(key, f"rcpt_{n}", stamp, body)}
+            statuses.append(call(nginx.port, body, path="/receipts/webhook", headers=headers, source="127.0.0.9")[0])
+        assert statuses == [204] * 150
+        api = [json.loads(call(nginx.port, {"op": "nothing"}, source="127.0.0.9")[2]) for _ in range(150)]
+        assert [answer["error"] for answer in api].count("RATELIMIT") >= 150 - 40 - 20
+    finally:
+        nginx.stop()
+        service.stop()
+        fake.stop()
