@@ -117,6 +117,21 @@ def test_ldap_refusals_are_all_badlogin(make_app, slapd, mesibo_api, user, passw
     assert len(mesibo_api.calls) == 0
 
 
+def test_an_unknown_ldap_user_costs_the_directory_what_a_known_one_does(make_app, slapd):
+    """Issue 21, item 5: an unknown user's password is bound too (to a DN that does not exist), so
+    the answer's time does not tell whether the account exists: the same binds, in the same order.
+    (Measured: SECURITY.md.)"""
+    app = make_app(**ldap_config(slapd))
+    client = app.test_client()
+    seen = len(slapd.binds())
+    assert password_login(client, "ann", "wrong")["error"] == "BADLOGIN"
+    known = slapd.binds()[seen:]
+    assert password_login(client, "nobody", "wrong")["error"] == "BADLOGIN"
+    unknown = slapd.binds()[len(known) + seen:]
+    assert known == [f"uid=finder,{S}", f"uid=ann,ou=people,{S}"]
+    assert unknown == [f"uid=finder,{S}", f"cn=messenger-backend-no-such-user,ou=people,{S}"]
+
+
 def test_ldap_direct_bind_by_dn_template_and_a_group(make_app, slapd, mesibo_api):
     mint_ok(mesibo_api)
     app = make_app(**{"auth.method": "ldap", "auth.ldap.url": slapd.url,

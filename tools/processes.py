@@ -375,7 +375,8 @@ access to * by users read by * none
                        check=True, capture_output=True, timeout=60)
         self._log = open(self.folder / "slapd.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            ["/usr/sbin/slapd", "-f", str(config), "-h", f"{self.url} {self.tls_url}", "-d", "0"],
+            # -d 256: its statistics (one line per operation: BIND dn=..., RESULT err=...) into the log
+            ["/usr/sbin/slapd", "-f", str(config), "-h", f"{self.url} {self.tls_url}", "-d", "256"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.process)
@@ -385,6 +386,15 @@ access to * by users read by * none
     def available() -> bool:
         return os.path.exists("/usr/sbin/slapd") and os.path.exists("/usr/lib/ldap/ppolicy.la")
 
+    def binds(self) -> list[str]:
+        """The DN of every bind slapd has seen so far, in order (once its log has stopped growing:
+        slapd writes a line when an operation is done, a moment after it answered)."""
+        path, size = self.folder / "slapd.log", -1
+        while size != path.stat().st_size:
+            size = path.stat().st_size
+            time.sleep(0.1)
+        return re.findall(r' BIND dn="([^"]*)" method=', path.read_text(errors="replace"))
+
     def stop(self) -> None:
         stop(self.process)
         self._log.close()
@@ -392,9 +402,10 @@ access to * by users read by * none
 
 class FreeRadius:
     """FreeRADIUS (Debian's freeradius) with a configuration folder of its own - Debian's, copied,
-    on a port of its own, with one client (127.0.0.1 and ``secret``) and ``users`` for its users file."""
+    on a port of its own, with one client (127.0.0.1 and ``secret``) and ``users`` for its users file;
+    ``reject_delay``: seconds it holds back an Access-Reject (Debian's: 1)."""
 
-    def __init__(self, folder: Path, secret: str, users: str):
+    def __init__(self, folder: Path, secret: str, users: str, reject_delay: int | None = None):
         self.folder = folder / "raddb"
         shutil.copytree("/etc/freeradius/3.0", self.folder, symlinks=True)
         self.port = free_port()
@@ -415,6 +426,8 @@ class FreeRadius:
                 (self.folder / "sites-enabled" / site).unlink()
         config = (self.folder / "radiusd.conf").read_text()
         config = re.sub(r"^\s*(user|group) = .*$", "", config, flags=re.M)  # run as whoever starts it
+        if reject_delay is not None:
+            config = re.sub(r"^(\s*)reject_delay = \d+", rf"\g<1>reject_delay = {reject_delay}", config, flags=re.M)
         (self.folder / "radiusd.conf").write_text(config)
         self._log = open(folder / "freeradius.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

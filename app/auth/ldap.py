@@ -58,6 +58,7 @@ def _discard(conn: Any) -> None:
 
 
 class LdapLogin(PasswordLogin):
+    UNKNOWN = "messenger-backend-no-such-user"  # the DN an unknown user's password is bound to (refused)
     section = "auth.ldap"
     Settings = LdapSettings
     options: LdapSettings
@@ -128,8 +129,11 @@ class LdapLogin(PasswordLogin):
             if finder is not None:
                 finder.search(base, search, search_scope=scope, attributes=attributes, size_limit=2)
                 entries = list(finder.entries)
-                if len(entries) != 1:
-                    return None  # unknown user (or an ambiguous filter): the same answer
+                if len(entries) != 1:  # unknown user (or an ambiguous filter): the same answer, and the
+                    # same work - a bind with the password, as for a known user - so that the time an
+                    # answer takes does not tell whether the account exists
+                    self._connection(f"cn={self.UNKNOWN},{o.search_base}", password, opened)
+                    return None
                 user_dn = entries[0].entry_dn
             conn = self._connection(user_dn, password, opened)
             if conn is None:
