@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .audit import masked
+from .auth.otp import CodeLogin
 from .logs import printable
 from .mesibo import MesiboError
 from .ops import forget
@@ -38,6 +39,13 @@ def _address(services: Services, raw: str) -> str:
         raise click.ClickException(f"{printable(raw)!r} is not a valid address for the "
                                    f"{services.settings.auth.method!r} login")
     return address
+
+
+def _stored(services: Services, raw: str) -> str:
+    """The address as the login method stores its codes and trail under it - the e-mail login's
+    ``ann+1@`` itself, where its limits count the inbox ``ann@`` (``_address``)."""
+    login = services.login
+    return (login.normalize_address(raw) if isinstance(login, CodeLogin) else None) or _address(services, raw)
 
 
 def _when(seconds: int) -> str:
@@ -94,7 +102,7 @@ def _limit_rows(
 def status(phone: str) -> None:
     """What the service knows of PHONE (or an e-mail address): live code, limits, lists, last events."""
     services = _services()
-    address, now = _address(services, phone), services.now()
+    address, subject, now = _stored(services, phone), _address(services, phone), services.now()
     click.echo(f"address   {printable(masked(address))}  (lookup {services.auditor.subject(address)})")
     live = [
         (appid, _when(expires - now), f"{attempts}/{services.codes.max_attempts}",
@@ -106,7 +114,7 @@ def status(phone: str) -> None:
     if live:
         _table(["appid", "expires in", "attempts used", "state"], live)
     click.echo("limits")
-    rows = _limit_rows(services, *services.limits.keys_of_subject(address), address)
+    rows = _limit_rows(services, *services.limits.keys_of_subject(subject), subject)
     _table(["rule", "count", "resets in", "state"], rows)
     listed = services.store.policy(address)
     click.echo(f"list      {listed + 'ed' if listed else 'neither blocked nor allowed'}")
@@ -140,7 +148,7 @@ def events(phone: str, client_ip: str, since: str, event: str, limit: str, as_js
         raise click.ClickException(f"--result {event!r}: one of {', '.join(EVENTS)}")
     if not limit.isdigit() or not 1 <= int(limit) <= 100000:
         raise click.ClickException(f"--limit {limit!r}: a number from 1 to 100000")
-    subject = services.auditor.subject(_address(services, phone)) if phone else ""
+    subject = services.auditor.subject(_stored(services, phone)) if phone else ""
     found = services.store.events(
         subject=subject, client_ip=client_ip, since=_since(since, services.now()), event=event, limit=int(limit)
     )

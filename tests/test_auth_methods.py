@@ -168,6 +168,21 @@ def test_the_limits_count_an_inbox_not_each_spelling_of_it(make_app, smtp_server
     assert other["result"] == "OK" and len(inbox.messages) == 3
 
 
+def test_status_shows_a_tagged_address_code_and_trail_and_its_inboxs_limits(make_app, smtp_server):
+    """``status ann+1@...`` finds that address's live code and trail (stored under it) and the limits
+    its inbox counts (``ann@...``); it used to look the code up under the inbox and find none."""
+    port, _ = smtp_server
+    app = email_app(make_app, port)
+    assert post(app.test_client(), {"op": "login", "email": "ann+1@example.org", "appid": APPID})["result"] == "OK"
+    shown = app.test_cli_runner().invoke(args=["status", "ann+1@example.org"]).output
+    live = shown.split("live code", 1)[1].split("\nlimits", 1)[0]
+    limits = shown.split("\nlimits", 1)[1].split("\nlist ", 1)[0]
+    trail = shown.split("last events", 1)[1]
+    assert APPID in live and "waiting for the answer" in live, shown
+    assert "cooldown" in limits, shown
+    assert " sent " in trail, shown
+
+
 def test_email_login_refuses_a_bad_address(make_app, smtp_server):
     port, inbox = smtp_server
     client = email_app(make_app, port).test_client()
