@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,9 @@ def readme_with_table(readme: str) -> str:
 
 
 if __name__ == "__main__":
+    if not (ROOT / "pyproject.toml").exists():  # an install, not a checkout: nothing here to rewrite
+        sys.exit("python -m app.reference rewrites config.example.toml and README.md of a checkout; this is an "
+                 "install (messenger-backend deploy-files writes the example configuration out)")
     (ROOT / "config.example.toml").write_text(example_toml())
     readme = ROOT / "README.md"
     readme.write_text(readme_with_table(readme.read_text()))

@@ -120,11 +120,32 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
         self.codes = Codes(OTP_SECRET.encode(), OtpSettings())
         self.processes: list[FakeMesibo | Service] = []
+        self.restore_migrate_req = self.as_deployed()
+
+    def as_deployed(self) -> str:
+        """The machine as README's Deploy sets it up: net.ipv4.tcp_migrate_req=1, with which the shipped
+        gunicorn configuration gives each worker a listening socket of its own. As root the benchmark
+        sets it for its run and puts the old value back; otherwise it says what it measures."""
+        path = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+        try:
+            old = path.read_text().strip()
+        except OSError:
+            return ""
+        if old == "1":
+            return ""
+        try:
+            path.write_text("1\n")
+        except OSError:
+            print("net.ipv4.tcp_migrate_req is 0 (README, Deploy, sets 1): the workers share one socket", flush=True)
+            return ""
+        return old
 
     def close(self) -> None:
         for process in self.processes:
             process.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.restore_migrate_req:
+            Path("/proc/sys/net/ipv4/tcp_migrate_req").write_text(self.restore_migrate_req + "\n")
 
     # -- processes -------------------------------------------------------------
 
@@ -267,11 +288,17 @@ class Bench:
         step2 = '{"op":"login","phone":"{phone}","appid":"bench-2","otp":"' + CODE + '"}'
         flood = '{"op":"login","phone":"12015550123","appid":"bench"}'
         useradd = json.dumps({"op": "useradd", "token": APP_TOKEN, "user": {"address": "x", "token": {"appid": "a"}}})
-        samples: dict[str, list[dict]] = {key: [] for key in ("stand-in", "baseline", "a", "b", "c", "d")}
+        samples: dict[str, list[dict]] = {key: [] for key in ("stand-in", "baseline", "a", "b", "c", "d", "f")}
 
         baseline_port = free_port()
         baseline = gunicorn("baseline:app", baseline_port, self.model_env(), args.workers, self.tmp)
         self.processes.append(baseline)
+        # (f), a reference: the floor plus step 1's one store transaction (bench/baseline_store.py)
+        store_floor_port = free_port()
+        store_floor = gunicorn("baseline_store:app", store_floor_port,
+                               {**self.model_env(), "DATABASE_URL": f"sqlite:///{self.tmp}/floor-store.db"},
+                               args.workers, self.tmp)
+        self.processes.append(store_floor)
         database = self.tmp / "bench.db"
         service, port = self.start_service(database)
 
@@ -284,6 +311,8 @@ class Bench:
             samples["stand-in"].append(self.wrk_run(self.fake_port, useradd, connections=16, path="/backend/"))
             samples["baseline"].append(floor())
             samples["a"].append(self.wrk_run(port, step1, connections=16, offset=offset, server=service.process.pid))
+            samples["f"].append(self.wrk_run(store_floor_port, step1, connections=16, offset=offset,
+                                             server=store_floor.process.pid))
             samples["baseline"].append(floor())
             self.pre_issue(database, "bench-2", offset, per_thread)
             samples["b"].append(self.wrk_run(port, step2, connections=16, offset=offset, server=service.process.pid))
@@ -417,6 +446,8 @@ def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
     }
     for key in ("a", "b"):
         row(key, labels[key], samples[key], base, TARGETS[key], cpu_ratio(samples[key]) <= CPU_TARGETS[key])
+    row("f", "(f) reference: the floor + step 1's one store transaction", samples["f"], base,
+        "— (the least a step 1 on this store costs)", None)
     c_ok = median(samples["c"], "rps") >= 0.9 * 1280 and median(samples["c"], "p99") <= 150
     row("c", "(c) step 2, mesibo 50 ms, 64 connections", samples["c"], 1280, TARGETS["c"] + " (ratio: to 1,280)", c_ok)
     row("d", labels["d"], samples["d"], base, TARGETS["d"], cpu_ratio(samples["d"]) <= CPU_TARGETS["d"])
