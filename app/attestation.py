@@ -1,12 +1,14 @@
-"""The gate in front of step 1: a CAPTCHA token proving a person asks for the code, or an Android
-app's Play Integrity token proving a real install of the app on a real device does.
+"""The gate in front of step 1: a CAPTCHA token proving a person asks for the code, or an app's
+attestation - Android's Play Integrity, Apple's App Attest - proving a real install of the app on a
+real device does.
 
 Off by default. With ``attestation.provider`` set, step 1 (a login's or a deletion's, whatever sends
 a code) must carry the provider's token in the field ``attestation``; the service asks the
 provider's verify endpoint - Cloudflare Turnstile, hCaptcha and Google reCAPTCHA all answer the same
 ``siteverify`` form (secret, response, remoteip -> ``success``, ``hostname``, ``action``, ``score``,
-``error-codes``); Play Integrity is app.play_integrity - before any limit is counted or any message
-sent. A missing or refused token, or a provider that does not answer, is ``BADATTESTATION``. Test
+``error-codes``); Play Integrity is app.play_integrity, App Attest app.app_attest (checked here,
+with a challenge the service hands out in every refusal) - before any limit is counted or any
+message sent. A missing or refused token, or a provider that does not answer, is ``BADATTESTATION``. Test
 numbers pass without one (they send nothing). SMS pumping is run by scripts: a token each costs them
 what it costs a person, or a genuine device and app.
 """

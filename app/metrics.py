@@ -14,6 +14,8 @@ import shutil
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
+from .errors import CODES
+
 # mesibo answers in 50-300 ms in production; the buckets resolve that range and its slow tail.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -196,8 +198,10 @@ class Metrics(NoMetrics):
             self.deliveries.labels(self.sender, outcome)
         for reason in ("pumping", "undelivered"):
             self.quarantines.labels(reason)
-        for op in self.KNOWN_OPS:
+        for op in self.KNOWN_OPS:  # the dashboard's "failures by error code" reads these
             self.requests.labels(op, "OK", "")
+            for code in CODES:
+                self.requests.labels(op, "FAIL", code)
 
     def request(self, op: str, result: str, error: str) -> None:
         if self._may_record():
