@@ -7,7 +7,8 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
+import tomllib
+from collections.abc import Iterable, Mapping
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -169,3 +170,29 @@ def configure(level: str, as_json: bool) -> None:
     handler.setFormatter(formatter)
     logger.addHandler(handler)
     logger.propagate = False
+
+
+def wants_json(environ: Mapping[str, str]) -> bool:
+    """Whether the operator asked for JSON logs (``logging.json``), read without the rest of the
+    configuration - for the one line a start that failed on the configuration writes."""
+    raw = environ.get("MESSENGER_LOGGING_JSON")
+    if raw is not None:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    path = environ.get("MESSENGER_CONFIG")
+    if not path:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            table = tomllib.load(handle).get("logging")
+    except (OSError, ValueError):
+        return False
+    return isinstance(table, dict) and table.get("json") is True
+
+
+def failure_line(message: str, environ: Mapping[str, str]) -> str:
+    """The one line a failed start writes: a CRITICAL record as JsonFormatter makes it when JSON logs
+    were asked for (a log pipeline reads every line as JSON), else the message itself."""
+    if not wants_json(environ):
+        return message
+    record = logging.LogRecord("app", logging.CRITICAL, __file__, 0, message, None, None)
+    return JsonFormatter().format(record)

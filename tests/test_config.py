@@ -3,6 +3,7 @@ the key, and the start-up gate."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -289,6 +290,23 @@ def test_a_configuration_error_is_one_line_from_every_entry_point(command, tmp_p
     assert done.returncode != 0
     assert "Traceback" not in done.stderr + done.stdout
     assert "MESSENGER_OTP_DIGIT" in done.stderr and "did you mean 'MESSENGER_OTP_DIGITS'?" in done.stderr
+
+
+@pytest.mark.slow  # a process
+def test_a_configuration_error_at_gunicorn_start_is_one_json_record_when_json_logs_are_asked_for(tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))
+    }
+    env.update(PRODUCTION, MESSENGER_OTP_DIGITS="99", MESSENGER_LOGGING_JSON="true", GUNICORN_BIND="127.0.0.1:0",
+               MESSENGER_INSTANCE_PATH=str(tmp_path), TMPDIR=str(tmp_path))
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    lines = [json.loads(line) for line in done.stderr.strip().splitlines()]  # every line is JSON
+    failure = [line for line in lines if "cannot start" in line["message"]]
+    assert len(failure) == 1 and failure[0]["log"]["level"] == "critical", lines
+    assert "otp.digits" in failure[0]["message"]
 
 
 @pytest.mark.parametrize(

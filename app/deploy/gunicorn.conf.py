@@ -151,8 +151,10 @@ def _json_logs() -> bool:
         from app.config import load
 
         return load().logging.json
-    except Exception:  # a configuration error is reported, in one line, when the app is loaded
-        return False
+    except Exception:  # a configuration error is reported, in one line, when the app is loaded -
+        from app.logs import wants_json  # as JSON too, when the operator asked for JSON logs
+
+        return wants_json(os.environ)
 
 
 if _json_logs():
