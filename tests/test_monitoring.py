@@ -157,6 +157,9 @@ scrape_configs:
     try:
         wait_for_port(port, prometheus)
         deadline = time.monotonic() + 20
+        while requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code != 200:  # its TSDB
+            assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()[-2000:]
+            time.sleep(0.2)
         while not query('up{job="messenger-backend"} == 1') and time.monotonic() < deadline:
             time.sleep(0.5)
         # before any request: the labelled series are there, at 0, so the first burst shows in rate()
