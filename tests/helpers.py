@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from responses import matchers
 
 from app.services import Services, of
@@ -164,6 +165,23 @@ def postgres_schema(prefix: str = "t"):
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+ENGINES = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.skipif(not postgres_url(), reason="TEST_DATABASE_URL is not set")),
+]
+
+
+@contextlib.contextmanager
+def engine_config(engine: str, prefix: str = "e"):
+    """The configuration keys that put an app on ``engine`` (ENGINES): none for SQLite (the test's
+    own file), a schema of its own on TEST_DATABASE_URL for PostgreSQL."""
+    if engine == "sqlite":
+        yield {}
+        return
+    with postgres_schema(prefix) as url:
+        yield {"database.url": url}
 
 
 def run_flask(command: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess:

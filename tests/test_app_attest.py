@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import PHONE, FakeClock, login, post, services_of
+from helpers import ENGINES, PHONE, FakeClock, engine_config, login, post, services_of
 
 from app.app_attest import AAGUIDS, NONCE_OID, client_data_hash
 from app.schema import ConfigError
@@ -101,8 +101,15 @@ def challenge_of(client, phone=PHONE) -> str:
     return answer["challenge"]
 
 
-def test_an_attested_app_gets_its_code_once_per_challenge(gated, apple):
-    app = gated()
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_attested_app_gets_its_code_once_per_challenge(gated, apple, engine):
+    with engine_config(engine, "attest") as store:
+        app = gated(**store)
+        attested_once_per_challenge(app, apple)
+        services_of(app).store.close()
+
+
+def attested_once_per_challenge(app, apple):
     client, services = app.test_client(), services_of(app)
     challenge = challenge_of(client)  # step 1 without attestation: the service's challenge
     token = apple.attest(challenge, PHONE)

@@ -6,12 +6,7 @@ import time
 
 import pytest
 import requests
-from helpers import API_URL, APPID, PHONE, login, mint_ok, postgres_schema, postgres_url, services_of, wrong
-
-ENGINES = [
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.skipif(not postgres_url(), reason="TEST_DATABASE_URL is not set")),
-]
+from helpers import API_URL, APPID, ENGINES, PHONE, login, mint_ok, postgres_schema, services_of, wrong
 
 
 @pytest.fixture(name="engine_app", params=ENGINES)

@@ -12,7 +12,18 @@ import urllib.parse
 
 import pytest
 import responses
-from helpers import PHONE, TWILIO_SID, TWILIO_TOKEN, TWILIO_URL, WEBHOOK_SECRET, login, mint_ok, services_of
+from helpers import (
+    ENGINES,
+    PHONE,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    TWILIO_URL,
+    WEBHOOK_SECRET,
+    engine_config,
+    login,
+    mint_ok,
+    services_of,
+)
 from helpers import TWILIO as TWILIO_SENDER
 
 from app.schema import ConfigError
@@ -215,17 +226,18 @@ def test_vonage_receipts_need_a_signature_secret(make_app):
 
 # -- receipts feed the automatic quarantine -------------------------------------------------------
 
-def test_undelivered_messages_quarantine_their_prefix(make_app, clock):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_undelivered_messages_quarantine_their_prefix(make_app, clock, engine):
     """A prefix whose messages mostly never arrive is quarantined by the receipts that say so (its
     proved share alone would not); a receipt naming another number than the message went to counts
     for nothing."""
     config = {**VONAGE, "limits.sends_per_ip_per_hour": 0, "limits.global_sends_per_hour": 0,
               "limits.quarantine_min_sends": 4, "limits.quarantine_min_proved_percent": 10,
               "limits.quarantine_max_undelivered_percent": 50}
-    with responses.RequestsMock() as mock:
+    with engine_config(engine, "undelivered") as store, responses.RequestsMock() as mock:
         vonage_sent(mock)
         mint_ok(mock)
-        app = make_app(**config)
+        app = make_app(**config, **store)
         client, services = app.test_client(), services_of(app)
         phones = [f"1201555{n:04d}" for n in range(4)]  # their messages: msg-1 .. msg-4
         for n, phone in enumerate(phones):
@@ -246,7 +258,8 @@ def test_undelivered_messages_quarantine_their_prefix(make_app, clock):
         assert login(client, phone="12015559999", ip="10.1.0.2")["error"] == "BADPHONE"
         assert login(client, phone="12025559999", ip="10.1.0.3")["result"] == "OK"  # another prefix
         assert len([call for call in mock.calls if call.request.url == VONAGE_SMS]) == 6
-    metrics = client.get("/metrics").data.decode()
-    assert 'messenger_quarantines_total{reason="undelivered"} 1.0' in metrics
-    listed = app.test_cli_runner().invoke(args=["quarantine"]).output
-    assert re.search(r"120155 +1h 00m +5 +1 +3", listed), listed
+        metrics = client.get("/metrics").data.decode()
+        assert 'messenger_quarantines_total{reason="undelivered"} 1.0' in metrics
+        listed = app.test_cli_runner().invoke(args=["quarantine"]).output
+        assert re.search(r"120155 +1h 00m +5 +1 +3", listed), listed
+        services.store.close()
