@@ -22,42 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from tools.directory import LDIF  # noqa: E402
 from tools.processes import FreeRadius, Slapd  # noqa: E402
 
 S = Slapd.SUFFIX
-LDIF = f"""dn: {S}
-objectClass: dcObject
-objectClass: organization
-o: Example
-dc: example
-
-dn: ou=people,{S}
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=policies,{S}
-objectClass: organizationalUnit
-ou: policies
-
-dn: cn=default,ou=policies,{S}
-objectClass: device
-objectClass: pwdPolicy
-cn: default
-pwdAttribute: userPassword
-
-dn: uid=ann,ou=people,{S}
-objectClass: inetOrgPerson
-uid: ann
-cn: Ann Example
-sn: Example
-userPassword: ann-password-1
-
-dn: uid=finder,{S}
-objectClass: account
-objectClass: simpleSecurityObject
-uid: finder
-userPassword: finder-secret
-"""
 SECRET = "radius-shared-secret-1"
 # the measurement asks hundreds of times: the limits that would stop it are off (0)
 UNLIMITED = {"limits.failures_per_phone_per_day": 0, "limits.failures_per_phone_per_ip_per_day": 0,
