@@ -44,18 +44,15 @@ def create_app(
         raise
     logs.configure(settings.logging.level, settings.logging.json)
     logs.install_redaction(settings.secrets())
-    if settings.database_url == "sqlite:///" + os.path.join(app.instance_path, "messenger.db"):
-        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
-
     try:  # a login method whose extra is missing, a sender's or gate's key: ConfigError here too
+        if settings.database_url == "sqlite:///" + os.path.join(app.instance_path, "messenger.db"):
+            _make_folder(app.instance_path)
         built = services.build(settings, **replacements)
+        if settings.database.migrate_on_start:
+            _migrate(built.store)
     except ConfigError as error:
         _stop_command(error)
         raise
-    if settings.database.migrate_on_start:
-        built.store.migrate()
-        # gunicorn may fork after this (preload_app); each worker opens its own connections.
-        built.store.close()
     services.attach(app, built)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     if settings.server.trusted_proxies:
@@ -75,6 +72,29 @@ def create_app(
     if context is None or context.info_name == "run":
         _report_start(built)
     return app
+
+
+def _make_folder(path: str) -> None:
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("MESSENGER_INSTANCE_PATH", f"cannot make the folder {path}: {exc.strerror} (set "
+                          "MESSENGER_INSTANCE_PATH to one this user may write, or DATABASE_URL)") from None
+
+
+def _migrate(store: Any) -> None:
+    """Bring the schema up to date at start; a database that cannot be opened or written is one line
+    naming ``database.url`` (not a traceback from the driver)."""
+    try:
+        store.migrate()
+    except Exception as exc:
+        if not isinstance(exc, OSError) and not type(exc).__module__.startswith(("sqlite3", "psycopg")):
+            raise
+        raise ConfigError("database.url", f"cannot open or write the database ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'no details'}): is its folder writable "
+                          "by this user, is the server up?") from None
+    # gunicorn may fork after this (preload_app); each worker opens its own connections.
+    store.close()
 
 
 def _stop_command(error: ConfigError) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 
+from .schema import ConfigError
 from .settings import OtpSettings
 
 logger = logging.getLogger("app.codes")
@@ -57,10 +58,15 @@ def hashing_key(configured: str, database_url: str) -> bytes:
         return configured.encode()
     path = os.path.abspath(database_url[len("sqlite:///") :]) + ".otp-key"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path, encoding="ascii") as handle:
-            return handle.read().strip().encode()
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            with open(path, encoding="ascii") as handle:
+                return handle.read().strip().encode()
+    except OSError as exc:
+        raise ConfigError("otp.secret", f"is not set, and a generated key cannot be kept at {path}: "
+                          f"{exc.strerror} (set OTP_SECRET)") from None
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         key = secrets.token_hex(32)
         handle.write(key + "\n")

@@ -292,6 +292,34 @@ def test_a_configuration_error_is_one_line_from_every_entry_point(command, tmp_p
     assert "MESSENGER_OTP_DIGIT" in done.stderr and "did you mean 'MESSENGER_OTP_DIGITS'?" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"MESSENGER_INSTANCE_PATH": "{file}/instance"}, "MESSENGER_INSTANCE_PATH"),  # development, a file in the way
+        ({"DATABASE_URL": "sqlite:///{file}/messenger.db"}, "otp.secret"),  # the generated key cannot be kept
+        ({**PRODUCTION, "DATABASE_URL": "sqlite:///{file}/messenger.db"}, "database.url"),
+    ],
+    ids=["instance-folder", "development-key", "database"],
+)
+@pytest.mark.parametrize("entry", ["wsgi", "flask"])
+@pytest.mark.slow  # a process each
+def test_a_place_the_service_cannot_write_is_one_line_naming_the_key(environ, key, entry, tmp_path):
+    """Issue 23: an instance folder or a database it cannot make or write was a 31-47 line traceback."""
+    blocker = tmp_path / "a-file"  # where a folder is needed (root may write anywhere: this fails for root too)
+    blocker.write_text("")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))
+    }
+    env.pop("DATABASE_URL", None)
+    env.update({name: value.replace("{file}", str(blocker)) for name, value in environ.items()})
+    env.setdefault("MESSENGER_INSTANCE_PATH", str(tmp_path / "instance"))
+    command = [sys.executable, "-c", "import wsgi"] if entry == "wsgi" else [
+        str(Path(sys.executable).parent / "flask"), "--app", "app", "routes"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"'{key}'" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 @pytest.mark.slow  # a process
 def test_a_configuration_error_at_gunicorn_start_is_one_json_record_when_json_logs_are_asked_for(tmp_path):
     env = {

@@ -44,13 +44,15 @@ class SqliteStore(SqlStore):
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self._conn = PerProcess(self._connect, close=lambda conn: conn.close())
-        self._lock = PerProcess(
-            lambda: _WriterLock(self.path + ".lock", busy_timeout_ms / 1000), close=lambda lock: lock.close()
-        )
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._lock = PerProcess(self._new_lock, close=lambda lock: lock.close())
+        self._folder = os.path.dirname(os.path.abspath(path))  # made, owner-only, when first needed
+
+    def _new_lock(self) -> _WriterLock:
+        os.makedirs(self._folder, mode=0o700, exist_ok=True)
+        return _WriterLock(self.path + ".lock", self.busy_timeout_ms / 1000)
 
     def _connect(self) -> sqlite3.Connection:
+        os.makedirs(self._folder, mode=0o700, exist_ok=True)
         # SQLite does not wait for its lock by itself: _begin waits, for what is left of the
         # transaction's turn (and under gevent on a native thread, not the worker's one OS thread).
         # made owner-only before SQLite opens it, whoever starts the service with whatever umask
