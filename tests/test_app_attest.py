@@ -123,6 +123,7 @@ def attested_once_per_challenge(app, apple):
     assert login(client, phone="+1 800 555 0000", attestation=apple.attest(other, "+1 800 555 0000"))["result"] == "OK"
 
 
+NESTED = base64.b64encode(b"\x81" * 3000 + b"\x00").decode()  # 3,000 CBOR arrays, each holding the next
 WHY = {
     "another root": "the certificate chain does not lead to Apple's App Attestation root",
     "another number": "made for another challenge or number (nonce)",
@@ -133,12 +134,13 @@ WHY = {
     "credential id": "the credential id is not the key id",
     "expired certificate": "a certificate of the chain is not valid now",
     "garbage": "not base64 / CBOR",
+    "deeply nested": "not base64 / CBOR",  # 3,000 arrays in arrays: the decoder's recursion, not a 500
 }
 
 
 @pytest.mark.parametrize("broken", [
     "another root", "another number", "another key id", "another app", "counter", "development build",
-    "credential id", "expired certificate", "garbage",
+    "credential id", "expired certificate", "garbage", "deeply nested",
 ])
 def test_an_attestation_that_does_not_vouch_for_this_request_sends_nothing(gated, apple, broken):
     app = gated()
@@ -157,6 +159,7 @@ def test_an_attestation_that_does_not_vouch_for_this_request_sends_nothing(gated
         "credential id": lambda: apple.attest(challenge, PHONE, credential_id=b"\x02" * 32),
         "expired certificate": lambda: apple.attest(challenge, PHONE, days=(-30, -1)),
         "garbage": lambda: f"{challenge}.AAAA.bm90IGNib3I=",
+        "deeply nested": lambda: f"{challenge}.AAAA.{NESTED}",
     }[broken]()
     answer = login(client, attestation=token)
     assert answer["error"] == "BADATTESTATION" and answer["challenge"]
