@@ -217,6 +217,13 @@ def test_a_vonage_receipt_from_anyone_else_is_refused(vonage_app, clock, forgery
     assert services.store.events(event="delivered") == []
 
 
+def test_a_vonage_receipt_that_is_not_a_form_or_json_is_refused(vonage_app):
+    client = vonage_app.test_client()
+    for body in (b"[" * 20000, b"not json", b"[1, 2]"):  # deep nesting: the parser's recursion, not a 500
+        answer = client.post("/receipts/vonage", data=body, content_type="application/json")
+        assert answer.status_code == 403, body[:20]
+
+
 def test_vonage_receipts_need_a_signature_secret(make_app):
     with pytest.raises(ConfigError, match="sender.vonage.signature_secret"):
         make_app(**{**VONAGE, "sender.vonage.signature_secret": ""})

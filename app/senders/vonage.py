@@ -164,7 +164,7 @@ class VonageSender(HttpSender):
 def _json_object(body: bytes) -> dict[str, str]:
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # read before the signature is checked: anyone's bytes
         raise PermissionError("the receipt is neither a form nor JSON") from None
     if not isinstance(data, dict):
         raise PermissionError("the receipt is not a JSON object")
