@@ -88,7 +88,7 @@ class Gate:
             raise ConfigError("attestation.secret", f"is required by attestation.provider = {settings.provider!r}")
         self.url = settings.verify_url or VERIFY_URLS.get(settings.provider, "")
 
-    def check(self, token: str, client_ip: str, phone_field: str = "", now: float = 0.0) -> None:
+    def check(self, token: str, client_ip: str, phone_field: str, now: float) -> None:
         """Return when the provider vouches for ``token`` (for Play Integrity: made for this request -
         the ``phone`` field as sent - at most max_age_seconds before ``now``); else raise
         ApiError("BADATTESTATION")."""

@@ -227,9 +227,6 @@ class SqlStore(AuditQueries, TokenQueries, QuarantineQueries, Housekeeping, abc.
 
         return self._counted(rules, now, check, listing)
 
-    def _live(self, cur: Any, key: str, now: int) -> bool:
-        return bool(self._exec(cur, "SELECT 1 FROM counters WHERE key = ? AND expires_at > ?", (key, now)).fetchall())
-
     def consume(
         self, code: CodeRecord, proven: Sequence[tuple[str, int]] = (), now: int = 0, minted: TokenRecord | None = None
     ) -> None:

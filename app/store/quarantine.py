@@ -14,9 +14,6 @@ from .sql import BUMP
 class QuarantineQueries(Queries):
     """Mixed into SqlStore (see Queries)."""
 
-    def _live(self, cur: Any, key: str, now: int) -> bool:  # pragma: no cover - SqlStore's
-        raise NotImplementedError
-
     def _watch_send(self, cur: Any, watch: Watch, now: int) -> bool:
         """Count a send to a watched prefix; True when this send quarantined it."""
         sent = self._exec(cur, BUMP, (watch.sent_key, now + watch.window, now, now)).fetchall()[0][0]

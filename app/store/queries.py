@@ -18,3 +18,7 @@ class Queries:
 
     def _sql(self, statement: str) -> str:  # pragma: no cover
         raise NotImplementedError
+
+    def _live(self, cur: Any, key: str, now: int) -> bool:
+        """Whether the counter ``key`` exists and has not expired (a mark: returning, quarantined)."""
+        return bool(self._exec(cur, "SELECT 1 FROM counters WHERE key = ? AND expires_at > ?", (key, now)).fetchall())
