@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .cors import Cors
 from .schema import ConfigError
 
 __all__ = ["create_app", "ConfigError"]
@@ -44,32 +45,44 @@ def create_app(
         raise
     logs.configure(settings.logging.level, settings.logging.json)
     logs.install_redaction(settings.secrets())
-    try:  # a login method whose extra is missing, a sender's or gate's key: ConfigError here too
-        if settings.database_url == "sqlite:///" + os.path.join(app.instance_path, "messenger.db"):
-            _make_folder(app.instance_path)
-        built = services.build(settings, **replacements)
-        if settings.database.migrate_on_start:
-            _migrate(built.store)
-    except ConfigError as error:
-        _stop_command(error)
-        raise
-    services.attach(app, built)
+
+    cors = Cors(settings.server.cors_origins, settings.server.cors_max_age)
+
+    def prepare() -> services.Services:
+        try:  # a login method whose extra is missing, a sender's or gate's key: ConfigError here too
+            if settings.database_url == "sqlite:///" + os.path.join(app.instance_path, "messenger.db"):
+                _make_folder(app.instance_path)
+            built = services.build(settings, cors=cors, **replacements)
+            if settings.database.migrate_on_start:
+                _migrate(built.store)
+        except ConfigError as error:
+            _stop_command(error)
+            raise
+        return built
+
+    import click
+
+    # a server (gunicorn, flask run, a test's app) is made whole now, so it fails at start; a command
+    # builds what it uses when it first asks - one that only reads (--help, version) makes no file
+    context = click.get_current_context(silent=True)
+    serving = context is None or context.info_name == "run"
+    if serving:
+        built = prepare()
+        services.attach(app, built)
+    else:
+        services.attach_later(app, prepare)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     if settings.server.trusted_proxies:
         hops = settings.server.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    api.init_app(app, built.cors)
+    api.init_app(app, cors)
     serve_metrics = settings.metrics.enabled and not settings.metrics.port
     monitoring.init_app(app, metrics_path=settings.metrics.path if serve_metrics else None)
     app.register_blueprint(receipts.bp)
     app.register_blueprint(saml_acs.bp)
     cli.init_app(app)
-    import click
-
-    # the start-up report is for a server (gunicorn, flask run); a command prints what it has to say
-    context = click.get_current_context(silent=True)
-    if context is None or context.info_name == "run":
+    if serving:  # the start-up report is for a server; a command prints what it has to say
         _report_start(built)
     return app
 

@@ -38,3 +38,8 @@ class PerProcess(Generic[T]):
             if self._value is not None and self._pid == os.getpid() and self._close is not None:
                 self._close(self._value)
             self._value, self._pid = None, None
+
+    def __del__(self) -> None:
+        # an app (a test's, a command's) that is dropped closes what it opened: a connection left to
+        # the garbage collector is a ResourceWarning from Python 3.13 on
+        self.close()

@@ -57,6 +57,7 @@ def build(
     sender: Sender | None = None,
     mesibo: MesiboClient | None = None,
     metrics: NoMetrics | None = None,
+    cors: Cors | None = None,
 ) -> Services:
     """Every service from the settings; tests and embedders may hand in their own of each."""
     db = settings.database
@@ -119,7 +120,7 @@ def build(
         login=login,
         auditor=Auditor(codes_key, settings.audit, store, metrics),
         limits=limits,
-        cors=Cors(settings.server.cors_origins, settings.server.cors_max_age),
+        cors=cors or Cors(settings.server.cors_origins, settings.server.cors_max_age),
         tokens=MintedTokens(codes_key, codes.blind, settings.mesibo.token_expiry_minutes * 60),
     )
 
@@ -129,9 +130,21 @@ def _section(cls: type) -> str | None:
 
 
 def of(app: Any) -> Services:
-    """The services of a Flask app (``of(current_app)`` inside a request or command)."""
-    return app.extensions[EXTENSION]
+    """The services of a Flask app (``of(current_app)`` inside a request or command); a command's
+    app builds them here, when the command first asks (see ``attach_later``)."""
+    try:
+        return app.extensions[EXTENSION]
+    except KeyError:
+        services = app.extensions.pop(EXTENSION + ".later")()
+        attach(app, services)
+        return services
 
 
 def attach(app: Any, services: Services) -> None:
     app.extensions[EXTENSION] = services
+
+
+def attach_later(app: Any, make: Callable[[], Services]) -> None:
+    """Build the services only when something asks for them: a command that only reads (``--help``,
+    ``version``, ``routes``) then opens no database and writes no file."""
+    app.extensions[EXTENSION + ".later"] = make

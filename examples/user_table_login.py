@@ -22,6 +22,7 @@ bounded, ``INTERNAL`` when the table cannot be read (raise ``Unavailable``), and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -42,7 +43,8 @@ def hash_password(password: str, salt: bytes) -> bytes:
 
 def add_user(database: str, user: str, password: str, address: str, name: str = "") -> None:
     salt = os.urandom(16)
-    with sqlite3.connect(database) as conn:
+    # sqlite3's own ``with`` commits but does not close: closing() does
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
         conn.execute("CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, salt BLOB, password_hash BLOB, "
                      "address TEXT, name TEXT)")
         conn.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)",
@@ -63,7 +65,7 @@ class UserTableLogin(PasswordLogin):
     def authenticate(self, user: str, password: str) -> tuple[str, str] | None:
         """(mesibo address, display name) for a right user and password, else None."""
         try:
-            with sqlite3.connect(f"file:{self.options.database}?mode=ro", uri=True) as conn:
+            with contextlib.closing(sqlite3.connect(f"file:{self.options.database}?mode=ro", uri=True)) as conn:
                 row = conn.execute("SELECT salt, password_hash, address, name FROM users WHERE user = ?",
                                    (user.lower(),)).fetchone()
         except sqlite3.Error as exc:

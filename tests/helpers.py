@@ -150,6 +150,27 @@ def postgres_url() -> str | None:
 
 
 @contextlib.contextmanager
+def sqlite_file(path, **kwargs):
+    """A connection to an SQLite file: what the block did is committed, and the connection closed
+    (sqlite3's own ``with`` only commits; an unclosed connection is a ResourceWarning on Python 3.13)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path, **kwargs)) as conn, conn:
+        yield conn
+
+
+def holder_of(path, request=None):
+    """Another process's hand on an SQLite file (``BEGIN EXCLUSIVE`` through it locks the store out),
+    closed when the test ends."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    if request is not None:
+        request.addfinalizer(conn.close)
+    return conn
+
+
+@contextlib.contextmanager
 def postgres_schema(prefix: str = "t"):
     """A database URL whose connections use a schema of their own on TEST_DATABASE_URL, dropped after."""
     import psycopg
@@ -194,12 +215,10 @@ def run_flask(command: list[str], env: dict[str, str], cwd) -> subprocess.Comple
 def user_table(tmp_path, users: dict[str, tuple[str, str, str]] | None = None) -> dict[str, Any]:
     """An SQLite user table for ``auth.method = "sql"``: username -> (bcrypt'd password, address,
     name); the configuration that logs in against it."""
-    import sqlite3
-
     import bcrypt
 
     path = tmp_path / "users.db"
-    with sqlite3.connect(path) as conn:
+    with sqlite_file(path) as conn:
         conn.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password TEXT, address TEXT, name TEXT)")
         for username, (password, address, name) in (users or {}).items():
             hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from helpers import API_URL, APPID, ENGINES, PHONE, login, mint_ok, postgres_schema, services_of, wrong
+from helpers import API_URL, APPID, ENGINES, PHONE, holder_of, login, mint_ok, postgres_schema, services_of, wrong
 
 
 @pytest.fixture(name="engine_app", params=ENGINES)
@@ -103,15 +103,14 @@ def audit_rows(count):
             for n in range(count)]
 
 
-def test_events_a_write_failed_for_are_written_later_and_counted(make_app, tmp_path):
+def test_events_a_write_failed_for_are_written_later_and_counted(make_app, tmp_path, request):
     """The store is locked by another process while a step 1 finishes: the login still succeeds, its
     events wait (counted as retried in the metric) and are written with the next request's."""
-    import sqlite3
 
     app = make_app(**{"database.busy_timeout_ms": 100, "metrics.enabled": True})
     client = app.test_client()
     assert login(client)["result"] == "OK"
-    holder = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    holder = holder_of(tmp_path / "test.db", request)
     services = services_of(app)
     record = services.store.record
 

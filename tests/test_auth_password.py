@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers import APPID, expect_useradd, mint_ok, post, postgres_schema, postgres_url, services_of
+from helpers import APPID, expect_useradd, mint_ok, post, postgres_schema, postgres_url, services_of, sqlite_file
 
 from tools.directory import LDIF
 from tools.processes import FreeRadius, Slapd, free_port
@@ -198,9 +198,7 @@ def user_table(execute):
 @pytest.fixture(name="users_url", params=["sqlite", "postgres"])
 def _users_url(request, tmp_path):
     if request.param == "sqlite":
-        import sqlite3
-
-        with sqlite3.connect(tmp_path / "users.db") as db:
+        with sqlite_file(tmp_path / "users.db") as db:
             user_table(db.execute)
         yield f"sqlite:///{tmp_path}/users.db"
         return
@@ -228,14 +226,12 @@ def test_a_bcrypt_table_cannot_be_told_apart_by_answer_or_work(make_app, tmp_pat
     """An over-long password is a wrong password, counted (it answered INTERNAL for a bcrypt user and
     BADLOGIN for an unknown one); an unknown user is checked against a hash of the table's own
     algorithm and cost (it was argon2: 218 ms against bcrypt cost 4's 2.4 ms)."""
-    import sqlite3
-
     import bcrypt
 
     from app.auth.sql import verify
 
     long_password = "é" * 50  # 100 bytes
-    with sqlite3.connect(tmp_path / "users.db") as db:
+    with sqlite_file(tmp_path / "users.db") as db:
         db.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT, address TEXT, name TEXT)")
         db.execute("INSERT INTO users VALUES ('bob', ?, 'bob@corp', 'Bob')",
                    (bcrypt.hashpw(b"bob-sql-1", bcrypt.gensalt(rounds=5)).decode(),))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from helpers import ask_code, services_of
+from helpers import ask_code, services_of, sqlite_file
 
 from app.store import SCHEMA_VERSION
 
@@ -26,14 +24,16 @@ def test_purge_removes_expired_codes(app, client, outbox, clock, tmp_path):
     result = runner.invoke(args=["purge"])
     assert result.exit_code == 0
     assert "removed" in result.output and "removed 0" not in result.output
-    assert sqlite3.connect(tmp_path / "test.db").execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 0
+    with sqlite_file(tmp_path / "test.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 0
 
 
 def test_lazy_cleanup_removes_expired_codes_during_logins(app, client, outbox, clock, tmp_path):
     ask_code(client, outbox, phone="12012345678")
     clock.advance(3 * 86400)
     ask_code(client, outbox, phone="447911123456")
-    rows = sqlite3.connect(tmp_path / "test.db").execute("SELECT address FROM codes").fetchall()
+    with sqlite_file(tmp_path / "test.db") as db:
+        rows = db.execute("SELECT address FROM codes").fetchall()
     assert rows == [(services_of(app).codes.blind("447911123456"),)]
 
 
@@ -54,15 +54,24 @@ def test_version_prints_the_installed_version(app):
 @pytest.mark.slow  # a flask process of its own
 def test_a_command_says_what_it_has_to_say_and_no_start_up_report(tmp_path):
     """The start-up report (ready, warnings, message lengths) is a server's; `flask version` prints
-    its one line."""
+    its one line. A command that only reads (--help, version, routes) makes no file - no instance
+    folder, database or generated key (they all did); one that uses the store makes them then."""
     from helpers import run_flask
 
     from tools.processes import ROOT, clean_environment
 
-    env = clean_environment(MESSENGER_SERVER_DEVELOPMENT="true", MESSENGER_INSTANCE_PATH=str(tmp_path / "instance"))
+    instance = tmp_path / "instance"
+    env = clean_environment(MESSENGER_SERVER_DEVELOPMENT="true", MESSENGER_INSTANCE_PATH=str(instance))
     done = run_flask(["version"], env, ROOT)
     assert done.returncode == 0 and done.stdout.startswith("messenger-backend")
     assert "messenger backend ready" not in done.stderr and "message login" not in done.stderr, done.stderr
+    for command, shows in ((["--help"], "purge"), (["routes"], "/healthz")):
+        done = run_flask(command, env, ROOT)
+        assert done.returncode == 0 and shows in done.stdout, done.stdout
+    assert not instance.exists() and not done.stderr, done.stderr
+    done = run_flask(["status", "12015550123"], env, ROOT)
+    assert done.returncode == 0 and "live code" in done.stdout, done.stdout + done.stderr
+    assert {path.name for path in instance.iterdir()} >= {"messenger.db", "messenger.db.otp-key"}
 
 
 @pytest.mark.slow  # a flask process of its own

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import APP_TOKEN, OTP_SECRET, postgres_schema, postgres_url
+from helpers import APP_TOKEN, OTP_SECRET, postgres_schema, postgres_url, sqlite_file
 
 from tools.processes import FakeMesibo, Nginx, Service, free_port, nginx_installed, unit_environment
 
@@ -163,7 +163,7 @@ def test_300_logins_held_by_a_trickling_mesibo_each_answer_in_time_and_keep_thei
         assert probes.post(service.port, step_1, timeout=10)[1]["result"] == "OK"  # the schema is there
         codes, code = Codes(OTP_SECRET.encode(), OtpSettings()), "424242"
         phones = [f"1201{9000000 + n}" for n in range(300)]
-        with sqlite3.connect(database) as conn:  # right codes for 300 phones, as step 1 leaves them
+        with sqlite_file(database) as conn:  # right codes for 300 phones, as step 1 leaves them
             conn.executemany(
                 "INSERT OR REPLACE INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)",
                 [(codes.blind(phone), "held", codes.digest(phone, "held", code), int(time.time()) + 600)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 
 import pytest
 import responses
-from helpers import API_URL, base_config
+from helpers import API_URL, base_config, sqlite_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -77,7 +76,7 @@ def check_answer(response):
 
 
 def check_store(app):
-    with sqlite3.connect(app.db_path) as conn:
+    with sqlite_file(app.db_path) as conn:
         for digest, attempts in conn.execute("SELECT digest, attempts FROM codes"):
             assert re.fullmatch(r"[0-9a-f]{64}", digest)
             assert 0 <= attempts <= 5

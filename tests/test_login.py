@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 
 import pytest
@@ -15,12 +14,14 @@ from helpers import (
     PHONE,
     ask_code,
     expect_useradd,
+    holder_of,
     login,
     mint_ok,
     post,
     postgres_schema,
     postgres_url,
     services_of,
+    sqlite_file,
 )
 from responses import matchers
 
@@ -102,8 +103,9 @@ def test_code_is_stored_only_as_a_keyed_hash(app, client, outbox, tmp_path):
     counter's key, as a keyed hash too (whoever has the database but not the key cannot list the
     phones; they were kept in clear)."""
     code = ask_code(client, outbox)
-    db = sqlite3.connect(tmp_path / "test.db")
-    rows = db.execute("SELECT address, appid, digest FROM codes").fetchall()
+    with sqlite_file(tmp_path / "test.db") as db:
+        rows = db.execute("SELECT address, appid, digest FROM codes").fetchall()
+        counters = [key for (key,) in db.execute("SELECT key FROM counters")]
     assert len(rows) == 1
     address, appid, digest = rows[0]
     assert code not in digest
@@ -111,8 +113,7 @@ def test_code_is_stored_only_as_a_keyed_hash(app, client, outbox, tmp_path):
     assert address == services.codes.blind(PHONE) and PHONE not in address
     assert digest == services.codes.digest(PHONE, appid, code)
     assert len(digest) == 64
-    keys = [key for (key,) in db.execute("SELECT key FROM counters")]
-    assert keys and not [key for key in keys if PHONE in key or PHONE[1:] in key], keys
+    assert counters and not [key for key in counters if PHONE in key or PHONE[1:] in key], counters
 
 
 def test_the_message_text_carries_the_code_and_minutes(client, outbox):
@@ -292,8 +293,8 @@ def test_a_bad_name_is_refused_before_the_code_is_spent(client, outbox, mesibo_a
     assert login(client, otp=code, name="Ann")["result"] == "OK"
 
 
-def _sqlite_locker(tmp_path):
-    locker = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+def _sqlite_locker(tmp_path, request):
+    locker = holder_of(tmp_path / "test.db", request)
     return {"database.busy_timeout_ms": 200}, lambda: locker.execute("BEGIN EXCLUSIVE"), lambda: locker.execute(
         "ROLLBACK"
     )
@@ -303,7 +304,7 @@ def _sqlite_locker(tmp_path):
 def _locker(request, tmp_path):
     """(configuration, lock, unlock): another process that can take the store's write lock."""
     if request.param == "sqlite":
-        yield _sqlite_locker(tmp_path)
+        yield _sqlite_locker(tmp_path, request)
         return
     if not postgres_url():
         pytest.skip("TEST_DATABASE_URL is not set")

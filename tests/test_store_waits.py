@@ -3,11 +3,10 @@ by the configured wait at most, and the login answers the envelope - never as lo
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
-from helpers import PHONE, post, postgres_schema, postgres_url, together, unique_phone
+from helpers import PHONE, holder_of, post, postgres_schema, postgres_url, together, unique_phone
 
 pytestmark = pytest.mark.fault
 
@@ -18,13 +17,13 @@ def timed_step_1(client):
     return time.monotonic() - began, answer
 
 
-def test_logins_queued_behind_a_locked_sqlite_each_wait_the_busy_timeout_at_most(make_app, tmp_path):
+def test_logins_queued_behind_a_locked_sqlite_each_wait_the_busy_timeout_at_most(make_app, tmp_path, request):
     """Eight logins at once while another process holds SQLite's write lock: each answers after about
     the busy timeout (they used to queue on this process's writer lock, one busy timeout after another)."""
     app = make_app(**{"database.busy_timeout_ms": 300})
     client = app.test_client()
     assert post(client, {"op": "login", "appid": "app", "phone": PHONE})["result"] == "OK"  # the file exists
-    holder = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    holder = holder_of(tmp_path / "test.db", request)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         results = together(8, lambda: timed_step_1(client))
@@ -53,12 +52,12 @@ def test_a_table_locked_by_hand_in_postgresql_fails_a_login_after_the_lock_timeo
 
 
 @pytest.mark.slow
-def test_readiness_is_503_while_another_process_holds_sqlite_and_200_after(make_app, tmp_path):
+def test_readiness_is_503_while_another_process_holds_sqlite_and_200_after(make_app, tmp_path, request):
     app = make_app()
     client = app.test_client()
     assert post(client, {"op": "login", "appid": "app", "phone": PHONE})["result"] == "OK"
     assert client.get("/readyz").status_code == 200
-    holder = sqlite3.connect(str(tmp_path / "test.db"), isolation_level=None)
+    holder = holder_of(tmp_path / "test.db", request)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         began = time.monotonic()
@@ -71,7 +70,7 @@ def test_readiness_is_503_while_another_process_holds_sqlite_and_200_after(make_
 
 
 @pytest.mark.slow
-def test_the_wal_shrinks_again_after_a_long_reader(tmp_path):
+def test_the_wal_shrinks_again_after_a_long_reader(tmp_path, request):
     """A reader that holds a snapshot (a backup, an operator's shell) keeps SQLite from checkpointing,
     so the WAL grows while it reads; once it is done the WAL is cut back to the store's limit rather
     than keeping its largest size for good."""
@@ -86,7 +85,7 @@ def test_the_wal_shrinks_again_after_a_long_reader(tmp_path):
         for n in range(start, start + count):
             store.issue(CodeRecord(f"1201{n:07d}", "app", "d" * 64, 2_000_000_000), [], 1_800_000_000)
 
-    reader = sqlite3.connect(str(path), isolation_level=None)
+    reader = holder_of(path, request)
     reader.execute("BEGIN")
     reader.execute("SELECT COUNT(*) FROM codes").fetchall()  # a snapshot, held
     write(6000, 0)
