@@ -2,6 +2,7 @@
 
     messenger-backend serve [GUNICORN OPTIONS]   gunicorn with the shipped configuration
     messenger-backend deploy-files FOLDER        the shipped deployment files, to adapt
+    messenger-backend healthcheck                /healthz of the service on this machine (a container's)
     messenger-backend check | migrate | purge | status | events | unblock | ...
                                                  every ``flask --app app`` command
 
@@ -62,6 +63,24 @@ def deploy_files(folder: Path, force: bool) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         click.echo(f"wrote {target}")
+
+
+@main.command("healthcheck")
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for the answer.")
+def healthcheck(timeout: float) -> None:
+    """Ask the service on this machine for /healthz (at the port of GUNICORN_BIND, else 8000): exit 0
+    when it answers 200 - a container's HEALTHCHECK. It builds no app and opens no database."""
+    import urllib.error
+    import urllib.request
+
+    bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+    port = bind.rsplit(":", 1)[-1] if ":" in bind and not bind.startswith("unix:") else "8000"
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as answer:  # noqa: S310
+            status = answer.status
+    except (OSError, urllib.error.URLError) as exc:
+        raise click.ClickException(f"no answer from http://127.0.0.1:{port}/healthz ({exc})") from None
+    click.echo(f"healthy (HTTP {status})")
 
 
 if __name__ == "__main__":

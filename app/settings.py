@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .attestation import AttestationSettings
 from .limits import LimitSettings
@@ -80,7 +81,8 @@ class DatabaseSettings:
     """Where codes and limit counters live."""
 
     url: str = setting("", "sqlite:///path/to/file.db (default: messenger.db in the instance folder) or "
-                       "postgresql://...", env=["DATABASE_URL"], check=_database_url)
+                       "postgresql://... Secret (its password).", env=["DATABASE_URL"], check=_database_url,
+                       secret=True)
     sqlite_synchronous: str = setting("NORMAL", "SQLite fsync policy in WAL mode: NORMAL (survives a process crash; "
                                       "a power cut may lose the last codes issued) or FULL (fsync on every commit).",
                                       check=one_of("NORMAL", "FULL"))
@@ -286,7 +288,9 @@ class Settings:
         for name, section in [*((name, getattr(self, name)) for name in SECTIONS), *self.plugins.items()]:
             for key in keys_of(name, type(section)):
                 value = getattr(section, key.attr)
-                if key.secret and isinstance(value, str) and len(value) >= 6:
+                if key.secret and isinstance(value, str) and "://" in value:  # a URL's secret is its password
+                    found += [password] if len(password := urlsplit(value).password or "") >= 6 else []
+                elif key.secret and isinstance(value, str) and len(value) >= 6:
                     found.append(value)
                 elif key.secret and isinstance(value, dict):  # mesibo.apps: each app's own token
                     found += [v["app_token"] for v in value.values() if len(v.get("app_token") or "") >= 6]

@@ -87,6 +87,17 @@ def test_secret_from_a_file(tmp_path):
     assert settings.mesibo.app_token == "file-token-123"
 
 
+def test_the_database_url_from_a_file_and_its_password_is_kept_out_of_the_logs(tmp_path):
+    """DATABASE_URL_FILE, as a container's secret (a PostgreSQL URL carries its password); the log
+    redactor hides the password, not the whole URL (the start-up line names the server)."""
+    url_file = tmp_path / "database_url"
+    url_file.write_text("postgresql://messenger:s3cret-db-pass@db:5432/messenger\n")
+    settings = load({"DATABASE_URL_FILE": str(url_file), "OTP_SECRET": OTP_SECRET, "MESIBO_APP_TOKEN": APP_TOKEN})
+    assert settings.database_url == "postgresql://messenger:s3cret-db-pass@db:5432/messenger"
+    assert "s3cret-db-pass" in settings.secrets()
+    assert not [secret for secret in settings.secrets() if "db:5432" in secret]
+
+
 @pytest.mark.parametrize(
     ("environ", "key"),
     [

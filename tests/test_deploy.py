@@ -102,3 +102,35 @@ def test_the_postman_collection_runs_end_to_end_with_newman(tmp_path):
     assert "account deleted" in full.stdout and deleted == 2
     assert bare.returncode == 0, bare.stdout[-3000:]
     assert "step 2 skipped" in bare.stdout
+
+
+def test_the_compose_file_names_only_what_the_service_and_the_checkout_have(tmp_path):
+    """compose.yaml cannot run here (its images cannot be pulled): what it hands the service must be
+    what the service accepts - every variable, each secret file as the variable names it - and
+    what it mounts must be in the checkout."""
+    import yaml
+
+    from app.config import load
+
+    root = DEPLOY.parent
+    compose = yaml.safe_load((root / "compose.yaml").read_text())
+    backend = compose["services"]["backend"]
+    assert backend["build"]["dockerfile"] == "Containerfile" and (root / "Containerfile").is_file()
+    assert backend["read_only"] is True and backend["network_mode"] == "service:nginx"
+    assert set(backend["secrets"]) <= set(compose["secrets"])
+    environ = {}
+    for name, value in backend["environment"].items():
+        if name.endswith("_FILE"):  # the secret the variable names, as a file with a value in it
+            secret = tmp_path / Path(value).name
+            secret.write_text({"DATABASE_URL_FILE": "postgresql://messenger:pw-123456@db:5432/messenger"}.get(
+                name, "a-secret-of-thirty-two-characters"))
+            value = str(secret)
+        if not name.startswith("GUNICORN_"):
+            environ[name] = value
+    settings = load(environ)
+    assert settings.database_url.endswith("@db:5432/messenger") and settings.server.trusted_proxies == 1
+    assert backend["environment"]["GUNICORN_BIND"] == "127.0.0.1:8000" and "server 127.0.0.1:8000" in (
+        root / "deploy" / "nginx.conf").read_text()
+    for volume in compose["services"]["nginx"]["volumes"]:
+        source = volume.split(":")[0]
+        assert source == "./certs" or (root / source).exists(), volume
