@@ -91,8 +91,11 @@ def _make_folder(path: str) -> None:
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
-        raise ConfigError("MESSENGER_INSTANCE_PATH", f"cannot make the folder {path}: {exc.strerror} (set "
-                          "MESSENGER_INSTANCE_PATH to one this user may write, or DATABASE_URL)") from None
+        raise ConfigError(
+            "MESSENGER_INSTANCE_PATH",
+            f"cannot make the folder {path}: {exc.strerror} (set "
+            "MESSENGER_INSTANCE_PATH to one this user may write, or DATABASE_URL)",
+        ) from None
 
 
 def _migrate(store: Any) -> None:
@@ -103,9 +106,12 @@ def _migrate(store: Any) -> None:
     except Exception as exc:
         if not isinstance(exc, OSError) and not type(exc).__module__.startswith(("sqlite3", "psycopg")):
             raise
-        raise ConfigError("database.url", f"cannot open or write the database ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else 'no details'}): is its folder writable "
-                          "by this user, is the server up?") from None
+        raise ConfigError(
+            "database.url",
+            f"cannot open or write the database ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no details'}): is its folder writable "
+            "by this user, is the server up?",
+        ) from None
     # gunicorn may fork after this (preload_app); each worker opens its own connections.
     store.close()
 
@@ -122,8 +128,12 @@ def _stop_command(error: ConfigError) -> None:
 def message_lengths(built: Any) -> list[str]:
     """Each message template's length in SMS, rendered with a code of the configured length."""
     settings = built.settings
-    sample = {"code": "0" * settings.otp.digits, "app_name": settings.sender.app_name,
-              "minutes": max(1, settings.otp.ttl_seconds // 60), "retriever_hash": settings.sender.sms_retriever_hash}
+    sample = {
+        "code": "0" * settings.otp.digits,
+        "app_name": settings.sender.app_name,
+        "minutes": max(1, settings.otp.ttl_seconds // 60),
+        "retriever_hash": settings.sender.sms_retriever_hash,
+    }
     return built.login.kit.texts.report(sample) if built.login.kit.texts else []
 
 

@@ -1,4 +1,5 @@
-"""Support commands: ``flask --app app status|events|unblock|block|allow|test-numbers|quarantine|delete-account``.
+"""Support commands: ``flask --app app status|events|unblock|delete-account`` (the lists of who gets codes:
+``app.admin_lists``).
 
 They work against the configured store (SQLite or PostgreSQL) from any node, and what they change
 applies at once on every worker and node.
@@ -21,13 +22,12 @@ from .logs import printable
 from .mesibo import MesiboError
 from .ops import forget
 from .services import Services, of
-from .store import Watch
 from .store.audit import EVENTS, Event, EventName
 
 PATTERN = re.compile(r"\+?\d{1,15}\*?")
 
 
-def _services() -> Services:
+def current() -> Services:
     return of(current_app)
 
 
@@ -36,8 +36,9 @@ def _address(services: Services, raw: str) -> str:
     a user id folded as the password logins fold it); one line when it is not one."""
     address = services.login.subject_of(raw, services.now())
     if not address:
-        raise click.ClickException(f"{printable(raw)!r} is not a valid address for the "
-                                   f"{services.settings.auth.method!r} login")
+        raise click.ClickException(
+            f"{printable(raw)!r} is not a valid address for the {services.settings.auth.method!r} login"
+        )
     return address
 
 
@@ -48,18 +49,18 @@ def _stored(services: Services, raw: str) -> str:
     return (login.normalize_address(raw) if isinstance(login, CodeLogin) else None) or _address(services, raw)
 
 
-def _when(seconds: int) -> str:
+def wait_text(seconds: int) -> str:
     seconds = max(0, seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def _time(at: int) -> str:
+def utc_text(at: int) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     if not rows:
         click.echo("  (none)")
         return
@@ -70,9 +71,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
 
 
 def _show_events(events: list[Event]) -> None:
-    _table(
+    table(
         ["time (UTC)", "event", "detail", "address", "client", "appid", "request"],
-        [(_time(e.at), e.event, e.detail, e.shown, e.client_ip, e.appid, e.request_id) for e in events],
+        [(utc_text(e.at), e.event, e.detail, e.shown, e.client_ip, e.appid, e.request_id) for e in events],
     )
 
 
@@ -92,7 +93,7 @@ def _limit_rows(
         full = cap and count >= cap
         where = subject.replace(address, "", 1).strip(":") if address else subject
         rule = f"{kind} ({'from ' if address else ''}{where})" if where else kind
-        rows.append((rule, f"{count}/{cap or '-'}", _when(ends - now), "REFUSING" if full else "ok"))
+        rows.append((rule, f"{count}/{cap or '-'}", wait_text(ends - now), "REFUSING" if full else "ok"))
     return rows
 
 
@@ -101,21 +102,25 @@ def _limit_rows(
 @with_appcontext
 def status(phone: str) -> None:
     """What the service knows of PHONE (or an e-mail address): live code, limits, lists, last events."""
-    services = _services()
+    services = current()
     address, subject, now = _stored(services, phone), _address(services, phone), services.now()
     click.echo(f"address   {printable(masked(address))}  (lookup {services.auditor.subject(address)})")
     live = [
-        (appid, _when(expires - now), f"{attempts}/{services.codes.max_attempts}",
-         "claimed (a login is minting its token)" if claimed > now else "waiting for the answer")
+        (
+            appid,
+            wait_text(expires - now),
+            f"{attempts}/{services.codes.max_attempts}",
+            "claimed (a login is minting its token)" if claimed > now else "waiting for the answer",
+        )
         for appid, expires, attempts, claimed in services.store.codes_of(services.codes.blind(address))
         if expires > now
     ]
     click.echo("live code " + ("" if live else "none"))
     if live:
-        _table(["appid", "expires in", "attempts used", "state"], live)
+        table(["appid", "expires in", "attempts used", "state"], live)
     click.echo("limits")
     rows = _limit_rows(services, *services.limits.keys_of_subject(subject), subject)
-    _table(["rule", "count", "resets in", "state"], rows)
+    table(["rule", "count", "resets in", "state"], rows)
     listed = services.store.policy(address)
     click.echo(f"list      {listed + 'ed' if listed else 'neither blocked nor allowed'}")
     click.echo("last events")
@@ -143,7 +148,7 @@ def _since(text: str, now: int) -> int:
 @with_appcontext
 def events(phone: str, client_ip: str, since: str, event: str, limit: str, as_json: bool) -> None:
     """The audit trail of logins, newest first."""
-    services = _services()
+    services = current()
     if event and event not in EVENTS:
         raise click.ClickException(f"--result {event!r}: one of {', '.join(EVENTS)}")
     if not limit.isdigit() or not 1 <= int(limit) <= 100000:
@@ -156,9 +161,17 @@ def events(phone: str, client_ip: str, since: str, event: str, limit: str, as_js
         _show_events(found)
         return
     for e in found:
-        row = {"at": _time(e.at) + "Z", "event": e.event, "detail": e.detail, "address": e.shown,
-               "subject": e.subject, "method": e.method, "appid": e.appid, "client_ip": e.client_ip,
-               "request_id": e.request_id}
+        row = {
+            "at": utc_text(e.at) + "Z",
+            "event": e.event,
+            "detail": e.detail,
+            "address": e.shown,
+            "subject": e.subject,
+            "method": e.method,
+            "appid": e.appid,
+            "client_ip": e.client_ip,
+            "request_id": e.request_id,
+        }
         click.echo(json.dumps(row))
 
 
@@ -168,85 +181,28 @@ def events(phone: str, client_ip: str, since: str, event: str, limit: str, as_js
 @with_appcontext
 def unblock(phone: str | None, client_ip: str) -> None:
     """Clear the limits on PHONE (cooldown, sends, wrong answers) or on a client address (--ip)."""
-    services = _services()
+    services = current()
     if bool(phone) == bool(client_ip):
         raise click.ClickException("name a PHONE or an --ip ADDRESS (one of them)")
     address = "" if client_ip else _address(services, phone or "")
     keys, patterns = services.limits.keys_of_ip(client_ip) if client_ip else services.limits.keys_of_subject(address)
     who = printable(client_ip or masked(address))
     # the keys hold the address's keyed hash: shown as its masked form
-    cleared = [key.replace(services.codes.blind(address), who) if address else key
-               for key in services.store.clear_counters(keys, patterns)]
+    cleared = [
+        key.replace(services.codes.blind(address), who) if address else key
+        for key in services.store.clear_counters(keys, patterns)
+    ]
     click.echo(f"unblocked {who}: cleared {len(cleared)} counter(s){': ' + ', '.join(cleared) if cleared else ''}")
-
-
-def _list_command(kind: str, what: str) -> click.Command:
-    @click.command(kind, help=f"{what} Patterns: a number (15550001111) or a prefix (1900*).")
-    @click.argument("patterns", nargs=-1)
-    @click.option("--note", default="", help="Why (kept with the entry).")
-    @click.option("--remove", is_flag=True, help="Take the patterns off the list.")
-    @with_appcontext
-    def command(patterns: tuple[str, ...], note: str, remove: bool) -> None:
-        services = _services()
-        for pattern in patterns:
-            if not PATTERN.fullmatch(pattern):
-                raise click.ClickException(f"{pattern!r}: a number of 1-15 digits, or such a prefix ending in *")
-        for pattern in (p.lstrip("+") for p in patterns):
-            if remove:
-                gone = services.store.remove_policy(pattern)
-                click.echo(f"{'removed' if gone else 'not on a list:'} {pattern}")
-            else:
-                services.store.set_policy(pattern, kind, note, services.now())
-                click.echo(f"{kind}: {pattern}")
-        click.echo(f"{kind} list")
-        _table(["pattern", "note", "added (UTC)"],
-               [(p, n, _time(at)) for p, n, at in services.store.policies(kind)])
-
-    return command
-
-
-block = _list_command("block", "Refuse these numbers before any SMS (BADPHONE); without patterns, show the list.")
-allow = _list_command(
-    "allow", "Let these numbers past the per-address caps (the per-code attempts still hold); show the list."
-)
-
-
-@click.command("test-numbers")
-@with_appcontext
-def test_numbers() -> None:
-    """The configured test numbers (fixed code, no SMS) and until when each works."""
-    numbers = _services().test_numbers
-    _table(["phone", "until (UTC)"], [(phone, until) for phone, until in numbers.entries()])
-
-
-@click.command("quarantine")
-@click.option("--release", multiple=True, help="Let new numbers of this prefix get codes again (repeatable).")
-@with_appcontext
-def quarantine(release: tuple[str, ...]) -> None:
-    """Phone prefixes quarantined for SMS pumping (many codes sent, few proved or many undelivered),
-    and until when."""
-    services = _services()
-    for prefix in release:
-        if not prefix.isdigit():
-            raise click.ClickException(f"{printable(prefix)!r}: a prefix is digits (e.g. 447700)")
-        watch = Watch(prefix, 0, 0, 0, 0)
-        cleared = services.store.clear_counters(watch.keys)  # its counts start afresh
-        click.echo(f"released {prefix}" if watch.quarantine_key in cleared else f"not quarantined: {prefix}")
-    now, rows = services.now(), []
-    counts = {key: count for key, count, ends in services.store.counters_of([], ["q-%"]) if ends > now}
-    for key, _, ends in services.store.counters_of([], ["quarantine:%"]):
-        if ends > now:
-            watch = Watch(key.partition(":")[2], 0, 0, 0, 0)
-            rows.append((watch.prefix, _when(ends - now), counts.get(watch.sent_key, 0),
-                         counts.get(watch.proved_key, 0), counts.get(watch.undelivered_key, 0)))
-    click.echo("quarantined prefixes")
-    _table(["prefix", "ends in", "codes sent", "proved", "undelivered"], rows)
 
 
 @click.command("delete-account")
 @click.argument("account")
-@click.option("--address", default="", help="The user's mesibo address, for a login whose accounts are not "
-              "addresses (LDAP, RADIUS, SQL: the directory maps user ids to addresses).")
+@click.option(
+    "--address",
+    default="",
+    help="The user's mesibo address, for a login whose accounts are not "
+    "addresses (LDAP, RADIUS, SQL: the directory maps user ids to addresses).",
+)
 @click.option("--keep-mesibo", is_flag=True, help="Only erase what this service holds; leave the user at mesibo.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
@@ -255,11 +211,13 @@ def delete_account(account: str, address: str, keep_mesibo: bool, yes: bool) -> 
     mesibo first, then what this service holds about it (codes, limit counters, audit trail)."""
     from .auth.otp import CodeLogin
 
-    services = _services()
+    services = current()
     subject, login = _address(services, account), services.login
     if not address and not isinstance(login, CodeLogin):
-        raise click.ClickException(f"the {services.settings.auth.method!r} login names users by id: give the "
-                                   "user's mesibo address with --address")
+        raise click.ClickException(
+            f"the {services.settings.auth.method!r} login names users by id: give the "
+            "user's mesibo address with --address"
+        )
     address = address or (login.normalize_address(account) if isinstance(login, CodeLogin) else None) or subject
     shown = printable(masked(address))
     if not yes:
@@ -271,12 +229,25 @@ def delete_account(account: str, address: str, keep_mesibo: bool, yes: bool) -> 
             raise click.ClickException(f"mesibo did not delete {shown} ({exc}): nothing was erased") from None
     gone = forget(services, subject, address)
     if services.auditor.enabled:  # that an account was deleted, and nothing about whose
-        services.auditor.write([Event(services.now(), "", "", EventName.DELETED, "delete-account command",
-                                      services.settings.auth.method, "", "", "")])
+        services.auditor.write(
+            [
+                Event(
+                    services.now(),
+                    "",
+                    "",
+                    EventName.DELETED,
+                    "delete-account command",
+                    services.settings.auth.method,
+                    "",
+                    "",
+                    "",
+                )
+            ]
+        )
         services.auditor.flush()
     click.echo(f"deleted {shown}{'' if keep_mesibo else ' at mesibo'}; erased {gone} row(s) held about it")
 
 
 def init_app(app: Flask) -> None:
-    for command in (status, events, unblock, block, allow, test_numbers, quarantine, delete_account):
+    for command in (status, events, unblock, delete_account):
         app.cli.add_command(command)

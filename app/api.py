@@ -31,6 +31,7 @@ bp = Blueprint("api", __name__)
 logger = logging.getLogger("app.api")
 request_log = logging.getLogger("app.requests")
 
+
 def _op_of(fields: dict[str, Any]) -> str:
     op = fields.get("op")
     return op.strip().lower()[:32] if isinstance(op, str) else ""

@@ -84,8 +84,10 @@ class AppAttest:
         try:
             import cbor2
         except ImportError:
-            raise ConfigError("attestation.provider", "app_attest needs the appattest extra: "
-                              "pip install 'messenger-backend[appattest]'") from None
+            raise ConfigError(
+                "attestation.provider",
+                "app_attest needs the appattest extra: pip install 'messenger-backend[appattest]'",
+            ) from None
         self._cbor = cbor2
         if not settings.apple_app_id or "." not in settings.apple_app_id:
             raise ConfigError("attestation.apple_app_id", "is required by app_attest: TEAMID.bundle.id")
@@ -112,8 +114,10 @@ class AppAttest:
             return "not an App Attest attestation object"
         statement, auth_data = decoded.get("attStmt"), decoded.get("authData")
         chain = statement.get("x5c") if isinstance(statement, dict) else None
-        if not isinstance(auth_data, bytes) or not isinstance(chain, list) or not all(
-            isinstance(der, bytes) for der in chain
+        if (
+            not isinstance(auth_data, bytes)
+            or not isinstance(chain, list)
+            or not all(isinstance(der, bytes) for der in chain)
         ):
             return "not an App Attest attestation object"
         try:
@@ -153,7 +157,7 @@ class AppAttest:
         if auth_data[37:53] != self.aaguid:
             return "made in another environment (aaguid)"
         length = struct.unpack(">H", auth_data[53:55])[0]
-        if not hmac.compare_digest(auth_data[55:55 + length], key_id):
+        if not hmac.compare_digest(auth_data[55 : 55 + length], key_id):
             return "the credential id is not the key id"
         return None
 
@@ -181,8 +185,11 @@ def _chain_problem(certificates: list[x509.Certificate], root: x509.Certificate,
 
 def _root(path: str) -> x509.Certificate:
     if not path:
-        raise ConfigError("attestation.apple_root_file", "is required by app_attest: Apple's App Attestation "
-                          "root (https://www.apple.com/certificateauthority/Apple_App_Attestation_Root_CA.pem)")
+        raise ConfigError(
+            "attestation.apple_root_file",
+            "is required by app_attest: Apple's App Attestation "
+            "root (https://www.apple.com/certificateauthority/Apple_App_Attestation_Root_CA.pem)",
+        )
     try:
         with open(path, "rb") as handle:
             return x509.load_pem_x509_certificate(handle.read())

@@ -43,31 +43,55 @@ class AttestationSettings:
     """A CAPTCHA or app-attestation gate on step 1 (off by default): the field ``attestation`` carries
     the token."""
 
-    provider: str = setting("", "'' (off), turnstile, hcaptcha, recaptcha (v2, or v3 with min_score), "
-                            "play_integrity (Android) or app_attest (iOS).",
-                            check=one_of("", "turnstile", "hcaptcha", "recaptcha", "play_integrity", "app_attest"))
+    provider: str = setting(
+        "",
+        "'' (off), turnstile, hcaptcha, recaptcha (v2, or v3 with min_score), "
+        "play_integrity (Android) or app_attest (iOS).",
+        check=one_of("", "turnstile", "hcaptcha", "recaptcha", "play_integrity", "app_attest"),
+    )
     secret: str = setting("", "The CAPTCHA provider's secret key for your site. Secret.", secret=True)
-    verify_url: str = setting("", "The verify endpoint (empty: the provider's own; for play_integrity Google's "
-                              "decodeIntegrityToken of package_name).", check=optional_url)
+    verify_url: str = setting(
+        "",
+        "The verify endpoint (empty: the provider's own; for play_integrity Google's "
+        "decodeIntegrityToken of package_name).",
+        check=optional_url,
+    )
     package_name: str = setting("", "play_integrity: the Android app's package name (com.example.chat).")
-    service_account_file: str = setting("", "play_integrity: the JSON key file of the Google Cloud service account "
-                                        "allowed to decode the app's tokens (Play Console, linked project).")
-    device_verdicts: list[str] = setting(["MEETS_DEVICE_INTEGRITY"], "play_integrity: the device must meet one of "
-                                         "these (MEETS_STRONG_INTEGRITY, MEETS_DEVICE_INTEGRITY, "
-                                         "MEETS_BASIC_INTEGRITY, MEETS_VIRTUAL_INTEGRITY).")
-    max_age_seconds: int = setting(300, "play_integrity: the oldest token accepted; app_attest: how long a "
-                                   "challenge is good for.", check=between(10, 3600))
+    service_account_file: str = setting(
+        "",
+        "play_integrity: the JSON key file of the Google Cloud service account "
+        "allowed to decode the app's tokens (Play Console, linked project).",
+    )
+    device_verdicts: list[str] = setting(
+        ["MEETS_DEVICE_INTEGRITY"],
+        "play_integrity: the device must meet one of "
+        "these (MEETS_STRONG_INTEGRITY, MEETS_DEVICE_INTEGRITY, "
+        "MEETS_BASIC_INTEGRITY, MEETS_VIRTUAL_INTEGRITY).",
+    )
+    max_age_seconds: int = setting(
+        300,
+        "play_integrity: the oldest token accepted; app_attest: how long a challenge is good for.",
+        check=between(10, 3600),
+    )
     apple_app_id: str = setting("", "app_attest: the App ID, TEAMID.bundle.id (ABCDE12345.com.example.chat).")
-    apple_root_file: str = setting("", "app_attest: Apple's App Attestation root certificate (PEM), as downloaded "
-                                   "from https://www.apple.com/certificateauthority/.")
-    apple_environment: str = setting("production", "app_attest: production, or development for builds signed "
-                                     "for development.", check=one_of("production", "development"))
+    apple_root_file: str = setting(
+        "",
+        "app_attest: Apple's App Attestation root certificate (PEM), as downloaded "
+        "from https://www.apple.com/certificateauthority/.",
+    )
+    apple_environment: str = setting(
+        "production",
+        "app_attest: production, or development for builds signed for development.",
+        check=one_of("production", "development"),
+    )
     hostnames: list[str] = setting([], "Accept tokens solved on these hostnames only (empty: any).")
     actions: list[str] = setting([], "Accept tokens made for these actions only (Turnstile, reCAPTCHA v3; empty: any).")
-    min_score: float = setting(0.0, "Lowest score accepted (reCAPTCHA v3, hCaptcha Enterprise; 0: not checked).",
-                               check=between(0, 1))
-    timeout: float = setting(2.5, "Seconds to wait for the provider's answer, and at most as long to connect.",
-                             check=between(0.5, 30))
+    min_score: float = setting(
+        0.0, "Lowest score accepted (reCAPTCHA v3, hCaptcha Enterprise; 0: not checked).", check=between(0, 1)
+    )
+    timeout: float = setting(
+        2.5, "Seconds to wait for the provider's answer, and at most as long to connect.", check=between(0.5, 30)
+    )
 
 
 class Gate:
@@ -78,8 +102,9 @@ class Gate:
     def __init__(self, settings: AttestationSettings, key: bytes = b"", store: Any = None):
         self.settings = settings
         self.enabled = bool(settings.provider)
-        self._sessions = SessionHolder((min(3.05, settings.timeout), settings.timeout),
-                                       user_agent="messenger-backend-python attestation")
+        self._sessions = SessionHolder(
+            (min(3.05, settings.timeout), settings.timeout), user_agent="messenger-backend-python attestation"
+        )
         self.play = PlayIntegrity(settings, self._sessions) if settings.provider == "play_integrity" else None
         self.apple = AppAttest(settings) if settings.provider == "app_attest" else None
         self.challenges = Challenges(key, settings.max_age_seconds)
@@ -118,8 +143,9 @@ class Gate:
                 return
             except Refused:
                 problem = "the challenge was used before"
-        raise ApiError("BADATTESTATION", detail=problem or "no attestation token",
-                       extra={"challenge": self.challenges.issue(now)})
+        raise ApiError(
+            "BADATTESTATION", detail=problem or "no attestation token", extra={"challenge": self.challenges.issue(now)}
+        )
 
     def _verdict(self, token: str, client_ip: str) -> dict[str, Any]:
         form = {"secret": self.settings.secret, "response": token[:4096], "remoteip": client_ip}

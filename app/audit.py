@@ -15,10 +15,23 @@ from typing import Any
 
 from .forks import PerProcess
 from .metrics import NoMetrics
-from .settings import AuditSettings
+from .schema import between, setting
 from .store.audit import Event, EventName
 
 logger = logging.getLogger("app.audit")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail of login events (see README, "Operating it")."""
+
+    enabled: bool = setting(True, "Keep a record of login events: code asked, sent, refused, proved, token minted.")
+    retention_days: int = setting(30, "Days an event is kept (then purged with the rest).", check=between(1, 3650))
+    flush_seconds: float = setting(
+        1.0,
+        "Events are gathered and written this often, many to a commit (0: each request writes its own at once).",
+        check=between(0, 60),
+    )
 
 
 def masked(address: str) -> str:
@@ -135,7 +148,17 @@ class Audit:
     def rows(self, auditor: Auditor, now: int) -> list[Event]:
         subject, shown = auditor.subject(self.address), masked(self.address)
         return [
-            Event(now, subject, shown, event, detail[:200], self.method, self.appid[:256], self.client_ip,
-                  self.request_id, message_id[:128])
+            Event(
+                now,
+                subject,
+                shown,
+                event,
+                detail[:200],
+                self.method,
+                self.appid[:256],
+                self.client_ip,
+                self.request_id,
+                message_id[:128],
+            )
             for event, detail, message_id in self.noted
         ]

@@ -111,9 +111,10 @@ def version() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from . import admin
+    from . import admin, admin_lists
 
     admin.init_app(app)
+    admin_lists.init_app(app)
     app.cli.add_command(migrate, "init-db")
     for command in (migrate, purge, check, send_test_code, version):
         app.cli.add_command(command)

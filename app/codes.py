@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -9,10 +10,24 @@ import logging
 import os
 import secrets
 
-from .schema import ConfigError
-from .settings import OtpSettings
+from .schema import ConfigError, between, setting
 
 logger = logging.getLogger("app.codes")
+
+
+@dataclasses.dataclass(frozen=True)
+class OtpSettings:
+    """One-time codes."""
+
+    secret: str = setting(
+        "",
+        "Key for hashing codes (HMAC-SHA256). Generated and kept next to a SQLite database when empty.",
+        env=["OTP_SECRET"],
+        secret=True,
+    )
+    digits: int = setting(6, "Digits in a code (4-10).", check=between(4, 10))
+    ttl_seconds: int = setting(300, "Lifetime of a code, in seconds (at most 10 minutes).", check=between(30, 600))
+    max_attempts: int = setting(5, "Wrong answers allowed per code; then the code is dead.", check=between(1, 10))
 
 
 class Codes:
@@ -65,8 +80,9 @@ def hashing_key(configured: str, database_url: str) -> bytes:
             with open(path, encoding="ascii") as handle:
                 return handle.read().strip().encode()
     except OSError as exc:
-        raise ConfigError("otp.secret", f"is not set, and a generated key cannot be kept at {path}: "
-                          f"{exc.strerror} (set OTP_SECRET)") from None
+        raise ConfigError(
+            "otp.secret", f"is not set, and a generated key cannot be kept at {path}: {exc.strerror} (set OTP_SECRET)"
+        ) from None
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         key = secrets.token_hex(32)
         handle.write(key + "\n")

@@ -218,8 +218,14 @@ def _gate(
         raise ConfigError("otp.secret", "must be set when the database is shared (PostgreSQL)")
     _check_deadline(core, shared=not database_url.startswith("sqlite:///"))
     _warn_outbound(core, sections, sender_cls, method_cls, shared=not database_url.startswith("sqlite:///"))
-    return Settings(**core, plugins=sections, development=development, database_url=database_url,
-                    sender_class=sender_cls, method_class=method_cls)
+    return Settings(
+        **core,
+        plugins=sections,
+        development=development,
+        database_url=database_url,
+        sender_class=sender_cls,
+        method_class=method_cls,
+    )
 
 
 def worst_login_seconds(core: dict[str, Any], *, shared: bool) -> float:
@@ -274,7 +280,9 @@ def _warn_outbound(
             logger.warning(
                 "the timeouts of %s add up to %.4g s, more than server.request_deadline_seconds (%g s): "
                 "when every wait is that slow, the login answers its error at the deadline",
-                step, seconds, deadline,
+                step,
+                seconds,
+                deadline,
             )
 
 

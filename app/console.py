@@ -32,19 +32,28 @@ def _create_app():  # Flask's factory
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False,
-             load_dotenv=False)
+@click.group(
+    cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False, load_dotenv=False
+)
 def main() -> None:
     """messenger-backend: the private API backend for the mesibo messenger apps."""
 
 
-@main.command("serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                         "help_option_names": []})
+@main.command(
+    "serve", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+)
 @click.argument("gunicorn_options", nargs=-1, type=click.UNPROCESSED)
 def serve(gunicorn_options: tuple[str, ...]) -> None:
     """Start the service under gunicorn with the shipped configuration (options go to gunicorn)."""
-    command = [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py"), *gunicorn_options,
-               "app:create_app()"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(DEPLOY / "gunicorn.conf.py"),
+        *gunicorn_options,
+        "app:create_app()",
+    ]
     os.execv(sys.executable, command)  # noqa: S606 - gunicorn takes this process over, as a unit expects
 
 

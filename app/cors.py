@@ -17,9 +17,9 @@ ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 def origins_problem(origins: list[str]) -> str | None:
     """Why a list of allowed origins is wrong (for the setting's check), or None."""
     if not origins:
-        return "must name at least one origin, or be [\"*\"]"
+        return 'must name at least one origin, or be ["*"]'
     if "*" in origins and len(origins) > 1:
-        return "\"*\" allows every origin: it cannot be listed with others"
+        return '"*" allows every origin: it cannot be listed with others'
     for origin in origins:
         if origin != "*" and not ORIGIN.fullmatch(origin):
             return f"{origin!r} is not an origin (scheme://host[:port], no path or trailing slash)"

@@ -9,6 +9,9 @@ import threading
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .schema import one_of, setting
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -17,6 +20,15 @@ REDACTED = "[REDACTED]"
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """Logs."""
+
+    level: str = setting("INFO", "Log level.", check=one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+    json: bool = setting(False, "Write every log line (gunicorn's too) as a JSON object in ECS field names.")
+    requests: bool = setting(True, "Write one line per API request.")
 
 
 def printable(text: str) -> str:

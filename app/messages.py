@@ -56,17 +56,27 @@ def _domain(value: str) -> str | None:
 class MessageSettings:
     """Messages in your users' languages (``[messages]``), and codes the phone fills in by itself."""
 
-    templates: dict[str, Any] = setting({}, "Language tag -> the login code's text in it (e.g. {\"de\" = \"{code} ist "
-                                        "Ihr {app_name}-Code. Er gilt {minutes} Minuten.\"}); the same fields as "
-                                        "sender.template, which is the default language's.", check=_templates)
-    delete_templates: dict[str, Any] = setting({}, "The same for the code that deletes an account "
-                                               "(sender.delete_template is the default language's).",
-                                               check=_templates)
-    default_language: str = setting("en", "The language of sender.template and sender.delete_template.",
-                                    check=tag_problem)
-    web_otp_domain: str = setting("", "Your web app's domain (e.g. chat.example): every message then ends with "
-                                  "'@chat.example #123456', from which browsers (WebOTP) and iOS fill the code in.",
-                                  check=_domain)
+    templates: dict[str, Any] = setting(
+        {},
+        'Language tag -> the login code\'s text in it (e.g. {"de" = "{code} ist '
+        'Ihr {app_name}-Code. Er gilt {minutes} Minuten."}); the same fields as '
+        "sender.template, which is the default language's.",
+        check=_templates,
+    )
+    delete_templates: dict[str, Any] = setting(
+        {},
+        "The same for the code that deletes an account (sender.delete_template is the default language's).",
+        check=_templates,
+    )
+    default_language: str = setting(
+        "en", "The language of sender.template and sender.delete_template.", check=tag_problem
+    )
+    web_otp_domain: str = setting(
+        "",
+        "Your web app's domain (e.g. chat.example): every message then ends with "
+        "'@chat.example #123456', from which browsers (WebOTP) and iOS fill the code in.",
+        check=_domain,
+    )
 
 
 class Texts:
@@ -136,8 +146,10 @@ def _languages_of_regions(templates: Iterable[str]) -> dict[str, str]:
 
 
 # GSM 03.38: what one 7-bit SMS can carry (the extension table's characters take two places)
-_GSM = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
-           "abcdefghijklmnopqrstuvwxyzäöñüà")
+_GSM = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 _GSM_EXTENDED = set("^{}\\[~]|€\f")
 
 

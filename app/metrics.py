@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 from .errors import CODES
+from .schema import between, setting
 
 # mesibo answers in 50-300 ms in production; the buckets resolve that range and its slow tail.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -26,6 +28,20 @@ logger = logging.getLogger("app.metrics")
 # the filesystem has no room for kills the process with SIGBUS. A worker that finds less room than
 # this when it first records keeps serving without metrics instead of dying, again and again.
 MIN_FREE_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics."""
+
+    enabled: bool = setting(True, "Serve Prometheus metrics.")
+    path: str = setting("/metrics", "Where the service serves metrics (when metrics.port is 0).")
+    port: int = setting(
+        0,
+        "Serve metrics on this separate port instead (from the gunicorn master; 0: on the service's own port).",
+        check=between(0, 65535),
+    )
+    bind: str = setting("127.0.0.1", "Address of that separate metrics port.")
 
 
 def multiprocess_mode() -> bool:
@@ -47,7 +63,10 @@ def _room_for_samples() -> bool:
     if free < MIN_FREE_BYTES:
         logger.warning(
             "metrics off in process %d: %s has %d KiB free (needs %d KiB)",
-            os.getpid(), folder, free >> 10, MIN_FREE_BYTES >> 10,
+            os.getpid(),
+            folder,
+            free >> 10,
+            MIN_FREE_BYTES >> 10,
         )
         return False
     return True
@@ -174,8 +193,18 @@ class Metrics(NoMetrics):
     # what the first series are made of: label values known before any event
     MESIBO_OPS = ("useradd", "otp", "userdel", "userset", "usersget")
     REFUSAL_KINDS = (
-        "cooldown", "send", "send-all", "send-new", "send-cc", "send-pfx", "send-ip", "check-ip", "fail", "fail-ip",
-        "fail-dev", "quarantine",
+        "cooldown",
+        "send",
+        "send-all",
+        "send-new",
+        "send-cc",
+        "send-pfx",
+        "send-ip",
+        "check-ip",
+        "fail",
+        "fail-ip",
+        "fail-dev",
+        "quarantine",
     )
 
     def _first_series(self) -> None:

@@ -44,8 +44,9 @@ def login(fields: Fields, client_ip: str, services: Services, audit: Audit) -> d
             # Answering OK now would hand out a token while the code lives on: once its claim lapsed it
             # would mint again. So the token goes to nobody (revoked at mesibo, best effort) and the
             # login fails; the code, still claimed, works again when the claim lapses.
-            logger.error("a used code could not be marked used: the login fails and its token is revoked",
-                         exc_info=True)
+            logger.error(
+                "a used code could not be marked used: the login fails and its token is revoked", exc_info=True
+            )
             audit.note(EventName.REVOKED, "the code could not be marked used")
             services.mesibo.revoke(identity.address, request.appid, settings.revoke_op)
             raise ApiError("INTERNAL", detail="the code could not be marked used") from None

@@ -17,6 +17,7 @@ _SEPARATORS = re.compile(r"[\s\-().]")
 
 # -- the [phones] settings' checks ------------------------------------------------------------------
 
+
 def calling_codes_problem(value: list) -> str | None:
     for item in value:
         if not str(item).isdigit() or len(str(item)) > 3:
@@ -146,11 +147,15 @@ class TestNumbers:
 class PhoneSettings:
     """Phone policy and test numbers."""
 
-    allow_calling_codes: list[str] = setting([], "Only these calling codes may log in (empty: all).",
-                                             check=calling_codes_problem)
+    allow_calling_codes: list[str] = setting(
+        [], "Only these calling codes may log in (empty: all).", check=calling_codes_problem
+    )
     deny_calling_codes: list[str] = setting([], "These calling codes may not log in.", check=calling_codes_problem)
-    refuse_types: list[str] = setting(["premium_rate", "shared_cost", "uan", "pager", "personal_number"], "Number "
-                                      "types answered as invalid (SMS pumping targets); also: voip, toll_free, "
-                                      "voicemail.", check=number_types_problem)
-    test_numbers: dict[str, Any] = setting({}, "Phone -> fixed code (or {code, until}) for app-store review; no SMS "
-                                           "is sent.", check=test_numbers_problem)
+    refuse_types: list[str] = setting(
+        ["premium_rate", "shared_cost", "uan", "pager", "personal_number"],
+        "Number types answered as invalid (SMS pumping targets); also: voip, toll_free, voicemail.",
+        check=number_types_problem,
+    )
+    test_numbers: dict[str, Any] = setting(
+        {}, "Phone -> fixed code (or {code, until}) for app-store review; no SMS is sent.", check=test_numbers_problem
+    )

@@ -54,8 +54,11 @@ class PlayIntegrity:
 
     def payload(self, token: str) -> dict[str, Any]:
         """Google's decoded verdict (``tokenPayloadExternal``) for an integrity token."""
-        answer = self._post(self.url, json={"integrityToken": token[:16384]},
-                            headers={"Authorization": f"Bearer {self._access_token()}"})
+        answer = self._post(
+            self.url,
+            json={"integrityToken": token[:16384]},
+            headers={"Authorization": f"Bearer {self._access_token()}"},
+        )
         if answer is None:
             self._access = ("", 0.0)  # refused: the next request fetches a new access token
             raise ProviderError("Google refused to decode the token (HTTP 4xx)")
@@ -87,10 +90,19 @@ class PlayIntegrity:
         if token and time.monotonic() < renew_at:
             return token
         now = int(time.time())
-        claims = {"iss": self.account["client_email"], "scope": SCOPE, "aud": self.account["token_uri"],
-                  "iat": now, "exp": now + 3600}
-        assertion = jwt.encode(claims, self.account["private_key"], algorithm="RS256",
-                               headers={"kid": self.account.get("private_key_id", "")})
+        claims = {
+            "iss": self.account["client_email"],
+            "scope": SCOPE,
+            "aud": self.account["token_uri"],
+            "iat": now,
+            "exp": now + 3600,
+        }
+        assertion = jwt.encode(
+            claims,
+            self.account["private_key"],
+            algorithm="RS256",
+            headers={"kid": self.account.get("private_key_id", "")},
+        )
         answer = self._post(self.account["token_uri"], data={"grant_type": GRANT, "assertion": assertion}) or {}
         fetched, lifetime = answer.get("access_token"), answer.get("expires_in")
         if not isinstance(fetched, str) or not fetched:
@@ -129,8 +141,11 @@ def _service_account(path: str) -> dict[str, str]:
         raise ConfigError("attestation.service_account_file", f"cannot read {path}: {exc.strerror}") from None
     except ValueError:
         raise ConfigError("attestation.service_account_file", f"{path} is not a JSON key file") from None
-    if not isinstance(account, dict) or not all(isinstance(account.get(k), str) and account[k]
-                                                for k in ("client_email", "private_key", "token_uri")):
-        raise ConfigError("attestation.service_account_file",
-                          f"{path} lacks client_email, private_key or token_uri (a service account key?)")
+    if not isinstance(account, dict) or not all(
+        isinstance(account.get(k), str) and account[k] for k in ("client_email", "private_key", "token_uri")
+    ):
+        raise ConfigError(
+            "attestation.service_account_file",
+            f"{path} lacks client_email, private_key or token_uri (a service account key?)",
+        )
     return {k: v for k, v in account.items() if isinstance(v, str)}

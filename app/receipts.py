@@ -72,5 +72,18 @@ def _count_undelivered(svc: Services, found: Receipt, subject: str) -> None:
     if svc.store.undelivered(watch, now):
         logger.warning("prefix %s quarantined: many of its codes never arrived", watch.prefix)
         svc.metrics.quarantined("undelivered")
-        svc.auditor.write([Event(now, "", "", EventName.QUARANTINED, f"{watch.prefix} undelivered",
-                                 svc.settings.auth.method, "", "", "")])
+        svc.auditor.write(
+            [
+                Event(
+                    now,
+                    "",
+                    "",
+                    EventName.QUARANTINED,
+                    f"{watch.prefix} undelivered",
+                    svc.settings.auth.method,
+                    "",
+                    "",
+                    "",
+                )
+            ]
+        )

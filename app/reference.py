@@ -70,6 +70,7 @@ def _ordered() -> list[Key]:
     """The service's sections, each followed by the plug-in sections under it."""
     keys = all_keys()
     tops = list(dict.fromkeys(key.section.split(".")[0] for key in keys))
+
     def place(key: Key) -> tuple[int, bool]:
         top = key.section.split(".")[0]
         return tops.index(top), key.section != top
@@ -84,8 +85,10 @@ def readme_with_table(readme: str) -> str:
 
 if __name__ == "__main__":
     if not (ROOT / "pyproject.toml").exists():  # an install, not a checkout: nothing here to rewrite
-        sys.exit("python -m app.reference rewrites config.example.toml and README.md of a checkout; this is an "
-                 "install (messenger-backend deploy-files writes the example configuration out)")
+        sys.exit(
+            "python -m app.reference rewrites config.example.toml and README.md of a checkout; this is an "
+            "install (messenger-backend deploy-files writes the example configuration out)"
+        )
     (ROOT / "config.example.toml").write_text(example_toml())
     readme = ROOT / "README.md"
     readme.write_text(readme_with_table(readme.read_text()))

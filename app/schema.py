@@ -138,8 +138,14 @@ def coerce(key: Key, value: Any, source: str) -> Any:
 
 
 def _describe(kind: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string", list: "a list",
-            dict: "a table"}[kind]
+    return {
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }[kind]
 
 
 def nearest(name: str, known: Iterable[str]) -> str:

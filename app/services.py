@@ -75,7 +75,8 @@ def build(
     # the senders sender.routes names besides sender.name's, each built once
     senders = {settings.sender.name: sender} | {
         name: cls(settings.plugin(_section(cls)), settings.sender)
-        for name, cls in settings.route_classes.items() if name != settings.sender.name
+        for name, cls in settings.route_classes.items()
+        if name != settings.sender.name
     }
     secret = "" if is_placeholder(settings.otp.secret) else settings.otp.secret
     codes_key = hashing_key(secret, settings.database_url)
@@ -89,8 +90,11 @@ def build(
         codes=codes,
         sender=sender,
         messages=settings.sender,
-        phones=PhonePolicy(allow=settings.phones.allow_calling_codes, deny=settings.phones.deny_calling_codes,
-                           refuse_types=settings.phones.refuse_types),
+        phones=PhonePolicy(
+            allow=settings.phones.allow_calling_codes,
+            deny=settings.phones.deny_calling_codes,
+            refuse_types=settings.phones.refuse_types,
+        ),
         test_numbers=test_numbers,
         metrics=metrics,
         clock=clock,

@@ -10,12 +10,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .attestation import AttestationSettings
-from .limits import LimitSettings
+from .audit import AuditSettings
+from .codes import OtpSettings
+from .cors import origins_problem
+from .limit_settings import LimitSettings
+from .logs import LoggingSettings
 from .messages import MessageSettings
+from .metrics import MetricsSettings
 from .phones import PhoneSettings
 from .schema import ConfigError, between, one_of, setting, url
 from .schema import template as template_problem
 from .senders.router import channels_problem, routes_problem
+from .store import DatabaseSettings
 
 
 def _apps(value: dict) -> str | None:
@@ -32,138 +38,163 @@ def _appids(value: list) -> str | None:
     return f"{wrong} are not app ids" if wrong else None
 
 
-def _database_url(value: str) -> str | None:
-    if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        return f"must start with sqlite:/// or postgresql://, got {value.split('@')[-1]!r}"
-    return None
-
-
-def _cors_origins(value: list) -> str | None:
-    from .cors import origins_problem
-
-    return origins_problem(value)
-
-
 @dataclasses.dataclass(frozen=True)
 class MesiboSettings:
     """mesibo's backend API."""
 
-    app_token: str = setting("", "mesibo app token (console > App Settings). Secret.", env=["MESIBO_APP_TOKEN"],
-                             secret=True)
-    api_url: str = setting("https://api.mesibo.com/backend/", "mesibo backend API URL (change it for on-premise).",
-                           env=["MESIBO_API_URL"], check=url)
-    api_style: str = setting("backend", "'backend' (JSON POST, default) or 'legacy' (GET api.php with the token in "
-                             "the URL).", check=one_of("backend", "legacy"))
-    token_expiry_minutes: int = setting(525600, "Lifetime of minted user tokens, in minutes.",
-                                        check=between(1, 52560000))
+    app_token: str = setting(
+        "", "mesibo app token (console > App Settings). Secret.", env=["MESIBO_APP_TOKEN"], secret=True
+    )
+    api_url: str = setting(
+        "https://api.mesibo.com/backend/",
+        "mesibo backend API URL (change it for on-premise).",
+        env=["MESIBO_API_URL"],
+        check=url,
+    )
+    api_style: str = setting(
+        "backend",
+        "'backend' (JSON POST, default) or 'legacy' (GET api.php with the token in the URL).",
+        check=one_of("backend", "legacy"),
+    )
+    token_expiry_minutes: int = setting(
+        525600, "Lifetime of minted user tokens, in minutes.", check=between(1, 52560000)
+    )
     token_v2: bool = setting(True, "Ask mesibo for v2 user tokens (user.token.v2, as mesibo's own sample does).")
     connect_timeout: float = setting(3.0, "Seconds to wait for a connection to mesibo.", check=between(0.1, 60))
     read_timeout: float = setting(10.0, "Seconds to wait for mesibo's answer.", check=between(0.1, 120))
-    max_answer_bytes: int = setting(65536, "Largest answer read from mesibo; a larger one is refused (BADAPP) "
-                                    "without reading the rest.", check=between(1024, 16 << 20))
-    ca_file: str = setting("", "CA bundle that signs an on-premise mesibo's certificate (empty: REQUESTS_CA_BUNDLE "
-                           "if set, else the usual trusted CAs).")
-    apps: dict[str, Any] = setting({}, "App ids with their own mesibo app (staging, another product): app id -> "
-                                   "{app_token = \"...\", api_url = \"...\"} (either may be left out: the keys "
-                                   "above serve). Secret.", secret=True, check=_apps)
-    revoke_on_logout: bool = setting(True, "On logout, ask mesibo to remove the user's tokens for that app (best "
-                                     "effort; the answer is OK either way). The service keeps a row per token it "
-                                     "minted, readable only with the token (see README).")
-    revoke_op: str = setting("userset", "The mesibo API op that removes a user's tokens, sent as mesibo's PHP helper "
-                             "sends it: {\"op\": \"userset\", \"user\": {\"address\": ..., \"token\": "
-                             "{\"remove\": true, \"appid\": ...}}}.")
-    delete_op: str = setting("userdel", "The mesibo API op that deletes a user (deleteaccount; mesibo's own PHP "
-                             "helper sends it as {\"op\": \"userdel\", \"user\": {\"address\": ...}}).")
-
-
-@dataclasses.dataclass(frozen=True)
-class DatabaseSettings:
-    """Where codes and limit counters live."""
-
-    url: str = setting("", "sqlite:///path/to/file.db (default: messenger.db in the instance folder) or "
-                       "postgresql://... Secret (its password).", env=["DATABASE_URL"], check=_database_url,
-                       secret=True)
-    sqlite_synchronous: str = setting("NORMAL", "SQLite fsync policy in WAL mode: NORMAL (survives a process crash; "
-                                      "a power cut may lose the last codes issued) or FULL (fsync on every commit).",
-                                      check=one_of("NORMAL", "FULL"))
-    busy_timeout_ms: int = setting(5000, "How long a write waits for the store's locks (SQLite's writer lock; "
-                                   "PostgreSQL's lock_timeout, and statement_timeout 1 s longer), then fails.",
-                                   check=between(0, 60000))
-    pool_size: int = setting(10, "PostgreSQL connections per worker process.", check=between(1, 100))
-    connect_timeout: float = setting(3.0, "Seconds to wait for a new PostgreSQL connection.", check=between(0.5, 60))
-    pool_timeout: float = setting(3.0, "Seconds a request waits for a free PostgreSQL connection before it fails "
-                                  "(with the envelope).", check=between(0.5, 60))
-    migrate_on_start: bool = setting(True, "Create or upgrade the schema when the service starts.")
-
-
-@dataclasses.dataclass(frozen=True)
-class OtpSettings:
-    """One-time codes."""
-
-    secret: str = setting("", "Key for hashing codes (HMAC-SHA256). Generated and kept next to a SQLite database "
-                          "when empty.", env=["OTP_SECRET"], secret=True)
-    digits: int = setting(6, "Digits in a code (4-10).", check=between(4, 10))
-    ttl_seconds: int = setting(300, "Lifetime of a code, in seconds (at most 10 minutes).", check=between(30, 600))
-    max_attempts: int = setting(5, "Wrong answers allowed per code; then the code is dead.", check=between(1, 10))
+    max_answer_bytes: int = setting(
+        65536,
+        "Largest answer read from mesibo; a larger one is refused (BADAPP) without reading the rest.",
+        check=between(1024, 16 << 20),
+    )
+    ca_file: str = setting(
+        "",
+        "CA bundle that signs an on-premise mesibo's certificate (empty: REQUESTS_CA_BUNDLE "
+        "if set, else the usual trusted CAs).",
+    )
+    apps: dict[str, Any] = setting(
+        {},
+        "App ids with their own mesibo app (staging, another product): app id -> "
+        '{app_token = "...", api_url = "..."} (either may be left out: the keys '
+        "above serve). Secret.",
+        secret=True,
+        check=_apps,
+    )
+    revoke_on_logout: bool = setting(
+        True,
+        "On logout, ask mesibo to remove the user's tokens for that app (best "
+        "effort; the answer is OK either way). The service keeps a row per token it "
+        "minted, readable only with the token (see README).",
+    )
+    revoke_op: str = setting(
+        "userset",
+        "The mesibo API op that removes a user's tokens, sent as mesibo's PHP helper "
+        'sends it: {"op": "userset", "user": {"address": ..., "token": '
+        '{"remove": true, "appid": ...}}}.',
+    )
+    delete_op: str = setting(
+        "userdel",
+        "The mesibo API op that deletes a user (deleteaccount; mesibo's own PHP "
+        'helper sends it as {"op": "userdel", "user": {"address": ...}}).',
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class SenderSettings:
     """Delivery of codes; the chosen sender's own keys are in its section (``[sender.twilio]``)."""
 
-    name: str = setting("log", "Which sender delivers codes: log, memory, twilio, vonage, webhook, smtp, or "
-                        "module:Class.")
-    channels: list[str] = setting(["sms"], "The channels the apps may ask for in step 1 (field 'channel'): sms, "
-                                  "whatsapp, voice; the first is the default.", check=channels_problem)
-    routes: dict[str, Any] = setting({}, "Channel -> the senders to try in order (e.g. {sms = [\"twilio\", "
-                                     "\"vonage\"], voice = [\"twilio\"]}); the next after a definite refusal only. "
-                                     "A channel not listed: sender.name.", check=routes_problem)
+    name: str = setting(
+        "log", "Which sender delivers codes: log, memory, twilio, vonage, webhook, smtp, or module:Class."
+    )
+    channels: list[str] = setting(
+        ["sms"],
+        "The channels the apps may ask for in step 1 (field 'channel'): sms, "
+        "whatsapp, voice; the first is the default.",
+        check=channels_problem,
+    )
+    routes: dict[str, Any] = setting(
+        {},
+        'Channel -> the senders to try in order (e.g. {sms = ["twilio", '
+        '"vonage"], voice = ["twilio"]}); the next after a definite refusal only. '
+        "A channel not listed: sender.name.",
+        check=routes_problem,
+    )
     app_name: str = setting("Mesibo Messenger", "The app name used in the message text.")
-    template: str = setting("{code} is your {app_name} verification code. It expires in {minutes} minutes.",
-                            "The message text; fields: {code}, {app_name}, {minutes}.", check=template_problem)
-    delete_template: str = setting("{code} is your code to delete your {app_name} account. It expires in {minutes} "
-                                   "minutes. If you did not ask for it, ignore this message.",
-                                   "The text of a code that deletes the account (deleteaccount); the same fields.",
-                                   check=template_problem)
-    sms_retriever_hash: str = setting("", "Android SMS Retriever app hash (11 characters); when set it is added as "
-                                      "the last line.")
-    timeout: float = setting(10.0, "Seconds to wait for an SMS provider's or webhook's answer (after at "
-                             "most 3 s to connect), or for the whole SMTP exchange; name resolution included.",
-                             check=between(0.5, 60))
-    ca_file: str = setting("", "CA bundle that signs an SMS gateway's or webhook's certificate (empty: "
-                           "REQUESTS_CA_BUNDLE if set, else the usual trusted CAs).")
+    template: str = setting(
+        "{code} is your {app_name} verification code. It expires in {minutes} minutes.",
+        "The message text; fields: {code}, {app_name}, {minutes}.",
+        check=template_problem,
+    )
+    delete_template: str = setting(
+        "{code} is your code to delete your {app_name} account. It expires in {minutes} "
+        "minutes. If you did not ask for it, ignore this message.",
+        "The text of a code that deletes the account (deleteaccount); the same fields.",
+        check=template_problem,
+    )
+    sms_retriever_hash: str = setting(
+        "", "Android SMS Retriever app hash (11 characters); when set it is added as the last line."
+    )
+    timeout: float = setting(
+        10.0,
+        "Seconds to wait for an SMS provider's or webhook's answer (after at "
+        "most 3 s to connect), or for the whole SMTP exchange; name resolution included.",
+        check=between(0.5, 60),
+    )
+    ca_file: str = setting(
+        "",
+        "CA bundle that signs an SMS gateway's or webhook's certificate (empty: "
+        "REQUESTS_CA_BUNDLE if set, else the usual trusted CAs).",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class AuthSettings:
     """How users prove who they are; the chosen method's own keys are in its section (``[auth.oidc]``)."""
 
-    method: str = setting("phone", "phone, email, oidc, mesibo_otp, ldap, radius, sql, kerberos, saml, or "
-                          "module:Class.")
+    method: str = setting(
+        "phone", "phone, email, oidc, mesibo_otp, ldap, radius, sql, kerberos, saml, or module:Class."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class ServerSettings:
     """The endpoint."""
 
-    appids: list[str] = setting([], "The app ids this deployment serves (an Android package, an iOS bundle id, a "
-                                "staging app); any other is answered BADAPPID before any work. Empty: any (a "
-                                "warning at start-up).", check=_appids)
+    appids: list[str] = setting(
+        [],
+        "The app ids this deployment serves (an Android package, an iOS bundle id, a "
+        "staging app); any other is answered BADAPPID before any work. Empty: any (a "
+        "warning at start-up).",
+        check=_appids,
+    )
     max_body_bytes: int = setting(65536, "Largest request body accepted.", check=between(256, 16777216))
     request_deadline_seconds: float = setting(
-        29.0, "Every wait of a request fits in this: keep it below the proxy's read timeout (the shipped nginx: 30 s). "
-        "Checked at start-up against the store's and mesibo's timeouts.", check=between(1, 600))
-    cors_origins: list[str] = setting(["*"], "Origins a browser page may call from (e.g. [\"https://web.example\"]), "
-                                      "reflected with Vary: Origin; a request from a page elsewhere is answered "
-                                      "BADORIGIN before any work; [\"*\"]: any.", check=_cors_origins)
+        29.0,
+        "Every wait of a request fits in this: keep it below the proxy's read timeout (the shipped nginx: 30 s). "
+        "Checked at start-up against the store's and mesibo's timeouts.",
+        check=between(1, 600),
+    )
+    cors_origins: list[str] = setting(
+        ["*"],
+        'Origins a browser page may call from (e.g. ["https://web.example"]), '
+        "reflected with Vary: Origin; a request from a page elsewhere is answered "
+        'BADORIGIN before any work; ["*"]: any.',
+        check=origins_problem,
+    )
     cors_max_age: int = setting(600, "Seconds a browser may keep a preflight's answer.", check=between(0, 86400))
     redirect_url: str = setting("https://mesibo.com", "Where GET / sends a browser (302).", check=url)
-    trusted_proxies: int = setting(0, "How many proxies in front of the service set X-Forwarded-For (0: use the "
-                                   "socket address).", check=between(0, 5))
-    development: str = setting("auto", "Development mode (true/false/auto): allows an empty app token and a "
-                               "generated code-hashing key. auto: on only when nothing is configured (no config "
-                               "file, no app token).",
-                               check=one_of("auto", "true", "false"))
+    trusted_proxies: int = setting(
+        0,
+        "How many proxies in front of the service set X-Forwarded-For (0: use the socket address).",
+        check=between(0, 5),
+    )
+    development: str = setting(
+        "auto",
+        "Development mode (true/false/auto): allows an empty app token and a "
+        "generated code-hashing key. auto: on only when nothing is configured (no config "
+        "file, no app token).",
+        check=one_of("auto", "true", "false"),
+    )
     error_message_text: bool = setting(False, "Add a human-readable 'message_text' to failures (the apps ignore it).")
 
 
@@ -187,40 +218,12 @@ class AppSettings:
     downloadurl: str = setting("https://media.mesibo.com/files/", "downloadurl")
     uploadurl: str = setting("https://app.mesibo.com/api.php", "uploadurl")
     uiconfig: str = setting("https://app.mesibo.com/api.php", "uiconfig")
-    invite_text: str = setting("Hey, I use Mesibo for free messaging, voice and video calls. Download it from "
-                               "https://m.mesibo.com", "invite and share.text")
+    invite_text: str = setting(
+        "Hey, I use Mesibo for free messaging, voice and video calls. Download it from https://m.mesibo.com",
+        "invite and share.text",
+    )
     invite_subject: str = setting("Mesibo Messenger: Open Source Messenger", "share.subject")
     invite_title: str = setting("Invite a friend via", "share.title")
-
-
-@dataclasses.dataclass(frozen=True)
-class AuditSettings:
-    """The audit trail of login events (see README, "Operating it")."""
-
-    enabled: bool = setting(True, "Keep a record of login events: code asked, sent, refused, proved, token minted.")
-    retention_days: int = setting(30, "Days an event is kept (then purged with the rest).", check=between(1, 3650))
-    flush_seconds: float = setting(1.0, "Events are gathered and written this often, many to a commit (0: each "
-                                   "request writes its own at once).", check=between(0, 60))
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricsSettings:
-    """Prometheus metrics."""
-
-    enabled: bool = setting(True, "Serve Prometheus metrics.")
-    path: str = setting("/metrics", "Where the service serves metrics (when metrics.port is 0).")
-    port: int = setting(0, "Serve metrics on this separate port instead (from the gunicorn master; 0: on the "
-                        "service's own port).", check=between(0, 65535))
-    bind: str = setting("127.0.0.1", "Address of that separate metrics port.")
-
-
-@dataclasses.dataclass(frozen=True)
-class LoggingSettings:
-    """Logs."""
-
-    level: str = setting("INFO", "Log level.", check=one_of("DEBUG", "INFO", "WARNING", "ERROR"))
-    json: bool = setting(False, "Write every log line (gunicorn's too) as a JSON object in ECS field names.")
-    requests: bool = setting(True, "Write one line per API request.")
 
 
 # The sections in the order config.example.toml and the README list them.

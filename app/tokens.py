@@ -40,8 +40,13 @@ class MintedTokens:
         """The row for a token just minted for ``address`` and ``appid``."""
         nonce = os.urandom(12)
         sealed = AESGCM(self._derive(b"seal", token)).encrypt(nonce, address.encode(), appid.encode())
-        return TokenRecord(self.lookup(token), self.blind(address), base64.b64encode(nonce + sealed).decode(), appid,
-                           now + self.lifetime_seconds)
+        return TokenRecord(
+            self.lookup(token),
+            self.blind(address),
+            base64.b64encode(nonce + sealed).decode(),
+            appid,
+            now + self.lifetime_seconds,
+        )
 
     def owner(self, token: str, sealed: str, appid: str) -> str | None:
         """The address a row names, opened with the token (None: not this token's row, or tampered)."""

@@ -30,8 +30,12 @@ def endpoint():
     phone = str(json.loads(request.get_data()).get("phone", ""))
     subject = hmac.new(KEY, phone.encode(), hashlib.sha256).hexdigest()[:32]
     now = int(time.time())
-    rules = [Rule(f"cooldown:{subject}", 1, 60), Rule(f"send:{subject}", 5, 3600),
-             Rule("send-all", 1_000_000, 3600), Rule(f"send-ip:{request.remote_addr}", 1_000_000, 3600)]
+    rules = [
+        Rule(f"cooldown:{subject}", 1, 60),
+        Rule(f"send:{subject}", 5, 3600),
+        Rule("send-all", 1_000_000, 3600),
+        Rule(f"send-ip:{request.remote_addr}", 1_000_000, 3600),
+    ]
     code = f"{secrets.randbelow(10**6):06d}"
     digest = hmac.new(KEY, f"{subject}:bench:{code}".encode(), hashlib.sha256).hexdigest()
     store.issue(CodeRecord(subject, "bench", digest, now + 300), rules, now)

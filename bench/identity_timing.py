@@ -28,15 +28,27 @@ from tools.processes import FreeRadius, Slapd  # noqa: E402
 S = Slapd.SUFFIX
 SECRET = "radius-shared-secret-1"
 # the measurement asks hundreds of times: the limits that would stop it are off (0)
-UNLIMITED = {"limits.failures_per_phone_per_day": 0, "limits.failures_per_phone_per_ip_per_day": 0,
-             "limits.checks_per_ip_per_10min": 0, "limits.failures_per_device_per_day": 0}
+UNLIMITED = {
+    "limits.failures_per_phone_per_day": 0,
+    "limits.failures_per_phone_per_ip_per_day": 0,
+    "limits.checks_per_ip_per_10min": 0,
+    "limits.failures_per_device_per_day": 0,
+}
 
 
 def app_for(method: dict, folder: str):
-    config = {"database.url": f"sqlite:///{folder}/timing-{method['auth.method']}.db", "sender.name": "memory",
-              "mesibo.app_token": "timing-app-token-0123456789", "otp.secret": "timing-otp-secret-0123456789abcdef",
-              "server.development": "false", "logging.requests": False, "metrics.enabled": False,
-              "audit.enabled": False, **UNLIMITED, **method}
+    config = {
+        "database.url": f"sqlite:///{folder}/timing-{method['auth.method']}.db",
+        "sender.name": "memory",
+        "mesibo.app_token": "timing-app-token-0123456789",
+        "otp.secret": "timing-otp-secret-0123456789abcdef",
+        "server.development": "false",
+        "logging.requests": False,
+        "metrics.enabled": False,
+        "audit.enabled": False,
+        **UNLIMITED,
+        **method,
+    }
     return create_app(config, environ={}).test_client()
 
 
@@ -56,8 +68,10 @@ def measure(name: str, client, known: tuple[str, str], unknown: tuple[str, str],
         median_ms(client, *known, times["known"])
         median_ms(client, *unknown, times["unknown"])
     a, b = statistics.median(times["known"]), statistics.median(times["unknown"])
-    return f"{name}: {count} samples each, median known user (wrong password) {a:.2f} ms, unknown user {b:.2f} ms: " \
-           f"unknown / known = {b / a:.2f}"
+    return (
+        f"{name}: {count} samples each, median known user (wrong password) {a:.2f} ms, unknown user {b:.2f} ms: "
+        f"unknown / known = {b / a:.2f}"
+    )
 
 
 def main() -> None:
@@ -68,15 +82,31 @@ def main() -> None:
     slapd = Slapd(Path(folder), LDIF)
     radius = FreeRadius(Path(folder), SECRET, 'ann Cleartext-Password := "ann-radius-1"\n', reject_delay=0)
     try:
-        ldap = app_for({"auth.method": "ldap", "auth.ldap.url": slapd.url, "auth.ldap.bind_dn": f"uid=finder,{S}",
-                        "auth.ldap.bind_password": "finder-secret", "auth.ldap.search_base": f"ou=people,{S}"},
-                       folder)
-        print(measure("LDAP (search, then bind)", ldap, ("ann", "wrong-1"), ("nobody", "wrong-1"), args.samples),
-              flush=True)
-        rad = app_for({"auth.method": "radius", "auth.radius.servers": [f"127.0.0.1:{radius.port}"],
-                       "auth.radius.secret": SECRET}, folder)
-        print(measure("RADIUS (reject_delay 0)", rad, ("ann", "wrong-1"), ("nobody", "wrong-1"), args.samples),
-              flush=True)
+        ldap = app_for(
+            {
+                "auth.method": "ldap",
+                "auth.ldap.url": slapd.url,
+                "auth.ldap.bind_dn": f"uid=finder,{S}",
+                "auth.ldap.bind_password": "finder-secret",
+                "auth.ldap.search_base": f"ou=people,{S}",
+            },
+            folder,
+        )
+        print(
+            measure("LDAP (search, then bind)", ldap, ("ann", "wrong-1"), ("nobody", "wrong-1"), args.samples),
+            flush=True,
+        )
+        rad = app_for(
+            {
+                "auth.method": "radius",
+                "auth.radius.servers": [f"127.0.0.1:{radius.port}"],
+                "auth.radius.secret": SECRET,
+            },
+            folder,
+        )
+        print(
+            measure("RADIUS (reject_delay 0)", rad, ("ann", "wrong-1"), ("nobody", "wrong-1"), args.samples), flush=True
+        )
     finally:
         slapd.stop()
         radius.stop()

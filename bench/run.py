@@ -89,9 +89,7 @@ def tree_cpu_seconds(master: int) -> float:
     and of the children it has already reaped: gunicorn replaces a worker after max_requests, and
     the CPU a replaced worker spent must still count."""
     pids = [master] + [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and _parent(entry) == master
+        int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit() and _parent(entry) == master
     ]
     total = 0
     for pid in pids:
@@ -207,8 +205,13 @@ class Bench:
         """One wrk run; with ``server`` (a gunicorn master's pid) also the CPU it spent per request."""
         cpu_before = tree_cpu_seconds(server) if server else 0.0
         out = self.tmp / f"wrk-{time.monotonic_ns()}.json"
-        env = {**os.environ, "BENCH_BODY": body, "BENCH_OUT": str(out), "BENCH_OFFSET": str(offset),
-               "BENCH_PREFIX": prefix}
+        env = {
+            **os.environ,
+            "BENCH_BODY": body,
+            "BENCH_OUT": str(out),
+            "BENCH_OFFSET": str(offset),
+            "BENCH_PREFIX": prefix,
+        }
         subprocess.run(
             [
                 self.wrk,
@@ -296,9 +299,13 @@ class Bench:
         self.processes.append(baseline)
         # (f), a reference: the floor plus step 1's one store transaction (bench/baseline_store.py)
         store_floor_port = free_port()
-        store_floor = gunicorn("baseline_store:app", store_floor_port,
-                               {**self.model_env(), "DATABASE_URL": f"sqlite:///{self.tmp}/floor-store.db"},
-                               args.workers, self.tmp)
+        store_floor = gunicorn(
+            "baseline_store:app",
+            store_floor_port,
+            {**self.model_env(), "DATABASE_URL": f"sqlite:///{self.tmp}/floor-store.db"},
+            args.workers,
+            self.tmp,
+        )
         self.processes.append(store_floor)
         database = self.tmp / "bench.db"
         service, port = self.start_service(database)
@@ -312,8 +319,9 @@ class Bench:
             samples["stand-in"].append(self.wrk_run(self.fake_port, useradd, connections=16, path="/backend/"))
             samples["baseline"].append(floor())
             samples["a"].append(self.wrk_run(port, step1, connections=16, offset=offset, server=service.process.pid))
-            samples["f"].append(self.wrk_run(store_floor_port, step1, connections=16, offset=offset,
-                                             server=store_floor.process.pid))
+            samples["f"].append(
+                self.wrk_run(store_floor_port, step1, connections=16, offset=offset, server=store_floor.process.pid)
+            )
             samples["baseline"].append(floor())
             self.pre_issue(database, "bench-2", offset, per_thread)
             samples["b"].append(self.wrk_run(port, step2, connections=16, offset=offset, server=service.process.pid))
@@ -389,8 +397,10 @@ class Bench:
         with sqlite3.connect(database) as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)",
-                [(self.codes.blind(phone), "bench-h", self.codes.digest(phone, "bench-h", CODE), expires)
-                 for phone in phones],
+                [
+                    (self.codes.blind(phone), "bench-h", self.codes.digest(phone, "bench-h", CODE), expires)
+                    for phone in phones
+                ],
             )
         self.fake_control(fail="trickle")
         try:
@@ -447,8 +457,14 @@ def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
     }
     for key in ("a", "b"):
         row(key, labels[key], samples[key], base, TARGETS[key], cpu_ratio(samples[key]) <= CPU_TARGETS[key])
-    row("f", "(f) reference: the floor + step 1's one store transaction", samples["f"], base,
-        "— (the least a step 1 on this store costs)", None)
+    row(
+        "f",
+        "(f) reference: the floor + step 1's one store transaction",
+        samples["f"],
+        base,
+        "— (the least a step 1 on this store costs)",
+        None,
+    )
     c_ok = median(samples["c"], "rps") >= 0.9 * 1280 and median(samples["c"], "p99") <= 150
     row("c", "(c) step 2, mesibo 50 ms, 64 connections", samples["c"], 1280, TARGETS["c"] + " (ratio: to 1,280)", c_ok)
     row("d", labels["d"], samples["d"], base, TARGETS["d"], cpu_ratio(samples["d"]) <= CPU_TARGETS["d"])
@@ -457,8 +473,14 @@ def report(result: dict, args: argparse.Namespace) -> tuple[dict, str]:
     e_ok = full_p50 <= 1.2 * empty_p50 and full_p99 <= 1.2 * empty_p99
     row("e-empty", "(e) step 2, empty store", e["empty"], base, "—", None)
     expired = "20 thousand" if args.quick else "1 million"
-    row("e-full", f"(e) step 2, {expired} expired codes + counters, 100,000 list entries", e["full"], base,
-        TARGETS["e"], e_ok)
+    row(
+        "e-full",
+        f"(e) step 2, {expired} expired codes + counters, 100,000 list entries",
+        e["full"],
+        base,
+        TARGETS["e"],
+        e_ok,
+    )
 
     splits = [run.get("connections_per_worker", []) for run in samples["c"]]
     # "spread": no worker holds more than two thirds of the connections (64 over 2 workers: ≤ 42)

@@ -45,10 +45,14 @@ def add_user(database: str, user: str, password: str, address: str, name: str = 
     salt = os.urandom(16)
     # sqlite3's own ``with`` commits but does not close: closing() does
     with contextlib.closing(sqlite3.connect(database)) as conn, conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, salt BLOB, password_hash BLOB, "
-                     "address TEXT, name TEXT)")
-        conn.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)",
-                     (user.lower(), salt, hash_password(password, salt), address, name))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, salt BLOB, password_hash BLOB, "
+            "address TEXT, name TEXT)"
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?, ?)",
+            (user.lower(), salt, hash_password(password, salt), address, name),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,9 @@ class UserTableLogin(PasswordLogin):
         """(mesibo address, display name) for a right user and password, else None."""
         try:
             with contextlib.closing(sqlite3.connect(f"file:{self.options.database}?mode=ro", uri=True)) as conn:
-                row = conn.execute("SELECT salt, password_hash, address, name FROM users WHERE user = ?",
-                                   (user.lower(),)).fetchone()
+                row = conn.execute(
+                    "SELECT salt, password_hash, address, name FROM users WHERE user = ?", (user.lower(),)
+                ).fetchone()
         except sqlite3.Error as exc:
             raise Unavailable(f"the user table cannot be read ({type(exc).__name__})") from None
         salt, stored, address, name = row or DUMMY

@@ -208,8 +208,9 @@ def engine_config(engine: str, prefix: str = "e"):
 def run_flask(command: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess:
     """``flask --app app <command>`` in a process of its own, as an operator runs it."""
     flask = str(Path(sys.executable).parent / "flask")
-    return subprocess.run([flask, "--app", "app", *command], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [flask, "--app", "app", *command], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def user_table(tmp_path, users: dict[str, tuple[str, str, str]] | None = None) -> dict[str, Any]:
@@ -223,5 +224,8 @@ def user_table(tmp_path, users: dict[str, tuple[str, str, str]] | None = None) -
         for username, (password, address, name) in (users or {}).items():
             hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
             conn.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (username, hashed, address, name))
-    return {"auth.method": "sql", "auth.sql.url": f"sqlite:///{path}",
-            "auth.sql.query": "SELECT password, address, name FROM users WHERE username = :user"}
+    return {
+        "auth.method": "sql",
+        "auth.sql.url": f"sqlite:///{path}",
+        "auth.sql.query": "SELECT password, address, name FROM users WHERE username = :user",
+    }

@@ -49,8 +49,15 @@ def _account_app(make_app, stand_in, database):
     stand_in.control(fail="none", reset=True)
 
     def make(style="backend", **extra):
-        return make_app(**{"mesibo.api_url": stand_in.url, "mesibo.api_style": style, "database.url": database,
-                           "limits.resend_cooldown_seconds": 0, **extra})
+        return make_app(
+            **{
+                "mesibo.api_url": stand_in.url,
+                "mesibo.api_style": style,
+                "database.url": database,
+                "limits.resend_cooldown_seconds": 0,
+                **extra,
+            }
+        )
 
     return make
 
@@ -191,11 +198,15 @@ def test_logout_revokes_the_token_at_mesibo(account_app, stand_in, style):
     app = account_app(style)
     client, services = app.test_client(), services_of(app)
     token = login(client, otp=(login(client), services.sender.last_code(PHONE))[1])["token"]
-    other_app = login(client, appid="com.example.other", otp=(login(client, appid="com.example.other"),
-                                                              services.sender.last_code(PHONE))[1])["token"]
+    other_app = login(
+        client,
+        appid="com.example.other",
+        otp=(login(client, appid="com.example.other"), services.sender.last_code(PHONE))[1],
+    )["token"]
     # the store keeps whose the token is only for the token's holder: no address in clear
     assert rows_naming(app, services.tokens.lookup(token)) and not [
-        row for row in rows_naming(app, PHONE) if row[0] == "tokens"]
+        row for row in rows_naming(app, PHONE) if row[0] == "tokens"
+    ]
     assert post(client, {"op": "logout", "token": token}) == {"op": "logout", "ts": services.now(), "result": "OK"}
     assert not stand_in.token_valid(token)  # mesibo refuses it now
     assert stand_in.token_valid(other_app)  # the same user's token for another app stays
@@ -220,9 +231,12 @@ def test_an_app_id_with_its_own_mesibo_app_mints_there(account_app, stand_in):
     mesibo app (its app token, its API URL); ``flask check`` asks each."""
     staging = FakeMesibo("staging-app-token-0123")
     try:
-        app = account_app(**{"server.appids": [APPID, "com.example.staging"],
-                             "mesibo.apps": {"com.example.staging": {"app_token": "staging-app-token-0123",
-                                                                     "api_url": staging.url}}})
+        app = account_app(
+            **{
+                "server.appids": [APPID, "com.example.staging"],
+                "mesibo.apps": {"com.example.staging": {"app_token": "staging-app-token-0123", "api_url": staging.url}},
+            }
+        )
         client, services = app.test_client(), services_of(app)
         for appid, where in ((APPID, stand_in), ("com.example.staging", staging)):
             login(client, appid=appid)

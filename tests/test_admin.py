@@ -128,8 +128,9 @@ def test_no_control_character_of_a_field_reaches_the_terminal(admin_app):
     # a row that holds them anyway (written by an older version) is shown escaped
     services = services_of(admin_app)
     subject = services.auditor.subject(PHONE)
-    services.store.record([Event(services.now(), subject, masked(PHONE), "asked", "", "phone", forged, "1.2.3.4", "")],
-                          3600)
+    services.store.record(
+        [Event(services.now(), subject, masked(PHONE), "asked", "", "phone", forged, "1.2.3.4", "")], 3600
+    )
     table = run(admin_app, "events", "--phone", PHONE).output
     assert "\x1b" not in table and "forged" in table and len(table.strip().splitlines()) == 2  # header, asked
     assert "\\n2026-01-01" in table and "\\x1b[2J" in table  # shown escaped

@@ -225,8 +225,15 @@ def test_a_page_on_an_origin_not_allowed_gets_no_code_sent(make_app, headers, er
     a code, though it could not read the answer."""
     app = make_app(**{"server.cors_origins": ["https://web.example.org"]})
     outbox = services_of(app).sender
-    answer = app.test_client().post("/", data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}),
-                                    headers={"Content-Type": "text/plain", **headers}).get_json()
+    answer = (
+        app.test_client()
+        .post(
+            "/",
+            data=json.dumps({"op": "login", "phone": PHONE, "appid": APPID}),
+            headers={"Content-Type": "text/plain", **headers},
+        )
+        .get_json()
+    )
     assert answer["op"] == "login" and answer.get("error") == error
     assert len(outbox.outbox) == (0 if error else 1)
 
@@ -307,12 +314,16 @@ def test_logout_revokes_the_users_tokens_at_mesibo(make_app, mesibo_api):
 
     app = make_app()
     client = app.test_client()
-    expect_useradd(mesibo_api, {"address": PHONE, "token": {"appid": APPID, "expiry": 525600, "v2": True}},
-                   token="user-tok")
+    expect_useradd(
+        mesibo_api, {"address": PHONE, "token": {"appid": APPID, "expiry": 525600, "v2": True}}, token="user-tok"
+    )
     assert login(client, otp=ask_code(client, services_of(app).sender))["token"] == "user-tok"
     user = {"address": PHONE, "token": {"remove": True, "appid": APPID}}
-    call = mesibo_api.post(API_URL, json={"result": True},
-                           match=[matchers.json_params_matcher({"op": "userset", "token": APP_TOKEN, "user": user})])
+    call = mesibo_api.post(
+        API_URL,
+        json={"result": True},
+        match=[matchers.json_params_matcher({"op": "userset", "token": APP_TOKEN, "user": user})],
+    )
     for token in ("not-minted-here", "user-tok", "user-tok"):
         assert post(client, {"op": "logout", "token": token})["result"] == "OK"
     assert call.call_count == 1

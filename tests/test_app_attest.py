@@ -45,17 +45,20 @@ class Apple:
 
     def __init__(self):
         self.root_key = ec.generate_private_key(ec.SECP384R1())
-        self.root = certificate("Apple App Attestation Root CA", self.root_key, "Apple App Attestation Root CA",
-                                self.root_key, ca=True)
+        self.root = certificate(
+            "Apple App Attestation Root CA", self.root_key, "Apple App Attestation Root CA", self.root_key, ca=True
+        )
         self.ca_key = ec.generate_private_key(ec.SECP384R1())
-        self.ca = certificate("Apple App Attestation CA 1", self.ca_key, "Apple App Attestation Root CA",
-                              self.root_key, ca=True)
+        self.ca = certificate(
+            "Apple App Attestation CA 1", self.ca_key, "Apple App Attestation Root CA", self.root_key, ca=True
+        )
 
     def attest(self, challenge: str, phone: str, **knobs) -> str:
         """What the app sends as ``attestation`` for a fresh key; ``knobs`` break one thing each."""
         device_key = ec.generate_private_key(ec.SECP256R1())
-        point = device_key.public_key().public_bytes(serialization.Encoding.X962,
-                                                     serialization.PublicFormat.UncompressedPoint)
+        point = device_key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
         key_id = hashlib.sha256(point).digest()
         auth_data = (
             hashlib.sha256(knobs.get("app_id", APP_ID).encode()).digest()
@@ -70,11 +73,19 @@ class Apple:
         nonce = hashlib.sha256(auth_data + attested).digest()
         nonce_extension = x509.UnrecognizedExtension(NONCE_OID, b"\x30\x24\xa1\x22\x04\x20" + nonce)
         issuer_key, issuer = knobs.get("issuer", (self.ca_key, self.ca))
-        credential = certificate(key_id.hex(), device_key, "Apple App Attestation CA 1", issuer_key, ca=False,
-                                 extensions=[nonce_extension], days=knobs.get("days", (-1, 3)))
+        credential = certificate(
+            key_id.hex(),
+            device_key,
+            "Apple App Attestation CA 1",
+            issuer_key,
+            ca=False,
+            extensions=[nonce_extension],
+            days=knobs.get("days", (-1, 3)),
+        )
         chain = [credential.public_bytes(serialization.Encoding.DER), issuer.public_bytes(serialization.Encoding.DER)]
-        attestation = cbor2.dumps({"fmt": "apple-appattest", "attStmt": {"x5c": chain, "receipt": b"receipt"},
-                                   "authData": auth_data})
+        attestation = cbor2.dumps(
+            {"fmt": "apple-appattest", "attStmt": {"x5c": chain, "receipt": b"receipt"}, "authData": auth_data}
+        )
         sent_key_id = knobs.get("key_id", key_id)
         return f"{challenge}.{base64.b64encode(sent_key_id).decode()}.{base64.b64encode(attestation).decode()}"
 
@@ -89,8 +100,14 @@ def _gated(make_app, apple, tmp_path):
     (tmp_path / "apple-root.pem").write_bytes(apple.root.public_bytes(serialization.Encoding.PEM))
 
     def make(**extra):
-        return make_app(**{"attestation.provider": "app_attest", "attestation.apple_app_id": APP_ID,
-                           "attestation.apple_root_file": str(tmp_path / "apple-root.pem"), **extra})
+        return make_app(
+            **{
+                "attestation.provider": "app_attest",
+                "attestation.apple_app_id": APP_ID,
+                "attestation.apple_root_file": str(tmp_path / "apple-root.pem"),
+                **extra,
+            }
+        )
 
     return make
 
@@ -138,17 +155,29 @@ WHY = {
 }
 
 
-@pytest.mark.parametrize("broken", [
-    "another root", "another number", "another key id", "another app", "counter", "development build",
-    "credential id", "expired certificate", "garbage", "deeply nested",
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "another root",
+        "another number",
+        "another key id",
+        "another app",
+        "counter",
+        "development build",
+        "credential id",
+        "expired certificate",
+        "garbage",
+        "deeply nested",
+    ],
+)
 def test_an_attestation_that_does_not_vouch_for_this_request_sends_nothing(gated, apple, broken):
     app = gated()
     client, services = app.test_client(), services_of(app)
     challenge = challenge_of(client)
     impostor_key = ec.generate_private_key(ec.SECP384R1())
-    impostor = certificate("Apple App Attestation CA 1", impostor_key, "Apple App Attestation Root CA",
-                           impostor_key, ca=True)
+    impostor = certificate(
+        "Apple App Attestation CA 1", impostor_key, "Apple App Attestation Root CA", impostor_key, ca=True
+    )
     token = {
         "another root": lambda: apple.attest(challenge, PHONE, issuer=(impostor_key, impostor)),
         "another number": lambda: apple.attest(challenge, PHONE, phone_attested="18005559999"),
@@ -195,11 +224,14 @@ def test_deleting_the_account_is_gated_too(gated, apple):
     assert post(client, {**body, "attestation": apple.attest(refused["challenge"], PHONE)})["result"] == "OK"
 
 
-@pytest.mark.parametrize(("extra", "key"), [
-    ({"attestation.apple_app_id": ""}, "attestation.apple_app_id"),
-    ({"attestation.apple_root_file": ""}, "attestation.apple_root_file"),
-    ({"attestation.apple_root_file": "/nonexistent/root.pem"}, "attestation.apple_root_file"),
-])
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"attestation.apple_app_id": ""}, "attestation.apple_app_id"),
+        ({"attestation.apple_root_file": ""}, "attestation.apple_root_file"),
+        ({"attestation.apple_root_file": "/nonexistent/root.pem"}, "attestation.apple_root_file"),
+    ],
+)
 def test_an_app_attest_gate_without_what_it_needs_stops_start_up(gated, extra, key):
     with pytest.raises(ConfigError, match=key):
         gated(**extra)

@@ -75,8 +75,15 @@ def _siteverify():
 @pytest.fixture(name="gated", params=["turnstile", "hcaptcha", "recaptcha"])
 def _gated(request, make_app, siteverify):
     def make(**extra):
-        return make_app(**{"attestation.provider": request.param, "attestation.secret": SECRET,
-                           "attestation.verify_url": siteverify.url, "attestation.timeout": 1.0, **extra})
+        return make_app(
+            **{
+                "attestation.provider": request.param,
+                "attestation.secret": SECRET,
+                "attestation.verify_url": siteverify.url,
+                "attestation.timeout": 1.0,
+                **extra,
+            }
+        )
 
     return make
 
@@ -108,11 +115,14 @@ def test_a_missing_or_refused_token_sends_nothing_and_counts_nothing(gated, toke
     assert login(client, attestation="good")["result"] == "OK"  # nothing held against the phone
 
 
-@pytest.mark.parametrize(("config", "token"), [
-    ({"attestation.hostnames": ["app.example"]}, "other-host"),
-    ({"attestation.actions": ["login"]}, "other-action"),
-    ({"attestation.min_score": 0.5}, "low-score"),
-])
+@pytest.mark.parametrize(
+    ("config", "token"),
+    [
+        ({"attestation.hostnames": ["app.example"]}, "other-host"),
+        ({"attestation.actions": ["login"]}, "other-action"),
+        ({"attestation.min_score": 0.5}, "low-score"),
+    ],
+)
 def test_the_verdict_must_fit_the_site(gated, config, token):
     client = gated(**config).test_client()
     assert login(client, attestation=token)["error"] == "BADATTESTATION"
@@ -143,5 +153,13 @@ def test_a_provider_without_its_secret_stops_start_up():
 
         create_app({"server.development": "true", "attestation.provider": "turnstile"}, environ={})
     assert caught.value.key == "attestation.secret"
-    assert load({"MESSENGER_SERVER_DEVELOPMENT": "true", "MESSENGER_ATTESTATION_PROVIDER": "turnstile",
-                 "MESSENGER_ATTESTATION_SECRET": SECRET}).attestation.provider == "turnstile"
+    assert (
+        load(
+            {
+                "MESSENGER_SERVER_DEVELOPMENT": "true",
+                "MESSENGER_ATTESTATION_PROVIDER": "turnstile",
+                "MESSENGER_ATTESTATION_SECRET": SECRET,
+            }
+        ).attestation.provider
+        == "turnstile"
+    )

@@ -99,8 +99,10 @@ def test_the_trail_is_gathered_and_written_many_to_a_commit(make_app):
 def audit_rows(count):
     from app.store.audit import Event
 
-    return [Event(1_800_000_000 + n, "s" * 32, "1800•••34", "sent", "memory x", "phone", "a", "192.0.2.1", "r")
-            for n in range(count)]
+    return [
+        Event(1_800_000_000 + n, "s" * 32, "1800•••34", "sent", "memory x", "phone", "a", "192.0.2.1", "r")
+        for n in range(count)
+    ]
 
 
 def test_events_a_write_failed_for_are_written_later_and_counted(make_app, tmp_path, request):

@@ -47,9 +47,15 @@ def _realm():
 @pytest.fixture(name="kerberos_app")
 def _kerberos_app(make_app, realm):
     def make(**extra):
-        return make_app(**{"auth.method": "kerberos", "auth.kerberos.keytab": realm.keytab,
-                           "auth.kerberos.service": f"{SERVICE}@{realm.realm}", "auth.kerberos.realms": [realm.realm],
-                           **extra})
+        return make_app(
+            **{
+                "auth.method": "kerberos",
+                "auth.kerberos.keytab": realm.keytab,
+                "auth.kerberos.service": f"{SERVICE}@{realm.realm}",
+                "auth.kerberos.realms": [realm.realm],
+                **extra,
+            }
+        )
 
     return make
 

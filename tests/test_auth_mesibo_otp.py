@@ -21,8 +21,9 @@ def _stand_in():
 @pytest.fixture(name="mesibo_app", params=["backend", "legacy"])
 def _mesibo_app(request, make_app, stand_in):
     def make(**extra):
-        return make_app(**{"auth.method": "mesibo_otp", "mesibo.api_url": stand_in.url,
-                           "mesibo.api_style": request.param, **extra})
+        return make_app(
+            **{"auth.method": "mesibo_otp", "mesibo.api_url": stand_in.url, "mesibo.api_style": request.param, **extra}
+        )
 
     return make
 

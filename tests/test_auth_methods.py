@@ -394,8 +394,13 @@ def test_the_own_method_example_answers_as_the_built_in_logins_do(make_app, mesi
     users = tmp_path / "users.db"
     add_user(str(users), "ann", "correct horse battery", "ann-address", "Ann")
     mint_ok(mesibo_api, "pw-tok")
-    app = make_app(**{"auth.method": "user_table_login:UserTableLogin", "auth.user_table.database": str(users),
-                      "limits.failures_per_phone_per_ip_per_day": 3})
+    app = make_app(
+        **{
+            "auth.method": "user_table_login:UserTableLogin",
+            "auth.user_table.database": str(users),
+            "limits.failures_per_phone_per_ip_per_day": 3,
+        }
+    )
     client = app.test_client()
     ok = post(client, {"op": "login", "appid": APPID, "user": "Ann", "password": "correct horse battery"})
     assert ok["token"] == "pw-tok" and ok["phone"] == "ann-address"
@@ -408,10 +413,15 @@ def test_the_own_method_example_answers_as_the_built_in_logins_do(make_app, mesi
     events = [event.event for event in services_of(app).store.events(limit=20)]
     assert "proved" in events and "wrong" in events  # the base's audit notes
     (tmp_path / "gone").mkdir()
-    broken = make_app(**{"auth.method": "user_table_login:UserTableLogin",
-                         "auth.user_table.database": str(tmp_path / "gone" / "missing.db")})
+    broken = make_app(
+        **{
+            "auth.method": "user_table_login:UserTableLogin",
+            "auth.user_table.database": str(tmp_path / "gone" / "missing.db"),
+        }
+    )
     assert post(broken.test_client(), {"op": "login", "appid": APPID, "user": "ann", "password": "x"})["error"] == (
-        "INTERNAL")
+        "INTERNAL"
+    )
 
 
 def test_a_method_that_is_no_login_subclass_stops_start_up(make_app):

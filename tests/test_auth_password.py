@@ -38,13 +38,19 @@ def ldap_config(slapd, **extra):
 
 
 def password_login(client, user, password, ip="203.0.113.5"):
-    return post(client, {"op": "login", "appid": APPID, "user": user, "password": password},
-                environ_overrides={"REMOTE_ADDR": ip})
+    return post(
+        client,
+        {"op": "login", "appid": APPID, "user": user, "password": password},
+        environ_overrides={"REMOTE_ADDR": ip},
+    )
 
 
 def test_ldap_search_then_bind_logs_in_with_the_users_attributes(make_app, slapd, mesibo_api):
-    call = expect_useradd(mesibo_api, {"address": "corp:ann", "name": "Ann Example",
-                                       "token": {"appid": APPID, "expiry": 525600, "v2": True}}, "ldap-tok")
+    call = expect_useradd(
+        mesibo_api,
+        {"address": "corp:ann", "name": "Ann Example", "token": {"appid": APPID, "expiry": 525600, "v2": True}},
+        "ldap-tok",
+    )
     app = make_app(**ldap_config(slapd, **{"auth.ldap.address_prefix": "corp:"}))
     answer = password_login(app.test_client(), "ann", "ann-password-1")
     assert answer["result"] == "OK" and answer["token"] == "ldap-tok" and call.call_count == 1
@@ -52,8 +58,14 @@ def test_ldap_search_then_bind_logs_in_with_the_users_attributes(make_app, slapd
 
 @pytest.mark.parametrize(
     ("user", "password"),
-    [("ann", "wrong"), ("nobody", "ann-password-1"), ("locked", "locked-password-1"), ("ann", ""), ("*", "x"),
-     ("ann)(uid=*", "ann-password-1")],
+    [
+        ("ann", "wrong"),
+        ("nobody", "ann-password-1"),
+        ("locked", "locked-password-1"),
+        ("ann", ""),
+        ("*", "x"),
+        ("ann)(uid=*", "ann-password-1"),
+    ],
     ids=["wrong-password", "unknown-user", "locked-account", "empty-password", "wildcard", "filter-injection"],
 )
 def test_ldap_refusals_are_all_badlogin(make_app, slapd, mesibo_api, user, password):
@@ -73,16 +85,22 @@ def test_an_unknown_ldap_user_costs_the_directory_what_a_known_one_does(make_app
     assert password_login(client, "ann", "wrong")["error"] == "BADLOGIN"
     known = slapd.binds()[seen:]
     assert password_login(client, "nobody", "wrong")["error"] == "BADLOGIN"
-    unknown = slapd.binds()[len(known) + seen:]
+    unknown = slapd.binds()[len(known) + seen :]
     assert known == [f"uid=finder,{S}", f"uid=ann,ou=people,{S}"]
     assert unknown == [f"uid=finder,{S}", f"cn=messenger-backend-no-such-user,ou=people,{S}"]
 
 
 def test_ldap_direct_bind_by_dn_template_and_a_group(make_app, slapd, mesibo_api):
     mint_ok(mesibo_api)
-    app = make_app(**{"auth.method": "ldap", "auth.ldap.url": slapd.url,
-                      "auth.ldap.user_dn_template": f"uid={{user}},ou=people,{S}",
-                      "auth.ldap.group_dn": f"cn=messenger,{S}", "auth.ldap.address_attribute": "mail"})
+    app = make_app(
+        **{
+            "auth.method": "ldap",
+            "auth.ldap.url": slapd.url,
+            "auth.ldap.user_dn_template": f"uid={{user}},ou=people,{S}",
+            "auth.ldap.group_dn": f"cn=messenger,{S}",
+            "auth.ldap.address_attribute": "mail",
+        }
+    )
     client = app.test_client()
     assert password_login(client, "ann", "ann-password-1")["result"] == "OK"
     assert password_login(client, "bob", "bob-password-1")["error"] == "BADLOGIN"  # not in the group
@@ -92,8 +110,12 @@ def test_ldap_direct_bind_by_dn_template_and_a_group(make_app, slapd, mesibo_api
 def test_ldap_over_tls_with_a_ca_file(make_app, slapd, mesibo_api, tls):
     mint_ok(mesibo_api)
     url = slapd.tls_url if tls == "ldaps" else slapd.url
-    trusted = make_app(**ldap_config(slapd, **{"auth.ldap.url": url, "auth.ldap.start_tls": tls == "starttls",
-                                               "auth.ldap.ca_file": str(slapd.ca)}))
+    trusted = make_app(
+        **ldap_config(
+            slapd,
+            **{"auth.ldap.url": url, "auth.ldap.start_tls": tls == "starttls", "auth.ldap.ca_file": str(slapd.ca)},
+        )
+    )
     answer = password_login(trusted.test_client(), "ann", "ann-password-1")
     assert answer["result"] == "OK", answer
     untrusted = make_app(**ldap_config(slapd, **{"auth.ldap.url": url, "auth.ldap.start_tls": tls == "starttls"}))
@@ -101,8 +123,14 @@ def test_ldap_over_tls_with_a_ca_file(make_app, slapd, mesibo_api, tls):
 
 
 def test_ldap_server_down_is_a_clean_envelope_within_the_timeout(make_app):
-    app = make_app(**{"auth.method": "ldap", "auth.ldap.url": f"ldap://127.0.0.1:{free_port()}",
-                      "auth.ldap.user_dn_template": f"uid={{user}},{S}", "auth.ldap.timeout": 1.0})
+    app = make_app(
+        **{
+            "auth.method": "ldap",
+            "auth.ldap.url": f"ldap://127.0.0.1:{free_port()}",
+            "auth.ldap.user_dn_template": f"uid={{user}},{S}",
+            "auth.ldap.timeout": 1.0,
+        }
+    )
     started = time.monotonic()
     assert password_login(app.test_client(), "ann", "x")["error"] == "INTERNAL"
     assert time.monotonic() - started < 3
@@ -124,8 +152,9 @@ def test_look_alike_forms_of_a_user_id_count_against_the_same_account(make_app, 
     mint_ok(mesibo_api, "ann-tok")
     forms = ["ann", "ＡＮＮ", "\U0001d41a\U0001d427\U0001d427", "\u24d0nn", "Ann"]  # fullwidth, bold, circled
     assert password_login(client, "\uff41\uff4e\uff4e", "ann-password-1")["result"] == "OK"  # it is ann
-    answers = [password_login(client, form, "a wrong guess", ip=f"198.51.100.{n}")["error"]
-               for n, form in enumerate(forms)]
+    answers = [
+        password_login(client, form, "a wrong guess", ip=f"198.51.100.{n}")["error"] for n, form in enumerate(forms)
+    ]
     assert answers == ["BADLOGIN"] * 4 + ["RATELIMIT"], answers
     # the fold of any form is locked: the right password from yet another form and address waits too
     assert password_login(client, "ａｎｎ", "ann-password-1", ip="198.51.100.99")["error"] == "RATELIMIT"
@@ -140,16 +169,26 @@ RADIUS_SECRET = "radius-shared-secret-1"
 def _radius(tmp_path_factory):
     if not FreeRadius.available():
         pytest.skip("freeradius is not installed (.ci/run installs Debian's freeradius)")
-    server = FreeRadius(tmp_path_factory.mktemp("radius"), RADIUS_SECRET,
-                        'ann Cleartext-Password := "ann-radius-1"\nbob Cleartext-Password := "bob-radius-1"\n')
+    server = FreeRadius(
+        tmp_path_factory.mktemp("radius"),
+        RADIUS_SECRET,
+        'ann Cleartext-Password := "ann-radius-1"\nbob Cleartext-Password := "bob-radius-1"\n',
+    )
     yield server
     server.stop()
 
 
 def radius_app(make_app, servers, **extra):
     # FreeRADIUS delays an Access-Reject by a second (reject_delay): the timeout must outlast it
-    return make_app(**{"auth.method": "radius", "auth.radius.servers": servers,
-                       "auth.radius.secret": RADIUS_SECRET, "auth.radius.timeout": 2.0, **extra})
+    return make_app(
+        **{
+            "auth.method": "radius",
+            "auth.radius.servers": servers,
+            "auth.radius.secret": RADIUS_SECRET,
+            "auth.radius.timeout": 2.0,
+            **extra,
+        }
+    )
 
 
 def test_radius_access_accept_logs_in(make_app, radius, mesibo_api):
@@ -191,8 +230,10 @@ def user_table(execute):
 
     execute("CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT, address TEXT, name TEXT)")
     execute("INSERT INTO users VALUES ('ann', ?, 'ann@corp', 'Ann')", (PasswordHasher().hash("ann-sql-1"),))
-    execute("INSERT INTO users VALUES ('bob', ?, 'bob@corp', 'Bob')",
-            (bcrypt.hashpw(b"bob-sql-1", bcrypt.gensalt(rounds=4)).decode(),))
+    execute(
+        "INSERT INTO users VALUES ('bob', ?, 'bob@corp', 'Bob')",
+        (bcrypt.hashpw(b"bob-sql-1", bcrypt.gensalt(rounds=4)).decode(),),
+    )
 
 
 @pytest.fixture(name="users_url", params=["sqlite", "postgres"])
@@ -233,16 +274,28 @@ def test_a_bcrypt_table_cannot_be_told_apart_by_answer_or_work(make_app, tmp_pat
     long_password = "é" * 50  # 100 bytes
     with sqlite_file(tmp_path / "users.db") as db:
         db.execute("CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT, address TEXT, name TEXT)")
-        db.execute("INSERT INTO users VALUES ('bob', ?, 'bob@corp', 'Bob')",
-                   (bcrypt.hashpw(b"bob-sql-1", bcrypt.gensalt(rounds=5)).decode(),))
-    app = make_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{tmp_path}/users.db",
-                      "limits.failures_per_phone_per_ip_per_day": 2})
+        db.execute(
+            "INSERT INTO users VALUES ('bob', ?, 'bob@corp', 'Bob')",
+            (bcrypt.hashpw(b"bob-sql-1", bcrypt.gensalt(rounds=5)).decode(),),
+        )
+    app = make_app(
+        **{
+            "auth.method": "sql",
+            "auth.sql.url": f"sqlite:///{tmp_path}/users.db",
+            "limits.failures_per_phone_per_ip_per_day": 2,
+        }
+    )
     client, login = app.test_client(), services_of(app).login
     assert [password_login(client, user, long_password)["error"] for user in ("bob", "carol")] == ["BADLOGIN"] * 2
     assert password_login(client, "bob", long_password)["error"] == "BADLOGIN"
     assert password_login(client, "bob", "bob-sql-1")["error"] == "RATELIMIT"  # the long ones were counted
     assert login.dummy.startswith("$2b$05$")  # learned from bob's row: the same algorithm and cost
     assert not verify(login.dummy, long_password)
-    configured = make_app(**{"auth.method": "sql", "auth.sql.url": f"sqlite:///{tmp_path}/users.db",
-                             "auth.sql.dummy_hash": "$2b$12$" + "a" * 53})
+    configured = make_app(
+        **{
+            "auth.method": "sql",
+            "auth.sql.url": f"sqlite:///{tmp_path}/users.db",
+            "auth.sql.dummy_hash": "$2b$12$" + "a" * 53,
+        }
+    )
     assert services_of(configured).login.dummy.startswith("$2b$12$")

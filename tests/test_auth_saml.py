@@ -51,11 +51,21 @@ def keypair(folder, name):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return str(key_path), str(cert_path)
 
@@ -64,11 +74,15 @@ def idp_config(folder, name="idp", sp_metadata="", lifetime_minutes=5, other_sp=
     key, cert = keypair(folder, name)
     config = {
         "entityid": IDP,
-        "service": {"idp": {"endpoints": {"single_sign_on_service": [(SSO, BINDING_HTTP_REDIRECT)]},
-                            "policy": {"default": {"lifetime": {"minutes": lifetime_minutes},
-                                                   "attribute_restrictions": None}},
-                            "name_id_format": [NAMEID_FORMAT_PERSISTENT]}},
-        "key_file": key, "cert_file": cert,
+        "service": {
+            "idp": {
+                "endpoints": {"single_sign_on_service": [(SSO, BINDING_HTTP_REDIRECT)]},
+                "policy": {"default": {"lifetime": {"minutes": lifetime_minutes}, "attribute_restrictions": None}},
+                "name_id_format": [NAMEID_FORMAT_PERSISTENT],
+            }
+        },
+        "key_file": key,
+        "cert_file": cert,
     }
     if sp_metadata:  # (other_sp: it also serves another SP whose answers come to the same ACS URL)
         config["metadata"] = {"inline": [sp_metadata, *([sp_metadata.replace(SP, OTHER_SP)] if other_sp else [])]}
@@ -82,8 +96,15 @@ def _saml(tmp_path, make_app, mesibo_api):
     """The service with auth.method = saml, and the IdP that trusts it (from its own metadata)."""
     metadata_path = tmp_path / "idp-metadata.xml"
     metadata_path.write_text(str(entity_descriptor(idp_config(tmp_path))))
-    app = make_app(**{"auth.method": "saml", "auth.saml.idp_metadata": str(metadata_path),
-                      "auth.saml.sp_entity_id": SP, "auth.saml.acs_url": ACS, "auth.saml.return_url": RETURN})
+    app = make_app(
+        **{
+            "auth.method": "saml",
+            "auth.saml.idp_metadata": str(metadata_path),
+            "auth.saml.sp_entity_id": SP,
+            "auth.saml.acs_url": ACS,
+            "auth.saml.return_url": RETURN,
+        }
+    )
     client = app.test_client()
     sp_metadata = client.get("/saml/metadata").data.decode()
     assert SP in sp_metadata and ACS in sp_metadata
@@ -101,10 +122,15 @@ def sign_in(client, idp, *, audience=SP, destination=ACS, signed=True, answering
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(answer["url"]).query))
     authn = idp.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
     response = idp.create_authn_response(
-        identity={"uid": ["ann"], "displayName": ["Ann Example"]}, in_response_to=answering or authn.message.id,
-        destination=destination, sp_entity_id=audience,
-        name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"), sign_assertion=signed, sign_response=signed,
-        authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password", "authn_auth": IDP})
+        identity={"uid": ["ann"], "displayName": ["Ann Example"]},
+        in_response_to=answering or authn.message.id,
+        destination=destination,
+        sp_entity_id=audience,
+        name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"),
+        sign_assertion=signed,
+        sign_response=signed,
+        authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password", "authn_auth": IDP},
+    )
     form = idp.apply_binding(BINDING_HTTP_POST, str(response), destination, response=True)["data"]
     return verifier, re.search(r'name="SAMLResponse" value="([^"]+)"', form).group(1)
 
@@ -149,8 +175,10 @@ def test_only_the_app_that_made_the_challenge_can_use_the_code(saml):
     assert post(client, {"op": "login", "appid": APPID, "saml_code": code, "verifier": verifier})["error"] == "BADTOKEN"
 
 
-@pytest.mark.parametrize("forgery", ["unsigned", "another idp key", "another audience", "another recipient",
-                                     "expired", "unsolicited", "garbage"])
+@pytest.mark.parametrize(
+    "forgery",
+    ["unsigned", "another idp key", "another audience", "another recipient", "expired", "unsolicited", "garbage"],
+)
 def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
     app, client, idp, minted = saml
     if forgery == "another idp key":  # an IdP with the same entity id but a key the service does not trust
@@ -162,19 +190,27 @@ def test_a_response_that_does_not_hold_is_refused(saml, tmp_path, forgery):
     if forgery == "expired":
         sp_metadata = client.get("/saml/metadata").data.decode()
         idp = Server(config=idp_config(tmp_path, sp_metadata=sp_metadata, lifetime_minutes=-10))
-    kwargs = {"another audience": {"audience": OTHER_SP},
-              "another recipient": {"destination": "https://other.example/acs"},
-              "unsigned": {"signed": False},
-              "unsolicited": {"answering": "id-this-service-never-made"}}.get(forgery, {})
+    kwargs = {
+        "another audience": {"audience": OTHER_SP},
+        "another recipient": {"destination": "https://other.example/acs"},
+        "unsigned": {"signed": False},
+        "unsolicited": {"answering": "id-this-service-never-made"},
+    }.get(forgery, {})
     _, saml_response = sign_in(client, idp, **kwargs)
     if forgery == "garbage":
         saml_response = "not a SAML response"
     landed = acs(client, saml_response)
     assert landed.status_code == 403, landed.data
     assert "Location" not in landed.headers and minted.call_count == 0
-    why = {"unsigned": "Signature missing", "another idp key": "Failed to verify signature",
-           "another audience": "AudienceRestrictions", "another recipient": "another recipient",
-           "expired": "Condition not OK", "unsolicited": "answers no request", "garbage": "answers no request"}[forgery]
+    why = {
+        "unsigned": "Signature missing",
+        "another idp key": "Failed to verify signature",
+        "another audience": "AudienceRestrictions",
+        "another recipient": "another recipient",
+        "expired": "Condition not OK",
+        "unsolicited": "answers no request",
+        "garbage": "answers no request",
+    }[forgery]
     assert why in landed.get_json()["detail"], landed.get_json()
 
 
@@ -182,8 +218,15 @@ def test_an_unreadable_idp_metadata_file_stops_start_up(make_app, tmp_path):
     from app.schema import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        make_app(**{"auth.method": "saml", "auth.saml.idp_metadata": str(tmp_path / "missing.xml"),
-                    "auth.saml.sp_entity_id": SP, "auth.saml.acs_url": ACS, "auth.saml.return_url": RETURN})
+        make_app(
+            **{
+                "auth.method": "saml",
+                "auth.saml.idp_metadata": str(tmp_path / "missing.xml"),
+                "auth.saml.sp_entity_id": SP,
+                "auth.saml.acs_url": ACS,
+                "auth.saml.return_url": RETURN,
+            }
+        )
     assert caught.value.key == "auth.saml.idp_metadata"
 
 
@@ -218,11 +261,18 @@ def test_chromium_walks_the_whole_flow_through_the_identity_providers_pages(tmp_
 
     def provider(sp_metadata=""):  # the IdP at its own URL
         key, cert = keypair(tmp_path, "idp")
-        settings = {"entityid": idp_base + "/metadata",
-                    "service": {"idp": {"endpoints": {"single_sign_on_service": [(sso, BINDING_HTTP_REDIRECT)]},
-                                        "policy": {"default": {"lifetime": {"minutes": 5}}},
-                                        "name_id_format": [NAMEID_FORMAT_PERSISTENT]}},
-                    "key_file": key, "cert_file": cert}
+        settings = {
+            "entityid": idp_base + "/metadata",
+            "service": {
+                "idp": {
+                    "endpoints": {"single_sign_on_service": [(sso, BINDING_HTTP_REDIRECT)]},
+                    "policy": {"default": {"lifetime": {"minutes": 5}}},
+                    "name_id_format": [NAMEID_FORMAT_PERSISTENT],
+                }
+            },
+            "key_file": key,
+            "cert_file": cert,
+        }
         if sp_metadata:
             settings["metadata"] = {"inline": [sp_metadata]}
         loaded = Config()
@@ -231,13 +281,21 @@ def test_chromium_walks_the_whole_flow_through_the_identity_providers_pages(tmp_
 
     metadata_path.write_text(str(entity_descriptor(provider())))
     fake = FakeMesibo(APP_TOKEN)
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/saml.db", "MESSENGER_AUTH_METHOD": "saml",
-        "MESSENGER_AUTH_SAML_IDP_METADATA": str(metadata_path),
-        "MESSENGER_AUTH_SAML_SP_ENTITY_ID": base + "/saml/metadata", "MESSENGER_AUTH_SAML_ACS_URL": base + "/saml/acs",
-        "MESSENGER_AUTH_SAML_RETURN_URL": f"http://127.0.0.1:{landing_port}/landed",
-    }, port=port)
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/saml.db",
+            "MESSENGER_AUTH_METHOD": "saml",
+            "MESSENGER_AUTH_SAML_IDP_METADATA": str(metadata_path),
+            "MESSENGER_AUTH_SAML_SP_ENTITY_ID": base + "/saml/metadata",
+            "MESSENGER_AUTH_SAML_ACS_URL": base + "/saml/acs",
+            "MESSENGER_AUTH_SAML_RETURN_URL": f"http://127.0.0.1:{landing_port}/landed",
+        },
+        port=port,
+    )
     idp = Server(config=provider(requests.get(base + "/saml/metadata", timeout=10).text))
 
     class Pages(http.server.BaseHTTPRequestHandler):
@@ -246,11 +304,15 @@ def test_chromium_walks_the_whole_flow_through_the_identity_providers_pages(tmp_
                 query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
                 authn = idp.parse_authn_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
                 response = idp.create_authn_response(
-                    identity={"uid": ["ann"], "displayName": ["Ann Example"]}, in_response_to=authn.message.id,
-                    destination=base + "/saml/acs", sp_entity_id=base + "/saml/metadata",
-                    name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"), sign_assertion=True,
+                    identity={"uid": ["ann"], "displayName": ["Ann Example"]},
+                    in_response_to=authn.message.id,
+                    destination=base + "/saml/acs",
+                    sp_entity_id=base + "/saml/metadata",
+                    name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text="ann-123"),
+                    sign_assertion=True,
                     sign_response=True,
-                    authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password", "authn_auth": sso})
+                    authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password", "authn_auth": sso},
+                )
                 page = idp.apply_binding(BINDING_HTTP_POST, str(response), base + "/saml/acs", response=True)["data"]
             else:  # the return URL: what the app reads its code from
                 page = "<!doctype html><title>landed</title>"
@@ -269,22 +331,32 @@ def test_chromium_walks_the_whole_flow_through_the_identity_providers_pages(tmp_
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         verifier = secrets.token_urlsafe(48)
-        step1 = requests.post(base + "/", json={"op": "login", "appid": APPID, "challenge": s256(verifier)},
-                              timeout=10).json()
+        step1 = requests.post(
+            base + "/", json={"op": "login", "appid": APPID, "challenge": s256(verifier)}, timeout=10
+        ).json()
         assert step1["result"] == "OK" and step1["url"].startswith(sso), step1
         with sync_playwright() as driver:
             browser = driver.chromium.launch(
                 executable_path="/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
             page = browser.new_page()
             page.goto(step1["url"])
             page.wait_for_url(f"http://127.0.0.1:{landing_port}/landed?code=*", timeout=15000)
             landed = page.url
             browser.close()
         code = urllib.parse.parse_qs(urllib.parse.urlsplit(landed).query)["code"][0]
-        step2 = requests.post(base + "/", json={"op": "login", "appid": APPID, "saml_code": code,
-                                                "verifier": verifier}, timeout=10).json()
+        step2 = requests.post(
+            base + "/", json={"op": "login", "appid": APPID, "saml_code": code, "verifier": verifier}, timeout=10
+        ).json()
         assert step2["result"] == "OK" and step2["phone"] == "ann", step2
         assert step2["token"] == fake.stats()["tokens"][-1]["token"]
     finally:

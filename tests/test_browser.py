@@ -62,8 +62,15 @@ def _browser():
     with sync_playwright() as driver:
         browser = driver.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()
@@ -72,11 +79,18 @@ def _browser():
 @pytest.fixture(name="backend")
 def _backend(tmp_path):
     fake = FakeMesibo(APP_TOKEN)
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/browser.db", "MESSENGER_SENDER_NAME": "log",
-        "MESSENGER_SERVER_TRUSTED_PROXIES": "1", "MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS": "0",
-    })
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/browser.db",
+            "MESSENGER_SENDER_NAME": "log",
+            "MESSENGER_SERVER_TRUSTED_PROXIES": "1",
+            "MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS": "0",
+        },
+    )
     yield service, fake
     service.stop()
     fake.stop()
@@ -128,9 +142,14 @@ def test_with_the_service_down_the_page_reads_the_envelope(browser, page_origin,
     page = browser.new_page()
     try:
         page.goto(page_origin + "/")
-        answer = page.evaluate("([url, body, kind]) => call(url, body, kind)",
-                               [f"http://127.0.0.1:{nginx.port}/", {"op": "login", "phone": "12015550121",
-                                                                     "appid": "com.mesibo.web"}, kind])
+        answer = page.evaluate(
+            "([url, body, kind]) => call(url, body, kind)",
+            [
+                f"http://127.0.0.1:{nginx.port}/",
+                {"op": "login", "phone": "12015550121", "appid": "com.mesibo.web"},
+                kind,
+            ],
+        )
     finally:
         page.close()
         nginx.stop()
@@ -141,11 +160,17 @@ def test_a_page_on_an_origin_not_allowed_makes_no_code_be_sent(browser, page_ori
     """With a list of origins, a page elsewhere posting text/plain (no preflight) is answered
     BADORIGIN before any work: no code is sent - it only could not read the answer before."""
     fake = FakeMesibo(APP_TOKEN)
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/origin.db", "MESSENGER_SENDER_NAME": "log",
-        "MESSENGER_SERVER_CORS_ORIGINS": "https://web.example.org",
-    })
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/origin.db",
+            "MESSENGER_SENDER_NAME": "log",
+            "MESSENGER_SERVER_CORS_ORIGINS": "https://web.example.org",
+        },
+    )
     page = browser.new_page()
     try:
         page.goto(page_origin + "/")

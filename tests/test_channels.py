@@ -21,10 +21,14 @@ from app.schema import ConfigError
 
 TWILIO_API = f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}"
 VONAGE_SMS, VONAGE_MESSAGES, VONAGE_CALLS = (
-    "https://rest.nexmo.com/sms/json", "https://api.nexmo.com/v1/messages", "https://api.nexmo.com/v1/calls")
+    "https://rest.nexmo.com/sms/json",
+    "https://api.nexmo.com/v1/messages",
+    "https://api.nexmo.com/v1/calls",
+)
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PEM = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption()).decode()
+PEM = KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
 CONFIG = {
     "sender.channels": ["sms", "whatsapp", "voice"],
     **{key: value for key, value in TWILIO.items() if key != "sender.name"},
@@ -87,7 +91,11 @@ def test_vonage_whatsapp_and_voice(make_app, mock):
     assert message.headers["Authorization"] == "Basic " + base64.b64encode(b"vkey:vonage-secret-99").decode()
     body = json.loads(message.body)
     assert {k: body[k] for k in ("message_type", "channel", "to", "from")} == {
-        "message_type": "text", "channel": "whatsapp", "to": PHONE, "from": "14155550100"}
+        "message_type": "text",
+        "channel": "whatsapp",
+        "to": PHONE,
+        "from": "14155550100",
+    }
     assert login(client, channel="voice")["result"] == "OK"
     call = mock.calls[-1].request
     claims = jwt.decode(call.headers["Authorization"].removeprefix("Bearer "), KEY.public_key(), algorithms=["RS256"])
@@ -106,8 +114,13 @@ def test_a_channel_not_offered_is_badchannel_before_anything_is_counted(make_app
 
 
 def test_didnt_get_it_another_channel_counts_as_a_send(make_app):
-    app = make_app(**{"sender.channels": ["sms", "voice"], "limits.resend_cooldown_seconds": 0,
-                      "limits.sends_per_phone_per_hour": 2})
+    app = make_app(
+        **{
+            "sender.channels": ["sms", "voice"],
+            "limits.resend_cooldown_seconds": 0,
+            "limits.sends_per_phone_per_hour": 2,
+        }
+    )
     client, outbox = app.test_client(), services_of(app).sender
     assert login(client)["result"] == "OK" and outbox.outbox[-1].channel == "sms"
     assert login(client, channel="voice")["result"] == "OK" and outbox.outbox[-1].channel == "voice"
@@ -121,11 +134,14 @@ def refused_connection() -> requests.ConnectionError:
     return requests.ConnectionError(MaxRetryError(None, "https://api.twilio.com", NewConnectionError(None, "refused")))
 
 
-@pytest.mark.parametrize(("first", "second_tried", "answer", "noted"), [
-    (refused_connection(), True, "OK", "twilio network"),  # down: the connection never opened
-    ({"json": {"code": 21211, "message": "invalid To"}, "status": 400}, True, "OK", "twilio 21211"),  # refused
-    (requests.ReadTimeout("read timed out"), False, "SENDFAIL", "twilio timeout (may have been sent)"),
-])
+@pytest.mark.parametrize(
+    ("first", "second_tried", "answer", "noted"),
+    [
+        (refused_connection(), True, "OK", "twilio network"),  # down: the connection never opened
+        ({"json": {"code": 21211, "message": "invalid To"}, "status": 400}, True, "OK", "twilio 21211"),  # refused
+        (requests.ReadTimeout("read timed out"), False, "SENDFAIL", "twilio timeout (may have been sent)"),
+    ],
+)
 def test_failover_only_after_a_definite_refusal(make_app, mock, first, second_tried, answer, noted):
     if isinstance(first, Exception):
         mock.post(f"{TWILIO_API}/Messages.json", body=first)
@@ -148,6 +164,12 @@ def test_failover_only_after_a_definite_refusal(make_app, mock, first, second_tr
 
 def test_a_route_through_a_sender_that_cannot_deliver_its_channel_stops_start_up(make_app):
     with pytest.raises(ConfigError) as caught:
-        make_app(**{"sender.channels": ["sms", "voice"], "sender.routes": {"voice": ["smtp"]},
-                    "sender.smtp.host": "smtp.example", "sender.smtp.from_address": "a@example.org"})
+        make_app(
+            **{
+                "sender.channels": ["sms", "voice"],
+                "sender.routes": {"voice": ["smtp"]},
+                "sender.smtp.host": "smtp.example",
+                "sender.smtp.from_address": "a@example.org",
+            }
+        )
     assert caught.value.key == "sender.routes" and "cannot deliver voice" in str(caught.value)

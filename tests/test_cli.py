@@ -82,8 +82,11 @@ def test_a_login_method_whose_extra_is_missing_is_one_line_for_a_command(tmp_pat
 
     from tools.processes import ROOT, clean_environment
 
-    env = clean_environment(MESSENGER_SERVER_DEVELOPMENT="true", MESSENGER_INSTANCE_PATH=str(tmp_path / "instance"),
-                            MESSENGER_ATTESTATION_PROVIDER="turnstile")
+    env = clean_environment(
+        MESSENGER_SERVER_DEVELOPMENT="true",
+        MESSENGER_INSTANCE_PATH=str(tmp_path / "instance"),
+        MESSENGER_ATTESTATION_PROVIDER="turnstile",
+    )
     done = run_flask(["status", "12015550123"], env, ROOT)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "attestation.secret" in done.stderr.strip().splitlines()[-1]

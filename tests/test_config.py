@@ -249,8 +249,10 @@ def test_development_mode_has_one_spelling_for_each_state(tmp_path, value):
 def test_development_mode_takes_a_toml_boolean(tmp_path, value, development):
     """development = false in a TOML file was refused ("expected a string")."""
     config = tmp_path / "config.toml"
-    config.write_text(f"[server]\ndevelopment = {str(value).lower()}\n[database]\nurl = \"sqlite:///{tmp_path}/t.db\"\n"
-                      f"[mesibo]\napp_token = \"{APP_TOKEN}\"\n[otp]\nsecret = \"{OTP_SECRET}\"\n")
+    config.write_text(
+        f'[server]\ndevelopment = {str(value).lower()}\n[database]\nurl = "sqlite:///{tmp_path}/t.db"\n'
+        f'[mesibo]\napp_token = "{APP_TOKEN}"\n[otp]\nsecret = "{OTP_SECRET}"\n'
+    )
     app = create_app(environ={"MESSENGER_CONFIG": str(config)})
     assert app.extensions["messenger"].settings.development is development
 
@@ -289,9 +291,7 @@ def test_readme_key_table_is_current():
 )
 @pytest.mark.slow  # a process each
 def test_a_configuration_error_is_one_line_from_every_entry_point(command, tmp_path):
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))}
     env.update(PRODUCTION, MESSENGER_OTP_DIGIT="8", GUNICORN_BIND="127.0.0.1:0", MESSENGER_INSTANCE_PATH=str(tmp_path))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["TMPDIR"] = str(tmp_path / "tmp")  # where gunicorn.conf.py makes its metrics folder
@@ -318,14 +318,15 @@ def test_a_place_the_service_cannot_write_is_one_line_naming_the_key(environ, ke
     """Issue 23: an instance folder or a database it cannot make or write was a 31-47 line traceback."""
     blocker = tmp_path / "a-file"  # where a folder is needed (root may write anywhere: this fails for root too)
     blocker.write_text("")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))}
     env.pop("DATABASE_URL", None)
     env.update({name: value.replace("{file}", str(blocker)) for name, value in environ.items()})
     env.setdefault("MESSENGER_INSTANCE_PATH", str(tmp_path / "instance"))
-    command = [sys.executable, "-c", "import wsgi"] if entry == "wsgi" else [
-        str(Path(sys.executable).parent / "flask"), "--app", "app", "routes"]
+    command = (
+        [sys.executable, "-c", "import wsgi"]
+        if entry == "wsgi"
+        else [str(Path(sys.executable).parent / "flask"), "--app", "app", "routes"]
+    )
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert f"'{key}'" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -333,11 +334,15 @@ def test_a_place_the_service_cannot_write_is_one_line_naming_the_key(environ, ke
 
 @pytest.mark.slow  # a process
 def test_a_configuration_error_at_gunicorn_start_is_one_json_record_when_json_logs_are_asked_for(tmp_path):
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))
-    }
-    env.update(PRODUCTION, MESSENGER_OTP_DIGITS="99", MESSENGER_LOGGING_JSON="true", GUNICORN_BIND="127.0.0.1:0",
-               MESSENGER_INSTANCE_PATH=str(tmp_path), TMPDIR=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_"))}
+    env.update(
+        PRODUCTION,
+        MESSENGER_OTP_DIGITS="99",
+        MESSENGER_LOGGING_JSON="true",
+        GUNICORN_BIND="127.0.0.1:0",
+        MESSENGER_INSTANCE_PATH=str(tmp_path),
+        TMPDIR=str(tmp_path),
+    )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
@@ -352,8 +357,10 @@ def test_a_configuration_error_at_gunicorn_start_is_one_json_record_when_json_lo
     ("environ", "worst"),
     [
         ({"MESSENGER_MESIBO_READ_TIMEOUT": "30"}, "43"),  # 2 x 5 + 3 + 30
-        ({"DATABASE_URL": "postgresql://db.internal/messenger", "MESSENGER_SERVER_REQUEST_DEADLINE_SECONDS": "25"},
-         "29"),  # 2 x (5 + 3) + 3 + 10
+        (
+            {"DATABASE_URL": "postgresql://db.internal/messenger", "MESSENGER_SERVER_REQUEST_DEADLINE_SECONDS": "25"},
+            "29",
+        ),  # 2 x (5 + 3) + 3 + 10
     ],
 )
 def test_waits_longer_than_the_request_deadline_stop_start_up(environ, worst):

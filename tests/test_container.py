@@ -25,8 +25,13 @@ from helpers import APP_TOKEN, OTP_SECRET, postgres_schema, postgres_url
 
 from tools.processes import ROOT, FakeMesibo, free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("podman"), reason="podman is not installed "
-                                                   "(.ci/run installs it: apt-get install podman runc debootstrap)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not shutil.which("podman"),
+        reason="podman is not installed (.ci/run installs it: apt-get install podman runc debootstrap)",
+    ),
+]
 
 BASE = "localhost/messenger-backend-base:bookworm"
 IMAGE = "localhost/messenger-backend:test"
@@ -48,29 +53,56 @@ def make_base() -> None:
         pytest.fail("debootstrap is not installed (.ci/run installs it)")
     with tempfile.TemporaryDirectory(dir="/var/tmp") as folder:
         root = Path(folder) / "root"
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-                        "bookworm", str(root), "http://deb.debian.org/debian"],
-                       check=True, capture_output=True, timeout=900)
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,ca-certificates",
+                "bookworm",
+                str(root),
+                "http://deb.debian.org/debian",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
         # the machine's own trust store: its way to PyPI may pass through an authority of its own
         shutil.copyfile("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run([*PODMAN, "import", "-q", "-", BASE], stdin=tar.stdout, check=True, capture_output=True,
-                       timeout=600)
+        subprocess.run(
+            [*PODMAN, "import", "-q", "-", BASE], stdin=tar.stdout, check=True, capture_output=True, timeout=600
+        )
         tar.wait(60)
 
 
 @pytest.fixture(scope="module", name="image")
 def _image() -> str:
     make_base()
-    built = podman("build", "--network", "host", *LIMITS, "--format", "docker", "--build-arg", f"BASE={BASE}",
-                   "-t", IMAGE, "-f", "Containerfile", str(ROOT), timeout=900, check=False)
+    built = podman(
+        "build",
+        "--network",
+        "host",
+        *LIMITS,
+        "--format",
+        "docker",
+        "--build-arg",
+        f"BASE={BASE}",
+        "-t",
+        IMAGE,
+        "-f",
+        "Containerfile",
+        str(ROOT),
+        timeout=900,
+        check=False,
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     return IMAGE
 
 
 def call(port: int, body: dict, timeout: float = 20) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - our own local service
         return json.load(answer)
 
@@ -94,8 +126,18 @@ def test_the_image_is_small_and_runs_as_its_own_user(image):
     assert config["StopSignal"] == "SIGTERM"
     assert inspected["Healthcheck"]["Test"] == ["CMD", "messenger-backend", "healthcheck"]
     assert "MESSENGER_INSTANCE_PATH=/var/lib/messenger" in config["Env"]
-    listed = podman("run", "--rm", *LIMITS, "--network", "none", "--entrypoint", "sh", image, "-c",
-                    "ls /opt/messenger/lib/python3*/site-packages; ls -A /src 2>&1; id -u")
+    listed = podman(
+        "run",
+        "--rm",
+        *LIMITS,
+        "--network",
+        "none",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "ls /opt/messenger/lib/python3*/site-packages; ls -A /src 2>&1; id -u",
+    )
     assert "app" in listed.stdout.split() and "gunicorn" in listed.stdout.split()
     assert "No such file" in listed.stdout and listed.stdout.split()[-1] == "10001"  # no sources, not root
 
@@ -115,12 +157,33 @@ def test_the_container_logs_in_read_only_with_its_secrets_as_files_and_stops_gra
             (secrets / secret).write_text(value + "\n")
             (secrets / secret).chmod(0o644)
         started = podman(
-            "run", "-d", "--name", name, "--network", "host", "--read-only", "--cpus", "1", *LIMITS,
-            "-v", f"{secrets}:/run/secrets:ro",
-            "-e", f"GUNICORN_BIND=127.0.0.1:{port}", "-e", "DATABASE_URL_FILE=/run/secrets/database_url",
-            "-e", "MESIBO_APP_TOKEN_FILE=/run/secrets/mesibo_app_token",
-            "-e", "OTP_SECRET_FILE=/run/secrets/otp_secret",
-            "-e", f"MESIBO_API_URL={fake.url}", "-e", "MESSENGER_SENDER_NAME=log", image, check=False)
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--read-only",
+            "--cpus",
+            "1",
+            *LIMITS,
+            "-v",
+            f"{secrets}:/run/secrets:ro",
+            "-e",
+            f"GUNICORN_BIND=127.0.0.1:{port}",
+            "-e",
+            "DATABASE_URL_FILE=/run/secrets/database_url",
+            "-e",
+            "MESIBO_APP_TOKEN_FILE=/run/secrets/mesibo_app_token",
+            "-e",
+            "OTP_SECRET_FILE=/run/secrets/otp_secret",
+            "-e",
+            f"MESIBO_API_URL={fake.url}",
+            "-e",
+            "MESSENGER_SENDER_NAME=log",
+            image,
+            check=False,
+        )
         try:
             assert started.returncode == 0, started.stderr
             wait_healthy(port, name)
@@ -141,8 +204,11 @@ def test_the_container_logs_in_read_only_with_its_secrets_as_files_and_stops_gra
             held: list[dict] = []
             call(port, {"op": "login", "appid": "app", "phone": "12015550124"})  # a code for another user
             second = re.findall(r"login code for 12015550124: (\d+)", podman("logs", name).stderr)[-1]
-            waiting = threading.Thread(target=lambda: held.append(
-                call(port, {"op": "login", "appid": "app", "phone": "12015550124", "otp": second})))
+            waiting = threading.Thread(
+                target=lambda: held.append(
+                    call(port, {"op": "login", "appid": "app", "phone": "12015550124", "otp": second})
+                )
+            )
             waiting.start()
             time.sleep(1)  # the login now waits on mesibo
             began = time.monotonic()

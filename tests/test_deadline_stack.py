@@ -91,12 +91,20 @@ def test_a_30_second_store_lock_behind_nginx_burns_no_code_and_leaves_no_token_w
     database_url, path = database
     fake = FakeMesibo(APP_TOKEN, latency_ms=1500)  # the first logins are at mesibo when the lock lands
     backend_port = free_port()
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": database_url, "MESSENGER_SENDER_NAME": "log",
-        "MESSENGER_SERVER_TRUSTED_PROXIES": unit_environment()["MESSENGER_SERVER_TRUSTED_PROXIES"],
-        "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "1000", "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "1000",
-    }, port=backend_port)
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": database_url,
+            "MESSENGER_SENDER_NAME": "log",
+            "MESSENGER_SERVER_TRUSTED_PROXIES": unit_environment()["MESSENGER_SERVER_TRUSTED_PROXIES"],
+            "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "1000",
+            "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "1000",
+        },
+        port=backend_port,
+    )
     nginx = Nginx(tmp_path, backend_port)
     try:
         phones = [f"1201555{n:04d}" for n in range(12)]
@@ -109,8 +117,9 @@ def test_a_30_second_store_lock_behind_nginx_burns_no_code_and_leaves_no_token_w
 
         def prove(n: int) -> tuple[int, dict | None, float]:
             phone = phones[n]
-            return call(nginx.port, {"op": "login", "phone": phone, "appid": APPID, "otp": codes[phone]},
-                        f"127.0.1.{n + 1}")
+            return call(
+                nginx.port, {"op": "login", "phone": phone, "appid": APPID, "otp": codes[phone]}, f"127.0.1.{n + 1}"
+            )
 
         with ThreadPoolExecutor(len(phones)) as pool:
             at_mesibo = [pool.submit(prove, n) for n in range(6)]  # their codes are checked, then the lock lands
@@ -126,9 +135,11 @@ def test_a_30_second_store_lock_behind_nginx_burns_no_code_and_leaves_no_token_w
         minted, revoked = stats.get("useradd", 0), stats.get("userset", 0)
         assert minted - revoked == ok, (stats, [answer for _, answer, _ in answers])
         errors = sorted({answer.get("error", "") for _, answer, _ in answers} - {""})
-        print(f"30 s lock ({database_url.split(':')[0]}): {len(answers)} logins answered in <= "
-              f"{max(took for _, _, took in answers):.1f} s, {ok} OK, errors {errors}; mesibo minted {minted}, "
-              f"revoked {revoked}")
+        print(
+            f"30 s lock ({database_url.split(':')[0]}): {len(answers)} logins answered in <= "
+            f"{max(took for _, _, took in answers):.1f} s, {ok} OK, errors {errors}; mesibo minted {minted}, "
+            f"revoked {revoked}"
+        )
 
         # the lock is gone: every code that did not log in still does, once (none was burned)
         time.sleep(16)  # claims lapse: connect + read timeout + 2 s
@@ -146,18 +157,25 @@ def test_300_logins_held_by_a_trickling_mesibo_each_answer_in_time_and_keep_thei
     """The shipped gunicorn (gevent workers): 300 step-2 logins wait on a mesibo that trickles its
     answer; each gets BADAPP within its deadline (connect + read timeout), others' step 1 and /healthz
     answer meanwhile, and afterwards every one of the 300 codes logs in - once."""
-    from app.codes import Codes
-    from app.settings import OtpSettings
+    from app.codes import Codes, OtpSettings
     from bench import probes
 
     fake = FakeMesibo(APP_TOKEN)
     database = tmp_path / "held.db"
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": f"sqlite:///{database}", "MESSENGER_SENDER_NAME": "log",
-        "MESSENGER_MESIBO_CONNECT_TIMEOUT": "1", "MESSENGER_MESIBO_READ_TIMEOUT": "4",
-        "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "100000", "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "100000",
-    })
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "MESSENGER_SENDER_NAME": "log",
+            "MESSENGER_MESIBO_CONNECT_TIMEOUT": "1",
+            "MESSENGER_MESIBO_READ_TIMEOUT": "4",
+            "MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR": "100000",
+            "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "100000",
+        },
+    )
     try:
         step_1 = {"op": "login", "appid": "held", "phone": "12025550100"}
         assert probes.post(service.port, step_1, timeout=10)[1]["result"] == "OK"  # the schema is there
@@ -166,8 +184,10 @@ def test_300_logins_held_by_a_trickling_mesibo_each_answer_in_time_and_keep_thei
         with sqlite_file(database) as conn:  # right codes for 300 phones, as step 1 leaves them
             conn.executemany(
                 "INSERT OR REPLACE INTO codes (address, appid, digest, expires_at, attempts) VALUES (?, ?, ?, ?, 0)",
-                [(codes.blind(phone), "held", codes.digest(phone, "held", code), int(time.time()) + 600)
-                 for phone in phones],
+                [
+                    (codes.blind(phone), "held", codes.digest(phone, "held", code), int(time.time()) + 600)
+                    for phone in phones
+                ],
             )
         fake.control(fail="trickle")
         # the deadline (connect + read timeout, 5 s), and room for 300 answers written at once on a busy machine
@@ -179,8 +199,9 @@ def test_300_logins_held_by_a_trickling_mesibo_each_answer_in_time_and_keep_thei
         fake.control(fail="none", reset=True)  # each held login gave its code back when it failed
 
         def prove(phone: str) -> dict | None:
-            return probes.post(service.port, {"op": "login", "appid": "held", "phone": phone, "otp": code},
-                               timeout=30)[1]
+            return probes.post(service.port, {"op": "login", "appid": "held", "phone": phone, "otp": code}, timeout=30)[
+                1
+            ]
 
         with ThreadPoolExecutor(32) as pool:
             first = list(pool.map(prove, phones))

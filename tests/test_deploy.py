@@ -38,8 +38,9 @@ def test_the_lock_file_installs_exactly_the_pinned_set(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    done = subprocess.run([*pip, "--require-hashes", "-r", str(root / "requirements.lock")], capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [*pip, "--require-hashes", "-r", str(root / "requirements.lock")], capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     done = subprocess.run([*pip, "--no-deps", str(root)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -48,8 +49,12 @@ def test_the_lock_file_installs_exactly_the_pinned_set(tmp_path):
         for line in (root / "requirements.lock").read_text().splitlines()
         if "==" in line and not line.startswith(" ")
     }
-    frozen = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude", "messenger-backend"],
-                            capture_output=True, text=True, check=True).stdout
+    frozen = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude", "messenger-backend"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     installed = {
         canonical(name): version
         for name, _, version in (line.partition("==") for line in frozen.splitlines())
@@ -57,8 +62,12 @@ def test_the_lock_file_installs_exactly_the_pinned_set(tmp_path):
     }
     assert installed == pinned
     # what the shipped gunicorn configuration needs too (the lock had missed gevent once)
-    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import app, gevent, gunicorn; print('ok')"],
-                           capture_output=True, text=True, cwd=tmp_path)
+    check = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import app, gevent, gunicorn; print('ok')"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert check.stdout.strip() == "ok", check.stderr
 
 
@@ -78,16 +87,32 @@ def test_the_postman_collection_runs_end_to_end_with_newman(tmp_path):
     from tools.processes import FakeMesibo, Service
 
     fake = FakeMesibo(APP_TOKEN)
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/newman.db", "MESSENGER_SENDER_NAME": "log",
-        "MESSENGER_PHONES_TEST_NUMBERS": '{"15550001111": "424242"}',
-    })
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/newman.db",
+            "MESSENGER_SENDER_NAME": "log",
+            "MESSENGER_PHONES_TEST_NUMBERS": '{"15550001111": "424242"}',
+        },
+    )
     collection = str(DEPLOY.parent / "docs" / "messenger-backend.postman_collection.json")
     base = ["--env-var", f"baseUrl=http://127.0.0.1:{service.port}", "--reporters", "cli", "--disable-unicode"]
     try:
-        with_number = [NEWMAN, "run", collection, *base, "--env-var", "phone=15550001111", "--env-var", "otp=424242",
-                       "--env-var", "deleteOtp=424242"]
+        with_number = [
+            NEWMAN,
+            "run",
+            collection,
+            *base,
+            "--env-var",
+            "phone=15550001111",
+            "--env-var",
+            "otp=424242",
+            "--env-var",
+            "deleteOtp=424242",
+        ]
         full = subprocess.run(with_number, capture_output=True, text=True, timeout=120)
         # at once again, as CI runs do: a test number obeys no cooldown (the second run failed)
         again = subprocess.run(with_number, capture_output=True, text=True, timeout=120)
@@ -122,15 +147,20 @@ def test_the_compose_file_names_only_what_the_service_and_the_checkout_have(tmp_
     for name, value in backend["environment"].items():
         if name.endswith("_FILE"):  # the secret the variable names, as a file with a value in it
             secret = tmp_path / Path(value).name
-            secret.write_text({"DATABASE_URL_FILE": "postgresql://messenger:pw-123456@db:5432/messenger"}.get(
-                name, "a-secret-of-thirty-two-characters"))
+            secret.write_text(
+                {"DATABASE_URL_FILE": "postgresql://messenger:pw-123456@db:5432/messenger"}.get(
+                    name, "a-secret-of-thirty-two-characters"
+                )
+            )
             value = str(secret)
         if not name.startswith("GUNICORN_"):
             environ[name] = value
     settings = load(environ)
     assert settings.database_url.endswith("@db:5432/messenger") and settings.server.trusted_proxies == 1
-    assert backend["environment"]["GUNICORN_BIND"] == "127.0.0.1:8000" and "server 127.0.0.1:8000" in (
-        root / "deploy" / "nginx.conf").read_text()
+    assert (
+        backend["environment"]["GUNICORN_BIND"] == "127.0.0.1:8000"
+        and "server 127.0.0.1:8000" in (root / "deploy" / "nginx.conf").read_text()
+    )
     for volume in compose["services"]["nginx"]["volumes"]:
         source = volume.split(":")[0]
         assert source == "./certs" or (root / source).exists(), volume

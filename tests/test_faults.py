@@ -252,8 +252,10 @@ def test_postgresql_stopped_and_started_under_load(make_app, cluster, capsys):
     recovered = min((s + took for s, took, e in answers if s > up_at and e == "OK"), default=None)
     assert recovered is not None and recovered - up_at < 10
     with capsys.disabled():
-        print(f"\nPostgreSQL down: slowest answer {max(during):.2f} s over {len(during)} logins; "
-              f"first login after it returned: {recovered - up_at:.2f} s")
+        print(
+            f"\nPostgreSQL down: slowest answer {max(during):.2f} s over {len(during)} logins; "
+            f"first login after it returned: {recovered - up_at:.2f} s"
+        )
 
 
 def test_workers_keep_serving_without_metrics_when_their_folder_is_full(tmp_path, small_disk, fake_mesibo):

@@ -80,8 +80,7 @@ def test_send_cap_holds_across_four_workers(start_service):
         workers=4, MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS="0", MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR="1000"
     )
     answers = together(
-        50,
-        lambda: requests.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=30).json()
+        50, lambda: requests.post(service.url, json={"op": "login", "phone": PHONE, "appid": "a"}, timeout=30).json()
     )
     assert len(answers) == 50
     assert sum(a["result"] == "OK" for a in answers) == 5
@@ -272,10 +271,13 @@ def test_json_logs_are_json_on_every_line_gunicorns_included(start_service):
     assert access[0]["http"]["request"]["method"] == "POST" and access[0]["http"]["response"]["status_code"] == 200
 
 
-@pytest.mark.parametrize("store", [
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.skipif(not postgres_url(), reason="TEST_DATABASE_URL is not set")),
-])
+@pytest.mark.parametrize(
+    "store",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.skipif(not postgres_url(), reason="TEST_DATABASE_URL is not set")),
+    ],
+)
 def test_a_pumping_burst_leaves_other_countries_logging_in(start_service, store):
     """Issue 22, item 1, under the shipped gunicorn (2 workers): 55 addresses pump new numbers in 14
     countries at once while new users in the US log in before, during and after. Each pumped country
@@ -283,21 +285,30 @@ def test_a_pumping_burst_leaves_other_countries_logging_in(start_service, store)
     import phonenumbers
 
     regions = ["GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "SE", "PL", "PT", "IE", "DK"]
-    bases = [phonenumbers.format_number(phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
-                                        phonenumbers.PhoneNumberFormat.E164).lstrip("+")[:-3] for r in regions]
+    bases = [
+        phonenumbers.format_number(
+            phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
+            phonenumbers.PhoneNumberFormat.E164,
+        ).lstrip("+")[:-3]
+        for r in regions
+    ]
     with postgres_schema("pump") if store == "postgres" else contextlib.nullcontext(None) as database:
         service = start_service(
-            MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR="1000", MESSENGER_LIMITS_SENDS_PER_COUNTRY_PER_HOUR="40",
-            MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR="20", MESSENGER_LIMITS_QUARANTINE_PREFIX_DIGITS="0",
-            MESSENGER_SERVER_TRUSTED_PROXIES="1", **({"DATABASE_URL": database} if database else {}),
+            MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR="1000",
+            MESSENGER_LIMITS_SENDS_PER_COUNTRY_PER_HOUR="40",
+            MESSENGER_LIMITS_SENDS_PER_IP_PER_HOUR="20",
+            MESSENGER_LIMITS_QUARANTINE_PREFIX_DIGITS="0",
+            MESSENGER_SERVER_TRUSTED_PROXIES="1",
+            **({"DATABASE_URL": database} if database else {}),
         )
         us = iter(range(10_000))
 
         def us_user() -> bool:
             k = next(us)
             phone, headers = f"1202555{k:04d}", {"X-Forwarded-For": f"198.51.100.{k}"}
-            asked = requests.post(service.url, json={"op": "login", "phone": phone, "appid": "com.example"},
-                                  headers=headers, timeout=10).json()
+            asked = requests.post(
+                service.url, json={"op": "login", "phone": phone, "appid": "com.example"}, headers=headers, timeout=10
+            ).json()
             codes = dict(code_lines(service))
             if asked["result"] != "OK" or phone not in codes:
                 return False
@@ -313,9 +324,12 @@ def test_a_pumping_burst_leaves_other_countries_logging_in(start_service, store)
             with requests.Session() as session:
                 for i in range(20):
                     n = address * 20 + i
-                    answer = session.post(service.url, json={"op": "login", "phone": f"{bases[n % 14]}{n // 14:03d}",
-                                                             "appid": "com.example"},
-                                          headers={"X-Forwarded-For": f"10.9.{address}.1"}, timeout=10).json()
+                    answer = session.post(
+                        service.url,
+                        json={"op": "login", "phone": f"{bases[n % 14]}{n // 14:03d}", "appid": "com.example"},
+                        headers={"X-Forwarded-For": f"10.9.{address}.1"},
+                        timeout=10,
+                    ).json()
                     outcomes.append(answer.get("error", "OK"))
 
         during: list[bool] = []

@@ -22,14 +22,17 @@ def usable_cpus():
     return namespace["usable_cpus"]
 
 
-@pytest.mark.parametrize(("files", "expected"), [
-    ({"cpu.max": "150000 100000\n"}, 2),  # cgroup v2: 1.5 CPUs -> 2 workers
-    ({"cpu.max": "50000 100000\n"}, 1),  # half a CPU -> 1
-    ({"cpu.max": "max 100000\n"}, None),  # no quota: the CPUs it may run on
-    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
-    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
-    ({}, None),  # no cgroup files at all
-])
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # cgroup v2: 1.5 CPUs -> 2 workers
+        ({"cpu.max": "50000 100000\n"}, 1),  # half a CPU -> 1
+        ({"cpu.max": "max 100000\n"}, None),  # no quota: the CPUs it may run on
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files at all
+    ],
+)
 def test_workers_follow_the_containers_cpu_quota(tmp_path, files, expected):
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

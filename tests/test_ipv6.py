@@ -22,7 +22,7 @@ pytestmark = [
 ONE_NET = "2001:db8:1:2"  # an attacker's /64
 OTHER_NET = "2001:db8:1:3"
 
-SCRIPT = r'''
+SCRIPT = r"""
 import http.client, json, re, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[1] + "/tests")
@@ -63,7 +63,7 @@ try:
 finally:
     nginx.stop(); service.stop(); fake.stop()
 print(json.dumps(found))
-'''
+"""
 
 
 def test_one_ipv6_network_is_one_client_for_the_service_and_for_nginx(tmp_path):
@@ -73,7 +73,8 @@ def test_one_ipv6_network_is_one_client_for_the_service_and_for_nginx(tmp_path):
     script.write_text(SCRIPT)
     addresses = " && ".join(
         f"ip -6 addr add {net}::{n:x}/128 dev lo nodad"
-        for net, count in ((ONE_NET, 140), (OTHER_NET, 3)) for n in range(1, count)
+        for net, count in ((ONE_NET, 140), (OTHER_NET, 3))
+        for n in range(1, count)
     )
     inner = f"ip link set lo up && {addresses} && exec {sys.executable} {script} {ROOT} {ONE_NET} {OTHER_NET}"
     run = subprocess.run(["unshare", "-n", "sh", "-c", inner], capture_output=True, text=True, timeout=180)

@@ -113,8 +113,9 @@ def test_a_hundred_wrong_answers_from_all_addresses_lock_the_phone_for_a_day(mak
 
 
 def test_global_cap_on_codes_sent(make_app):
-    app = make_app(**{"limits.global_sends_per_hour": 3, "limits.sends_per_ip_per_hour": 0,
-                      "limits.new_numbers_percent": 100})
+    app = make_app(
+        **{"limits.global_sends_per_hour": 3, "limits.sends_per_ip_per_hour": 0, "limits.new_numbers_percent": 100}
+    )
     client = app.test_client()
     for i in range(3):
         assert ask(client, phone=unique_phone(), ip=f"198.51.100.{i}")["result"] == "OK"
@@ -261,8 +262,9 @@ def test_a_burst_of_new_numbers_leaves_returning_users_their_share_of_the_budget
     limits.new_numbers_percent of the global budget, so the budget is no kill switch for users who
     logged in before (the burst used to refuse everyone for the rest of the hour)."""
     mint_ok(mesibo_api)
-    app = make_app(**{"limits.global_sends_per_hour": 10, "limits.new_numbers_percent": 50,
-                      "limits.sends_per_ip_per_hour": 0})
+    app = make_app(
+        **{"limits.global_sends_per_hour": 10, "limits.new_numbers_percent": 50, "limits.sends_per_ip_per_hour": 0}
+    )
     client, outbox = app.test_client(), services_of(app).sender
     returning = "447911123456"
     assert ask(client, phone=returning)["result"] == "OK"
@@ -278,8 +280,13 @@ def test_a_burst_of_new_numbers_leaves_returning_users_their_share_of_the_budget
 def test_each_calling_code_has_its_own_budget(make_app):
     """A burst to some countries leaves the others' sends alone (sends_per_country_per_hour, and a cap
     of its own for a calling code)."""
-    app = make_app(**{"limits.sends_per_country_per_hour": 2, "limits.country_sends_per_hour": {"44": 3},
-                      "limits.sends_per_ip_per_hour": 0})
+    app = make_app(
+        **{
+            "limits.sends_per_country_per_hour": 2,
+            "limits.country_sends_per_hour": {"44": 3},
+            "limits.sends_per_ip_per_hour": 0,
+        }
+    )
     client = app.test_client()
     us = [ask(client, phone=f"1201555{n:04d}").get("error", "OK") for n in range(3)]
     uk = [ask(client, phone=f"4479111234{n:02d}").get("error", "OK") for n in range(4)]
@@ -287,11 +294,15 @@ def test_each_calling_code_has_its_own_budget(make_app):
     assert ask(client, phone="33612345678")["result"] == "OK"  # France: untouched
 
 
-
 def test_a_prefix_has_its_own_budget(make_app):
     """limits.prefix_sends_per_hour: the longest configured prefix of a number counts (issue 22)."""
-    app = make_app(**{"limits.prefix_sends_per_hour": {"120155": 3, "1201555": 2},
-                      "limits.sends_per_ip_per_hour": 0, "limits.quarantine_prefix_digits": 0})
+    app = make_app(
+        **{
+            "limits.prefix_sends_per_hour": {"120155": 3, "1201555": 2},
+            "limits.sends_per_ip_per_hour": 0,
+            "limits.quarantine_prefix_digits": 0,
+        }
+    )
     client = app.test_client()
     narrow = [ask(client, phone=f"1201555{n:04d}").get("error", "OK") for n in range(3)]
     wider = [ask(client, phone=f"1201556{n:04d}").get("error", "OK") for n in range(4)]
@@ -309,13 +320,24 @@ def test_a_pumping_burst_to_fourteen_countries_leaves_other_countries_logging_in
     import phonenumbers
 
     mint_ok(mesibo_api)
-    app = make_app(**{"limits.global_sends_per_hour": 1000, "limits.sends_per_country_per_hour": 40,
-                      "limits.sends_per_ip_per_hour": 20, "limits.resend_cooldown_seconds": 60,
-                      "limits.quarantine_prefix_digits": 0})
+    app = make_app(
+        **{
+            "limits.global_sends_per_hour": 1000,
+            "limits.sends_per_country_per_hour": 40,
+            "limits.sends_per_ip_per_hour": 20,
+            "limits.resend_cooldown_seconds": 60,
+            "limits.quarantine_prefix_digits": 0,
+        }
+    )
     client, outbox = app.test_client(), services_of(app).sender
     regions = ["GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "SE", "PL", "PT", "IE", "DK"]
-    bases = [phonenumbers.format_number(phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
-                                        phonenumbers.PhoneNumberFormat.E164).lstrip("+")[:-3] for r in regions]
+    bases = [
+        phonenumbers.format_number(
+            phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
+            phonenumbers.PhoneNumberFormat.E164,
+        ).lstrip("+")[:-3]
+        for r in regions
+    ]
     us = iter(range(10_000))
 
     def us_users(count):
@@ -345,7 +367,8 @@ def test_a_pumping_burst_to_fourteen_countries_leaves_other_countries_logging_in
 def test_the_send_variants_are_what_for_send_makes_for_them(country):
     """The flood path derives an allowed and a returning number's rules from a new number's instead of
     building them twice more: they must be the same rules."""
-    from app.limits import Limits, LimitSettings
+    from app.limit_settings import LimitSettings
+    from app.limits import Limits
 
     limits = Limits(LimitSettings(sends_per_country_per_hour=50, prefix_sends_per_hour={"447700": 9}))
     kwargs = {"country": country, "phone": "447700900123" if country else ""}

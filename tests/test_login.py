@@ -295,8 +295,10 @@ def test_a_bad_name_is_refused_before_the_code_is_spent(client, outbox, mesibo_a
 
 def _sqlite_locker(tmp_path, request):
     locker = holder_of(tmp_path / "test.db", request)
-    return {"database.busy_timeout_ms": 200}, lambda: locker.execute("BEGIN EXCLUSIVE"), lambda: locker.execute(
-        "ROLLBACK"
+    return (
+        {"database.busy_timeout_ms": 200},
+        lambda: locker.execute("BEGIN EXCLUSIVE"),
+        lambda: locker.execute("ROLLBACK"),
     )
 
 
@@ -338,8 +340,17 @@ def test_a_code_whose_consume_cannot_be_written_never_logs_in_twice(make_app, me
         return [matchers.json_params_matcher({"op": name}, strict_match=False)]
 
     mesibo_api.add_callback("POST", API_URL, callback=useradd_while_locked, match=op("useradd"))
-    revoked = mesibo_api.add("POST", API_URL, json={"result": True}, match=[matchers.json_params_matcher(
-        {"op": "userset", "user": {"address": PHONE, "token": {"remove": True, "appid": APPID}}}, strict_match=False)])
+    revoked = mesibo_api.add(
+        "POST",
+        API_URL,
+        json={"result": True},
+        match=[
+            matchers.json_params_matcher(
+                {"op": "userset", "user": {"address": PHONE, "token": {"remove": True, "appid": APPID}}},
+                strict_match=False,
+            )
+        ],
+    )
     try:
         first = login(client, otp=code)
     finally:

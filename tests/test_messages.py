@@ -15,8 +15,13 @@ TEMPLATES = {
     "pt": "{code} é o seu código {app_name}.",
     "pt-BR": "Seu código {app_name}: {code}",
 }
-GERMAN, BRAZILIAN, PORTUGUESE, AMERICAN, SWISS = "4915112345678", "5511987654321", "351912345678", "12015550123", \
-    "41791234567"
+GERMAN, BRAZILIAN, PORTUGUESE, AMERICAN, SWISS = (
+    "4915112345678",
+    "5511987654321",
+    "351912345678",
+    "12015550123",
+    "41791234567",
+)
 
 
 @pytest.fixture(name="languages")
@@ -25,19 +30,22 @@ def _languages(make_app):
     return app.test_client(), services_of(app).sender
 
 
-@pytest.mark.parametrize(("phone", "lang", "starts"), [
-    (AMERICAN, "de", "{code} ist Ihr"),  # the field wins over the country
-    (AMERICAN, "de-AT", "{code} ist Ihr"),  # then its base language
-    (AMERICAN, "pt_br", "Seu código"),  # any case, _ or -
-    (AMERICAN, "pt-PT", "{code} é o seu"),
-    (GERMAN, "", "{code} ist Ihr"),  # no field: the phone's country's language
-    (BRAZILIAN, "", "Seu código"),  # its country-specific template first
-    (PORTUGUESE, "", "{code} é o seu"),
-    (SWISS, "", "{code} ist Ihr"),  # German is one of Switzerland's official languages
-    (GERMAN, "xx-unknown", "{code} ist Ihr"),  # an unknown tag: the country's
-    (AMERICAN, "", "{code} is your"),  # nothing fits: the default (sender.template)
-    (AMERICAN, "fr", "{code} is your"),
-])
+@pytest.mark.parametrize(
+    ("phone", "lang", "starts"),
+    [
+        (AMERICAN, "de", "{code} ist Ihr"),  # the field wins over the country
+        (AMERICAN, "de-AT", "{code} ist Ihr"),  # then its base language
+        (AMERICAN, "pt_br", "Seu código"),  # any case, _ or -
+        (AMERICAN, "pt-PT", "{code} é o seu"),
+        (GERMAN, "", "{code} ist Ihr"),  # no field: the phone's country's language
+        (BRAZILIAN, "", "Seu código"),  # its country-specific template first
+        (PORTUGUESE, "", "{code} é o seu"),
+        (SWISS, "", "{code} ist Ihr"),  # German is one of Switzerland's official languages
+        (GERMAN, "xx-unknown", "{code} ist Ihr"),  # an unknown tag: the country's
+        (AMERICAN, "", "{code} is your"),  # nothing fits: the default (sender.template)
+        (AMERICAN, "fr", "{code} is your"),
+    ],
+)
 def test_the_message_is_in_the_users_language(languages, phone, lang, starts):
     client, outbox = languages
     assert login(client, phone=phone, **({"lang": lang} if lang else {}))["result"] == "OK"
@@ -52,8 +60,9 @@ def test_lang_is_never_an_error(languages):
 
 
 def test_the_deletion_code_has_its_own_text_per_language(make_app):
-    app = make_app(**{"messages.templates": TEMPLATES,
-                      "messages.delete_templates": {"de": "{code} löscht Ihr {app_name}-Konto."}})
+    app = make_app(
+        **{"messages.templates": TEMPLATES, "messages.delete_templates": {"de": "{code} löscht Ihr {app_name}-Konto."}}
+    )
     client, outbox = app.test_client(), services_of(app).sender
     assert post(client, {"op": "deleteaccount", "appid": "a", "phone": GERMAN})["result"] == "OK"
     assert outbox.outbox[-1].text.endswith("löscht Ihr Mesibo Messenger-Konto.")
@@ -62,8 +71,13 @@ def test_the_deletion_code_has_its_own_text_per_language(make_app):
 
 
 def test_every_language_ends_with_the_codes_phones_read_by_themselves(make_app):
-    app = make_app(**{"messages.templates": TEMPLATES, "messages.web_otp_domain": "chat.example",
-                      "sender.sms_retriever_hash": "FA+9qCX9VSu"})
+    app = make_app(
+        **{
+            "messages.templates": TEMPLATES,
+            "messages.web_otp_domain": "chat.example",
+            "sender.sms_retriever_hash": "FA+9qCX9VSu",
+        }
+    )
     client, outbox = app.test_client(), services_of(app).sender
     for phone in (GERMAN, AMERICAN):
         login(client, phone=phone)
@@ -72,13 +86,16 @@ def test_every_language_ends_with_the_codes_phones_read_by_themselves(make_app):
         assert lines[-2:] == ["FA+9qCX9VSu", f"@chat.example #{code}"]  # the WebOTP line last
 
 
-@pytest.mark.parametrize(("config", "key"), [
-    ({"messages.templates": {"xx-!!": "{code}"}}, "messages.templates"),
-    ({"messages.templates": {"de": "Ihr Code: {otp}"}}, "messages.templates"),
-    ({"messages.delete_templates": {"de": 42}}, "messages.delete_templates"),
-    ({"messages.default_language": "english"}, "messages.default_language"),
-    ({"messages.web_otp_domain": "https://chat.example/"}, "messages.web_otp_domain"),
-])
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"messages.templates": {"xx-!!": "{code}"}}, "messages.templates"),
+        ({"messages.templates": {"de": "Ihr Code: {otp}"}}, "messages.templates"),
+        ({"messages.delete_templates": {"de": 42}}, "messages.delete_templates"),
+        ({"messages.default_language": "english"}, "messages.default_language"),
+        ({"messages.web_otp_domain": "https://chat.example/"}, "messages.web_otp_domain"),
+    ],
+)
 def test_a_wrong_template_stops_start_up(make_app, config, key):
     with pytest.raises(ConfigError) as caught:
         make_app(**config)

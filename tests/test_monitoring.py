@@ -115,12 +115,20 @@ def test_a_real_prometheus_scraping_the_service_fires_the_alerts_it_is_provoked_
     from tools.processes import FakeMesibo, Service, free_port, stop, wait_for_port
 
     fake, gateway = FakeMesibo(APP_TOKEN), Gateway()
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/prometheus.db", "MESSENGER_SENDER_NAME": "webhook",
-        "MESSENGER_SENDER_WEBHOOK_URL": gateway.url, "MESSENGER_SENDER_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS": "0", "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "1000",
-    })
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/prometheus.db",
+            "MESSENGER_SENDER_NAME": "webhook",
+            "MESSENGER_SENDER_WEBHOOK_URL": gateway.url,
+            "MESSENGER_SENDER_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "MESSENGER_LIMITS_RESEND_COOLDOWN_SECONDS": "0",
+            "MESSENGER_LIMITS_CHECKS_PER_IP_PER_10MIN": "1000",
+        },
+    )
     rules = re.sub(r"for: \d+[smh]", "for: 0s", (MONITORING / "alerts.yml").read_text())
     (tmp_path / "rules.yml").write_text(rules)
     port = free_port()
@@ -133,8 +141,15 @@ scrape_configs:
 """)
     with open(tmp_path / "prometheus.log", "wb") as log:
         prometheus = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={tmp_path}/prometheus.yml", f"--storage.tsdb.path={tmp_path}/tsdb",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+            [
+                PROMETHEUS,
+                f"--config.file={tmp_path}/prometheus.yml",
+                f"--storage.tsdb.path={tmp_path}/tsdb",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     api = f"http://127.0.0.1:{port}/api/v1"
 
     def query(expr: str) -> list:
@@ -163,8 +178,12 @@ scrape_configs:
         while not query('up{job="messenger-backend"} == 1') and time.monotonic() < deadline:
             time.sleep(0.5)
         # before any request: the labelled series are there, at 0, so the first burst shows in rate()
-        for series in ('messenger_codes_sent_total{outcome="error"}', "messenger_mesibo_app_refusals_total",
-                       'messenger_limit_refusals_total{kind="fail-ip"}', "messenger_quarantines_total"):
+        for series in (
+            'messenger_codes_sent_total{outcome="error"}',
+            "messenger_mesibo_app_refusals_total",
+            'messenger_limit_refusals_total{kind="fail-ip"}',
+            "messenger_quarantines_total",
+        ):
             found = query(series)
             assert found and all(float(sample["value"][1]) == 0 for sample in found), (series, found)
         time.sleep(2.5)  # two evaluations after the first scrape: nothing wrong yet, nothing firing
@@ -181,8 +200,12 @@ scrape_configs:
             if n % 5 == 0:
                 post({"op": "login", "phone": phone})
             post({"op": "login", "phone": phone, "otp": f"{n:06d}"})
-        expected = {"MessengerCodesNotDelivered", "MessengerMesiboRefusesAppToken", "MessengerMesiboFailing",
-                    "MessengerLockoutsSpiking"}
+        expected = {
+            "MessengerCodesNotDelivered",
+            "MessengerMesiboRefusesAppToken",
+            "MessengerMesiboFailing",
+            "MessengerLockoutsSpiking",
+        }
         assert firing(expected) >= expected
 
         # every dashboard query is valid PromQL on what was scraped, and finds series

@@ -173,8 +173,18 @@ def test_a_flood_of_slow_connections_from_one_address_leaves_others_logging_in(s
     (nginx with worker_connections 4096, as README, "Behind nginx", asks of the main nginx.conf.)"""
     port, service, fake, _ = stack
     attacker = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "slow_clients.py"), "--port", str(port), "--source", "127.0.0.66",
-         "--connections", "1600", "--seconds", "16"],
+        [
+            sys.executable,
+            str(ROOT / "tools" / "slow_clients.py"),
+            "--port",
+            str(port),
+            "--source",
+            "127.0.0.66",
+            "--connections",
+            "1600",
+            "--seconds",
+            "16",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -202,8 +212,10 @@ def test_a_flood_of_slow_connections_from_one_address_leaves_others_logging_in(s
     tally = json.loads(out)
     assert tally["opened"] >= 1600 and tally["closed"] >= 1600  # nginx kept closing them; they kept coming
     with capsys.disabled():
-        print(f"\nslow flood: {tally}; other clients' step 1 + step 2 + readyz took "
-              f"{', '.join(f'{t:.2f}' for t in timings)} s")
+        print(
+            f"\nslow flood: {tally}; other clients' step 1 + step 2 + readyz took "
+            f"{', '.join(f'{t:.2f}' for t in timings)} s"
+        )
 
 
 def test_nginx_answers_carry_the_services_cors_headers_when_it_is_down(stack):
@@ -223,8 +235,11 @@ def test_nginx_answers_carry_the_services_cors_headers_when_it_is_down(stack):
 def test_nginx_honours_a_list_of_origins(tmp_path):
     """With the map filled in as its comment says, nginx reflects an allowed origin and no other."""
     backend = free_port()  # nothing listens: every API answer is nginx's own
-    nginx = Nginx(tmp_path, backend, site_edit=lambda text: text.replace(
-        'default "*";', 'default "";\n    "https://web.example.org" $http_origin;'))
+    nginx = Nginx(
+        tmp_path,
+        backend,
+        site_edit=lambda text: text.replace('default "*";', 'default "";\n    "https://web.example.org" $http_origin;'),
+    )
     try:
         _, allowed, _ = call(nginx.port, {"op": "logout"}, headers={"Origin": "https://web.example.org"})
         _, other, _ = call(nginx.port, {"op": "logout"}, headers={"Origin": "https://evil.example"})
@@ -249,8 +264,10 @@ def test_tls_is_mozillas_intermediate_profile(tmp_path):
         context.minimum_version, context.maximum_version = version, maximum
         if ciphers:
             context.set_ciphers(ciphers)
-        with socket.create_connection(("127.0.0.1", nginx.port), timeout=5) as raw, \
-                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        with (
+            socket.create_connection(("127.0.0.1", nginx.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
             tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             head = tls.recv(4096).decode("latin-1")
             return tls.cipher()[0], tls.session is not None and tls.session.has_ticket, head
@@ -277,21 +294,31 @@ def test_delivery_receipts_have_a_budget_of_their_own(tmp_path):
 
     fake = FakeMesibo(APP_TOKEN)
     backend_port = free_port()
-    service = Service(tmp_path, {
-        "MESIBO_APP_TOKEN": APP_TOKEN, "MESIBO_API_URL": fake.url, "OTP_SECRET": OTP_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/receipts.db", "MESSENGER_SENDER_NAME": "webhook",
-        "MESSENGER_SENDER_WEBHOOK_URL": "https://gateway.example/sms",
-        "MESSENGER_SENDER_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "MESSENGER_SERVER_TRUSTED_PROXIES": unit_environment()["MESSENGER_SERVER_TRUSTED_PROXIES"],
-    }, port=backend_port)
+    service = Service(
+        tmp_path,
+        {
+            "MESIBO_APP_TOKEN": APP_TOKEN,
+            "MESIBO_API_URL": fake.url,
+            "OTP_SECRET": OTP_SECRET,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/receipts.db",
+            "MESSENGER_SENDER_NAME": "webhook",
+            "MESSENGER_SENDER_WEBHOOK_URL": "https://gateway.example/sms",
+            "MESSENGER_SENDER_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "MESSENGER_SERVER_TRUSTED_PROXIES": unit_environment()["MESSENGER_SERVER_TRUSTED_PROXIES"],
+        },
+        port=backend_port,
+    )
     nginx = Nginx(tmp_path, backend_port)
     try:
         key, statuses = signing_key(WEBHOOK_SECRET), []
         for n in range(150):
             body = json.dumps({"message_id": f"msg_{n}", "status": "delivered"}).encode()
             stamp = int(time.time())
-            headers = {"webhook-id": f"rcpt_{n}", "webhook-timestamp": str(stamp),
-                       "webhook-signature": sign(key, f"rcpt_{n}", stamp, body)}
+            headers = {
+                "webhook-id": f"rcpt_{n}",
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": sign(key, f"rcpt_{n}", stamp, body),
+            }
             statuses.append(call(nginx.port, body, path="/receipts/webhook", headers=headers, source="127.0.0.9")[0])
         assert statuses == [204] * 150
         api = [json.loads(call(nginx.port, {"op": "nothing"}, source="127.0.0.9")[2]) for _ in range(150)]

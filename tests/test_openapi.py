@@ -122,5 +122,12 @@ def test_the_postman_collection_requests_are_answered(client, outbox):
     # login step 1, a made-up code, logout, deletion step 1 in step 1's cooldown, a made-up deletion
     # code, WhatsApp and voice (not offered by default), the tutorial's step 1 in the cooldown
     assert [(r["op"], r.get("error")) for r in results] == [
-        ("login", None), ("login", "BADCODE"), ("logout", None), ("deleteaccount", "RATELIMIT"),
-        ("deleteaccount", "BADCODE"), ("login", "BADCHANNEL"), ("login", "BADCHANNEL"), ("login", "RATELIMIT")]
+        ("login", None),
+        ("login", "BADCODE"),
+        ("logout", None),
+        ("deleteaccount", "RATELIMIT"),
+        ("deleteaccount", "BADCODE"),
+        ("login", "BADCHANNEL"),
+        ("login", "BADCHANNEL"),
+        ("login", "RATELIMIT"),
+    ]

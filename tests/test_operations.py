@@ -62,12 +62,14 @@ def test_every_watched_series_exists_from_the_first_scrape(client):
     """Before any event: a series that appeared only with its first event was invisible to rate()
     for that first burst (an alert could not fire on it) and panels read "No data"."""
     text = client.get("/metrics").get_data(as_text=True)
-    for series in ('messenger_limit_refusals_total{kind="send-all"} 0.0',
-                   'messenger_limit_refusals_total{kind="fail"} 0.0',
-                   'messenger_mesibo_failures_total{op="useradd"} 0.0',
-                   'messenger_mesibo_app_refusals_total{op="useradd"} 0.0',
-                   'messenger_codes_sent_total{outcome="error",sender="memory"} 0.0',
-                   'messenger_readiness_checks_total{result="unready"} 0.0'):
+    for series in (
+        'messenger_limit_refusals_total{kind="send-all"} 0.0',
+        'messenger_limit_refusals_total{kind="fail"} 0.0',
+        'messenger_mesibo_failures_total{op="useradd"} 0.0',
+        'messenger_mesibo_app_refusals_total{op="useradd"} 0.0',
+        'messenger_codes_sent_total{outcome="error",sender="memory"} 0.0',
+        'messenger_readiness_checks_total{result="unready"} 0.0',
+    ):
         assert series in text, series
 
 
@@ -75,8 +77,10 @@ def test_mesibo_refusing_the_app_token_is_counted_for_its_alert(client, outbox, 
     """AUTHFAIL is an answer, not a failed call: it was counted nowhere, so no alert could say
     'mesibo refuses the app token' - the worst mesibo fault."""
     mesibo_api.post(API_URL, json={"result": False, "error": "AUTHFAIL"})
-    assert post(client, {"op": "login", "phone": PHONE, "appid": APPID, "otp": ask_code(client, outbox)})[
-        "error"] == "BADAPP"
+    assert (
+        post(client, {"op": "login", "phone": PHONE, "appid": APPID, "otp": ask_code(client, outbox)})["error"]
+        == "BADAPP"
+    )
     text = client.get("/metrics").get_data(as_text=True)
     assert 'messenger_mesibo_app_refusals_total{op="useradd"} 1.0' in text
 

@@ -78,8 +78,14 @@ def _trickler():
 def test_a_trickling_directory_costs_an_ldap_login_at_most_its_timeout(make_app, trickler):
     # an LDAP message (a BER sequence) that says it is 4 KiB long, then arrives a byte at a time
     directory = trickler(b"\x30\x82\x10\x00\x02\x01\x01")
-    app = make_app(**{"auth.method": "ldap", "auth.ldap.url": f"ldap://127.0.0.1:{directory.port}",
-                      "auth.ldap.user_dn_template": "uid={user},dc=example,dc=org", "auth.ldap.timeout": 1.0})
+    app = make_app(
+        **{
+            "auth.method": "ldap",
+            "auth.ldap.url": f"ldap://127.0.0.1:{directory.port}",
+            "auth.ldap.user_dn_template": "uid={user},dc=example,dc=org",
+            "auth.ldap.timeout": 1.0,
+        }
+    )
     started = time.monotonic()
     answer = post(app.test_client(), {"op": "login", "appid": APPID, "user": "ann", "password": "pw"})
     took = time.monotonic() - started
@@ -94,9 +100,16 @@ def test_a_trickling_directory_costs_an_ldap_login_at_most_its_timeout(make_app,
 
 def test_a_trickling_mail_server_costs_a_send_at_most_its_timeout(make_app, trickler):
     server = trickler(b"220")  # a greeting line that never ends
-    app = make_app(**{"sender.name": "smtp", "sender.smtp.host": "127.0.0.1", "sender.smtp.port": server.port,
-                      "sender.smtp.security": "none", "sender.smtp.from_address": "codes@example.org",
-                      "sender.timeout": 1.0})
+    app = make_app(
+        **{
+            "sender.name": "smtp",
+            "sender.smtp.host": "127.0.0.1",
+            "sender.smtp.port": server.port,
+            "sender.smtp.security": "none",
+            "sender.smtp.from_address": "codes@example.org",
+            "sender.timeout": 1.0,
+        }
+    )
     sender = services_of(app).sender
     started = time.monotonic()
     with pytest.raises(SendError) as failure:
@@ -112,7 +125,7 @@ def test_a_trickling_mail_server_costs_a_send_at_most_its_timeout(make_app, tric
 
 # -- a resolver that never answers -----------------------------------------------------------------
 
-NO_DNS_SCRIPT = r'''
+NO_DNS_SCRIPT = r"""
 import json, socket, sys, threading, time
 if sys.argv[1] == "gevent":
     from gevent import monkey
@@ -171,7 +184,7 @@ except SendError as exc:
     error = exc.provider_code
 found["smtp"] = {"seconds": time.monotonic() - started, "error": error}
 print(json.dumps(found))
-'''
+"""
 
 # what each case answers, and the most it may take: its timeouts, with room for a busy machine
 NO_DNS_EXPECTED = {
@@ -199,13 +212,17 @@ def test_a_resolver_that_never_answers_costs_each_call_at_most_its_deadline(tmp_
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n")
     script = tmp_path / "no_dns.py"
     script.write_text(NO_DNS_SCRIPT)
-    inner = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
-             f"exec {sys.executable} {script} {model} {ROOT} {tmp_path}")
+    inner = (
+        f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
+        f"exec {sys.executable} {script} {model} {ROOT} {tmp_path}"
+    )
     run = subprocess.run(["unshare", "-m", "-n", "sh", "-c", inner], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     found = json.loads(run.stdout.strip().splitlines()[-1])
-    print(f"no DNS answer ({model}): " + ", ".join(f"{name} {case['error']} in {case['seconds']:.2f} s"
-                                                    for name, case in found.items()))
+    print(
+        f"no DNS answer ({model}): "
+        + ", ".join(f"{name} {case['error']} in {case['seconds']:.2f} s" for name, case in found.items())
+    )
     for name, (error, seconds) in NO_DNS_EXPECTED.items():
         assert found[name]["error"] == error, (name, found[name])
         assert found[name]["seconds"] < seconds + 0.7, (name, found[name], textwrap.shorten(run.stderr, 2000))

@@ -20,16 +20,28 @@ from helpers import APP_TOKEN, OTP_SECRET
 from tools.processes import free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ["gunicorn.conf.py", "nginx.conf", "messenger-backend.service", "messenger-purge.service",
-           "messenger-purge.timer", "config.example.toml", "monitoring/alerts.yml", "monitoring/alerts.test.yml",
-           "monitoring/grafana-dashboard.json"]
+SHIPPED = [
+    "gunicorn.conf.py",
+    "nginx.conf",
+    "messenger-backend.service",
+    "messenger-purge.service",
+    "messenger-purge.timer",
+    "config.example.toml",
+    "monitoring/alerts.yml",
+    "monitoring/alerts.test.yml",
+    "monitoring/grafana-dashboard.json",
+]
 
 
 @pytest.fixture(name="wheel", scope="module")
 def _wheel(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder), str(ROOT)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     return next(folder.glob("*.whl"))
 
@@ -52,11 +64,21 @@ def _installed(wheel, tmp_path_factory):
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    packages = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                   check=True, capture_output=True, text=True).stdout.strip())
+    packages = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (packages / "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return venv, packages
 
@@ -71,32 +93,53 @@ def test_the_installed_command_serves_and_writes_the_deployment_files_out(instal
     before = files_under(packages / "app")
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_",
-                                                                    "DATABASE_URL", "PYTHONPATH"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_", "DATABASE_URL", "PYTHONPATH"))
+    }
     # the deployment files, as an operator with no checkout gets them
-    written = subprocess.run([str(command), "deploy-files", str(tmp_path / "deploy")], cwd=work, env=env,
-                             capture_output=True, text=True, timeout=60)
+    written = subprocess.run(
+        [str(command), "deploy-files", str(tmp_path / "deploy")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert written.returncode == 0, written.stderr
     assert sorted(files_under(tmp_path / "deploy") - {"monitoring"}) == sorted(SHIPPED)
     assert (tmp_path / "deploy" / "nginx.conf").read_text() == (ROOT / "deploy" / "nginx.conf").read_text()
-    again = subprocess.run([str(command), "deploy-files", str(tmp_path / "deploy")], cwd=work, env=env,
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [str(command), "deploy-files", str(tmp_path / "deploy")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode != 0 and "--force" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     # a support command, run from the wheel
-    migrated = subprocess.run([str(command), "migrate"], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=60)
+    migrated = subprocess.run([str(command), "migrate"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert migrated.returncode == 0, migrated.stderr
     # serve: gunicorn with the configuration the wheel carries, answering a login
     port, log_path = free_port(), tmp_path / "serve.log"
     with open(log_path, "wb") as log_file:
-        server = subprocess.Popen([str(command), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"], cwd=work,
-                                  env={**env, "MESIBO_APP_TOKEN": APP_TOKEN, "OTP_SECRET": OTP_SECRET},
-                                  stdout=log_file, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [str(command), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            cwd=work,
+            env={**env, "MESIBO_APP_TOKEN": APP_TOKEN, "OTP_SECRET": OTP_SECRET},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_port(port, server)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/", method="POST",
-                                         data=b'{"op":"login","phone":"18005551234","appid":"com.example"}',
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/",
+            method="POST",
+            data=b'{"op":"login","phone":"18005551234","appid":"com.example"}',
+            headers={"Content-Type": "application/json"},
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -116,7 +159,8 @@ def test_the_installed_command_serves_and_writes_the_deployment_files_out(instal
 
 def test_the_reference_generator_refuses_to_write_into_an_install(installed, tmp_path):
     venv, _ = installed
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "app.reference"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "app.reference"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0 and "this is an install" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -30,10 +30,17 @@ NOW = FakeClock().now  # the service's clock in these tests (not the machine's)
 def verdict(phone: str = PHONE, **changes) -> dict:
     """A verdict as Google decodes a standard request's token (tokenPayloadExternal), made at NOW."""
     payload = {
-        "requestDetails": {"requestPackageName": PACKAGE, "requestHash": request_hash(phone),
-                           "timestampMillis": str(int(NOW * 1000))},
-        "appIntegrity": {"appRecognitionVerdict": "PLAY_RECOGNIZED", "packageName": PACKAGE,
-                         "certificateSha256Digest": ["6a6a1474b5cbbb2b1aa57e0bc3"], "versionCode": "42"},
+        "requestDetails": {
+            "requestPackageName": PACKAGE,
+            "requestHash": request_hash(phone),
+            "timestampMillis": str(int(NOW * 1000)),
+        },
+        "appIntegrity": {
+            "appRecognitionVerdict": "PLAY_RECOGNIZED",
+            "packageName": PACKAGE,
+            "certificateSha256Digest": ["6a6a1474b5cbbb2b1aa57e0bc3"],
+            "versionCode": "42",
+        },
         "deviceIntegrity": {"deviceRecognitionVerdict": ["MEETS_DEVICE_INTEGRITY"]},
         "accountDetails": {"appLicensingVerdict": "LICENSED"},
     }
@@ -77,8 +84,9 @@ class Google:
     def token(self, form: dict[str, str]) -> tuple[int, dict]:
         self.token_calls += 1
         try:
-            claims = jwt.decode(form.get("assertion", ""), self.public_key, algorithms=["RS256"],
-                                audience=f"{self.base}/token")
+            claims = jwt.decode(
+                form.get("assertion", ""), self.public_key, algorithms=["RS256"], audience=f"{self.base}/token"
+            )
         except jwt.PyJWTError:
             return 400, {"error": "invalid_grant"}
         grant = form.get("grant_type")
@@ -108,10 +116,17 @@ class Google:
 def _google(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     stand_in = Google(key.public_key(), {})
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    account = {"type": "service_account", "project_id": "chat", "private_key_id": "k1", "private_key": pem,
-               "client_email": "integrity@chat.iam.gserviceaccount.com", "token_uri": f"{stand_in.base}/token"}
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    account = {
+        "type": "service_account",
+        "project_id": "chat",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "integrity@chat.iam.gserviceaccount.com",
+        "token_uri": f"{stand_in.base}/token",
+    }
     (tmp_path / "account.json").write_text(json.dumps(account))
     stand_in.account_file = str(tmp_path / "account.json")
     yield stand_in
@@ -121,10 +136,16 @@ def _google(tmp_path):
 @pytest.fixture(name="gated")
 def _gated(make_app, google):
     def make(**extra):
-        return make_app(**{"attestation.provider": "play_integrity", "attestation.package_name": PACKAGE,
-                           "attestation.service_account_file": google.account_file,
-                           "attestation.verify_url": f"{google.base}/v1/{PACKAGE}:decodeIntegrityToken",
-                           "attestation.timeout": 1.0, **extra})
+        return make_app(
+            **{
+                "attestation.provider": "play_integrity",
+                "attestation.package_name": PACKAGE,
+                "attestation.service_account_file": google.account_file,
+                "attestation.verify_url": f"{google.base}/v1/{PACKAGE}:decodeIntegrityToken",
+                "attestation.timeout": 1.0,
+                **extra,
+            }
+        )
 
     return make
 
@@ -141,16 +162,19 @@ def test_a_genuine_app_on_a_genuine_device_gets_its_code(gated, google):
     assert google.token_calls == 1  # the access token is kept for the next requests
 
 
-@pytest.mark.parametrize(("token", "made"), [
-    ("other-app", verdict(requestDetails__requestPackageName="com.evil.clone")),
-    ("other-phone", verdict(phone="18005559999")),  # fetched for another number: not spent on this one
-    ("stale", verdict(requestDetails__timestampMillis=str(int((NOW - 3600) * 1000)))),
-    ("sideloaded", verdict(appIntegrity__appRecognitionVerdict="UNRECOGNIZED_VERSION")),
-    ("emulator", verdict(deviceIntegrity__deviceRecognitionVerdict=["MEETS_VIRTUAL_INTEGRITY"])),
-    ("no-device", verdict(deviceIntegrity__deviceRecognitionVerdict=[])),
-    ("undecodable", None),
-    ("broken", None),
-])
+@pytest.mark.parametrize(
+    ("token", "made"),
+    [
+        ("other-app", verdict(requestDetails__requestPackageName="com.evil.clone")),
+        ("other-phone", verdict(phone="18005559999")),  # fetched for another number: not spent on this one
+        ("stale", verdict(requestDetails__timestampMillis=str(int((NOW - 3600) * 1000)))),
+        ("sideloaded", verdict(appIntegrity__appRecognitionVerdict="UNRECOGNIZED_VERSION")),
+        ("emulator", verdict(deviceIntegrity__deviceRecognitionVerdict=["MEETS_VIRTUAL_INTEGRITY"])),
+        ("no-device", verdict(deviceIntegrity__deviceRecognitionVerdict=[])),
+        ("undecodable", None),
+        ("broken", None),
+    ],
+)
 def test_a_verdict_that_does_not_vouch_for_this_request_sends_nothing(gated, google, token, made):
     if made is not None:
         google.verdicts[token] = made
@@ -175,8 +199,9 @@ def test_a_service_account_google_refuses_refuses_the_code(gated, google, tmp_pa
     google.verdicts["good"] = verdict()
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     account = json.loads(Path(google.account_file).read_text())
-    account["private_key"] = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption()).decode()
+    account["private_key"] = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     (tmp_path / "other.json").write_text(json.dumps(account))
     app = gated(**{"attestation.service_account_file": str(tmp_path / "other.json")})
     answer = login(app.test_client(), attestation="good")
@@ -191,11 +216,14 @@ def test_deleting_the_account_is_gated_too(gated, google):
     assert post(client, {**body, "attestation": "good"})["result"] == "OK"
 
 
-@pytest.mark.parametrize(("extra", "key"), [
-    ({"attestation.package_name": ""}, "attestation.package_name"),
-    ({"attestation.service_account_file": ""}, "attestation.service_account_file"),
-    ({"attestation.service_account_file": "/nonexistent/account.json"}, "attestation.service_account_file"),
-])
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"attestation.package_name": ""}, "attestation.package_name"),
+        ({"attestation.service_account_file": ""}, "attestation.service_account_file"),
+        ({"attestation.service_account_file": "/nonexistent/account.json"}, "attestation.service_account_file"),
+    ],
+)
 def test_a_play_integrity_gate_without_what_it_needs_stops_start_up(gated, extra, key):
     with pytest.raises(ConfigError, match=key):
         gated(**extra)

@@ -36,16 +36,26 @@ TWILIO = {**TWILIO_SENDER, "sender.twilio.status_callback_url": CALLBACK}
 
 def test_the_signature_is_twilios_own_example():
     """The example of Twilio's security documentation, computed independently by Twilio."""
-    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
-              "From": "+12349013030", "To": "+18005551212"}
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    }
     assert twilio_signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", params) == (
-        "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+        "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    )
 
 
 def twilio_receipt(client, form, token=TWILIO_TOKEN, url=CALLBACK):
     signature = twilio_signature(token, url, form)
-    return client.post("/receipts/twilio", data=urllib.parse.urlencode(form),
-                       content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": signature})
+    return client.post(
+        "/receipts/twilio",
+        data=urllib.parse.urlencode(form),
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": signature},
+    )
 
 
 @pytest.fixture(name="twilio_app")
@@ -67,7 +77,9 @@ def test_a_twilio_receipt_is_recorded_for_whom_the_code_went_to(twilio_app):
     assert twilio_receipt(client, final).status_code == 204
     events = services.store.events(subject=services.auditor.subject(PHONE))
     assert [(e.event, e.detail) for e in events][:2] == [
-        ("undelivered", "twilio 30003"), ("sent", "twilio SM0123456789")]
+        ("undelivered", "twilio 30003"),
+        ("sent", "twilio SM0123456789"),
+    ]
     shown = twilio_app.test_cli_runner().invoke(args=["status", PHONE]).output
     assert "undelivered  twilio 30003" in shown
     metrics = client.get("/metrics").data.decode()
@@ -84,8 +96,11 @@ def test_a_receipt_from_anyone_else_is_refused(twilio_app, forgery):
         signature = twilio_signature(TWILIO_TOKEN, CALLBACK, {**form, "MessageStatus": "failed"})
         answer = client.post("/receipts/twilio", data=form, headers={"X-Twilio-Signature": signature})
     else:
-        answer = twilio_receipt(client, form, **({"token": "guess"} if forgery == "another token" else
-                                                 {"url": "https://evil.example/receipts/twilio"}))
+        answer = twilio_receipt(
+            client,
+            form,
+            **({"token": "guess"} if forgery == "another token" else {"url": "https://evil.example/receipts/twilio"}),
+        )
     assert answer.status_code == 403 and answer.get_json()["error"] == "Forbidden"
     assert services.store.events(event="delivered") == []
 
@@ -102,8 +117,13 @@ def test_the_webhook_senders_receipts_are_signed_as_its_webhooks(make_app, clock
     from standardwebhooks.webhooks import Webhook
 
     responses.post("https://hooks.example.org/sms", status=204)
-    app = make_app(**{"sender.name": "webhook", "sender.webhook.url": "https://hooks.example.org/sms",
-                      "sender.webhook.secret": WEBHOOK_SECRET})
+    app = make_app(
+        **{
+            "sender.name": "webhook",
+            "sender.webhook.url": "https://hooks.example.org/sms",
+            "sender.webhook.secret": WEBHOOK_SECRET,
+        }
+    )
     client, services = app.test_client(), services_of(app)
     assert login(client)["result"] == "OK"
     message_id = responses.calls[0].request.headers["webhook-id"]
@@ -118,8 +138,10 @@ def test_the_webhook_senders_receipts_are_signed_as_its_webhooks(make_app, clock
     stale = {**headers, "webhook-timestamp": str(int(now.timestamp()) - 3600)}
     stale["webhook-signature"] = Webhook(WEBHOOK_SECRET).sign("rcpt_1", now - dt.timedelta(hours=1), body)
     assert client.post("/receipts/webhook", data=body, headers=stale).status_code == 403
-    forged = {**headers, "webhook-signature": Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).sign(
-        "rcpt_1", now, body)}
+    forged = {
+        **headers,
+        "webhook-signature": Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).sign("rcpt_1", now, body),
+    }
     assert client.post("/receipts/webhook", data=body, headers=forged).status_code == 403
     assert len(services.store.events(event="delivered")) == 1
 
@@ -140,11 +162,14 @@ VONAGE = {
 }
 
 
-@pytest.mark.parametrize(("method", "expected"), [
-    ("md5hash", "6af838ef94998832dbfc29020b564830"),
-    ("sha1", "3e19a4e6880fdc2c1426bfd0587c98b9532f0210"),
-    ("sha256", "a321e824b9b816be7c3f28859a31749a098713d39f613c80d455bbaffae1cd24"),
-])
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("md5hash", "6af838ef94998832dbfc29020b564830"),
+        ("sha1", "3e19a4e6880fdc2c1426bfd0587c98b9532f0210"),
+        ("sha256", "a321e824b9b816be7c3f28859a31749a098713d39f613c80d455bbaffae1cd24"),
+    ],
+)
 def test_the_signature_is_vonages_own_example(method, expected):
     """The vectors of Vonage's own client library's tests, computed by Vonage's code."""
     assert vonage_signature("secret", method, {"a": "1", "b": "2", "timestamp": "1461605396"}) == expected
@@ -162,10 +187,20 @@ def vonage_sent(mock: responses.RequestsMock) -> None:
 
 def dlr(message_id: str, status: str, to: str, now: int, *, secret: str = VONAGE_SECRET, **changes) -> dict:
     """A delivery receipt as Vonage's SMS API posts it, signed as Vonage signs."""
-    fields = {"msisdn": to, "to": "Chat", "network-code": "310260", "messageId": message_id, "price": "0.00750000",
-              "status": status, "scts": "2612071200", "err-code": "0" if status == "delivered" else "1",
-              "api-key": "vonage-key", "message-timestamp": "2026-12-07 12:00:00", "timestamp": str(now),
-              "nonce": "a1b2c3"}
+    fields = {
+        "msisdn": to,
+        "to": "Chat",
+        "network-code": "310260",
+        "messageId": message_id,
+        "price": "0.00750000",
+        "status": status,
+        "scts": "2612071200",
+        "err-code": "0" if status == "delivered" else "1",
+        "api-key": "vonage-key",
+        "message-timestamp": "2026-12-07 12:00:00",
+        "timestamp": str(now),
+        "nonce": "a1b2c3",
+    }
     fields["sig"] = vonage_signature(secret, "sha256", fields)
     return {**fields, **changes}
 
@@ -233,14 +268,20 @@ def test_vonage_receipts_need_a_signature_secret(make_app):
 
 # -- receipts feed the automatic quarantine -------------------------------------------------------
 
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_undelivered_messages_quarantine_their_prefix(make_app, clock, engine):
     """A prefix whose messages mostly never arrive is quarantined by the receipts that say so (its
     proved share alone would not); a receipt naming another number than the message went to counts
     for nothing."""
-    config = {**VONAGE, "limits.sends_per_ip_per_hour": 0, "limits.global_sends_per_hour": 0,
-              "limits.quarantine_min_sends": 4, "limits.quarantine_min_proved_percent": 10,
-              "limits.quarantine_max_undelivered_percent": 50}
+    config = {
+        **VONAGE,
+        "limits.sends_per_ip_per_hour": 0,
+        "limits.global_sends_per_hour": 0,
+        "limits.quarantine_min_sends": 4,
+        "limits.quarantine_min_proved_percent": 10,
+        "limits.quarantine_max_undelivered_percent": 50,
+    }
     with engine_config(engine, "undelivered") as store, responses.RequestsMock() as mock:
         vonage_sent(mock)
         mint_ok(mock)

@@ -331,9 +331,13 @@ def test_every_file_the_sqlite_store_makes_is_the_owners_alone(tmp_path):
     finally:
         os.umask(old)
     made = sorted((tmp_path / "new").iterdir())
-    assert {path.name for path in made} >= {"messenger.db", "messenger.db-wal", "messenger.db-shm",
-                                            "messenger.db.lock", "messenger.db.generation"}
-    assert {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in made} == {
-        path.name: "0o600" for path in made}
+    assert {path.name for path in made} >= {
+        "messenger.db",
+        "messenger.db-wal",
+        "messenger.db-shm",
+        "messenger.db.lock",
+        "messenger.db.generation",
+    }
+    assert {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in made} == {path.name: "0o600" for path in made}
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     store.close()

@@ -55,8 +55,13 @@ class StandIn:
         named = any(row["address"] == address for row in self.tokens) or any(
             address in json.dumps(request) for request in self.received if request.get("op") != "userdel"
         )
-        return {"address": address, "tokens": len(tokens), "appids": sorted(set(tokens)),
-                "code": address in self.codes, "named_in_stats": named}
+        return {
+            "address": address,
+            "tokens": len(tokens),
+            "appids": sorted(set(tokens)),
+            "code": address in self.codes,
+            "named_in_stats": named,
+        }
 
     def forget_user(self, address: str, appid: str = "") -> int:
         gone = [token for token, (owner, app) in self.live.items() if owner == address and appid in ("", app)]
@@ -92,8 +97,14 @@ class StandIn:
         """Answer one mesibo API request; returns (HTTP status, body)."""
         op = str(request.get("op", ""))
         self.counts[op or "none"] += 1
-        self.received.append({key: value for key, value in request.items() if key != "token"} | {
-            "app_token_sent": request.get("token") == self.app_token if self.app_token else bool(request.get("token"))})
+        self.received.append(
+            {key: value for key, value in request.items() if key != "token"}
+            | {
+                "app_token_sent": request.get("token") == self.app_token
+                if self.app_token
+                else bool(request.get("token"))
+            }
+        )
         if self.fail == "http500":
             return 500, b"<html>Internal Server Error</html>"
         if self.fail == "garbage":

@@ -290,8 +290,9 @@ class PostgresCluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "log"), "-w",
-                  "start")
+        self._run(
+            "pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
@@ -316,24 +317,39 @@ def throwaway_ca(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Pat
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "messenger-backend test CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        # Python 3.13 checks certificates strictly (VERIFY_X509_STRICT): key usage and key identifiers,
+        # as every real CA's certificates have them
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     cert = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
@@ -349,8 +365,9 @@ class Slapd:
         self.ca, cert, key = throwaway_ca(self.folder)
         self.port, self.tls_port = free_port(), free_port()
         self.url, self.tls_url = f"ldap://127.0.0.1:{self.port}", f"ldaps://127.0.0.1:{self.tls_port}"
-        schema = "\n".join(f"include /etc/ldap/schema/{name}.schema" for name in ("core", "cosine", "inetorgperson",
-                                                                                    "nis"))
+        schema = "\n".join(
+            f"include /etc/ldap/schema/{name}.schema" for name in ("core", "cosine", "inetorgperson", "nis")
+        )
         config = self.folder / "slapd.conf"
         config.write_text(f"""{schema}
 modulepath /usr/lib/ldap
@@ -371,13 +388,18 @@ access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 """)
         (self.folder / "data.ldif").write_text(ldif)
-        subprocess.run(["/usr/sbin/slapadd", "-f", str(config), "-l", str(self.folder / "data.ldif")],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["/usr/sbin/slapadd", "-f", str(config), "-l", str(self.folder / "data.ldif")],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         self._log = open(self.folder / "slapd.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             # -d 256: its statistics (one line per operation: BIND dn=..., RESULT err=...) into the log
             ["/usr/sbin/slapd", "-f", str(config), "-h", f"{self.url} {self.tls_url}", "-d", "256"],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.process)
         wait_for_port(self.tls_port, self.process)
@@ -432,7 +454,8 @@ class FreeRadius:
         self._log = open(folder / "freeradius.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             ["/usr/sbin/freeradius", "-f", "-d", str(self.folder), "-l", "stdout"],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
         while b"Ready to process requests" not in (folder / "freeradius.log").read_bytes():

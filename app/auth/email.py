@@ -15,8 +15,11 @@ from .otp import CodeLogin
 class EmailSettings:
     """The e-mail login (``[auth.email]``), with ``auth.method = "email"``."""
 
-    ignore_dots_at: list[str] = setting(["gmail.com", "googlemail.com"], "Domains whose mailboxes ignore dots in "
-                                        "the name (a.n.n@ and ann@ are one inbox): the limits count them as one.")
+    ignore_dots_at: list[str] = setting(
+        ["gmail.com", "googlemail.com"],
+        "Domains whose mailboxes ignore dots in "
+        "the name (a.n.n@ and ann@ are one inbox): the limits count them as one.",
+    )
 
 
 class EmailLogin(CodeLogin):

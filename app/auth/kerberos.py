@@ -43,11 +43,17 @@ class KerberosSettings:
     """Kerberos / SPNEGO (``[auth.kerberos]``), with ``auth.method = "kerberos"``."""
 
     keytab: str = setting("", "The service's keytab file (empty: KRB5_KTNAME, else the system's).")
-    service: str = setting("", "The service principal tickets must be for, e.g. HTTP/chat.example@CORP.EXAMPLE "
-                           "(empty: any principal in the keytab).")
-    realms: list[str] = setting([], "The client realms allowed to log in (e.g. [\"CORP.EXAMPLE\"]); required.")
-    address: str = setting("{user}", "The mesibo address of a principal: {user} (before the @), {realm}, "
-                           "{principal}.", check=_address_template)
+    service: str = setting(
+        "",
+        "The service principal tickets must be for, e.g. HTTP/chat.example@CORP.EXAMPLE "
+        "(empty: any principal in the keytab).",
+    )
+    realms: list[str] = setting([], 'The client realms allowed to log in (e.g. ["CORP.EXAMPLE"]); required.')
+    address: str = setting(
+        "{user}",
+        "The mesibo address of a principal: {user} (before the @), {realm}, {principal}.",
+        check=_address_template,
+    )
 
     def validate(self) -> None:
         if not self.realms:
@@ -79,8 +85,9 @@ class KerberosLogin(OneStepLogin):
         kit, gssapi = self.kit, self.gssapi
         raw = request.fields.text("negotiate", error="BADTOKEN")
         if not raw:  # the challenge that makes a Negotiate client send its token: not a check to count
-            raise ApiError("BADTOKEN", detail="no Negotiate token", http_status=401,
-                           headers={"WWW-Authenticate": "Negotiate"})
+            raise ApiError(
+                "BADTOKEN", detail="no Negotiate token", http_status=401, headers={"WWW-Authenticate": "Negotiate"}
+            )
         kit.store.hit([kit.limits.per_address(request.client_ip)], request.now)
         try:
             creds = self._creds.get()

@@ -25,15 +25,20 @@ class LdapSettings:
     bind_dn: str = setting("", "Service account that searches for the user (empty: bind by user_dn_template).")
     bind_password: str = setting("", "That account's password. Secret.", secret=True)
     search_base: str = setting("", "Where users are searched (e.g. ou=people,dc=example,dc=org).")
-    user_filter: str = setting("(uid={user})", "Search filter; {user} is the escaped user id "
-                               "(Active Directory: (sAMAccountName={user})).")
+    user_filter: str = setting(
+        "(uid={user})", "Search filter; {user} is the escaped user id (Active Directory: (sAMAccountName={user}))."
+    )
     user_dn_template: str = setting("", "Bind directly as this DN, e.g. uid={user},ou=people,dc=example,dc=org.")
     group_dn: str = setting("", "Only members of this group may log in (member or uniqueMember).")
     address_attribute: str = setting("uid", "Attribute that becomes the mesibo address (uid, mail, ...).")
     name_attribute: str = setting("cn", "Attribute that becomes the display name (cn, displayName).")
     address_prefix: str = setting("", "Prefix for that address (e.g. 'corp:').")
-    timeout: float = setting(5.0, "Seconds a login may wait for the directory in all: name resolution, "
-                             "connecting, the binds and the searches together.", check=between(0.5, 60))
+    timeout: float = setting(
+        5.0,
+        "Seconds a login may wait for the directory in all: name resolution, "
+        "connecting, the binds and the searches together.",
+        check=between(0.5, 60),
+    )
 
     def worst_seconds(self) -> float:
         return self.timeout
@@ -66,10 +71,14 @@ class LdapLogin(PasswordLogin):
     def __init__(self, options: LdapSettings, kit: LoginKit):
         ldap3 = requires("ldap3", "ldap", "ldap")
         super().__init__(options, kit)
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=options.ca_file or None,
-                        version=ssl.PROTOCOL_TLS_CLIENT)
+        tls = ldap3.Tls(
+            validate=ssl.CERT_REQUIRED, ca_certs_file=options.ca_file or None, version=ssl.PROTOCOL_TLS_CLIENT
+        )
         self.server = ldap3.Server(
-            options.url, use_ssl=options.url.startswith("ldaps://"), tls=tls, connect_timeout=options.timeout,
+            options.url,
+            use_ssl=options.url.startswith("ldaps://"),
+            tls=tls,
+            connect_timeout=options.timeout,
             get_info=ldap3.NONE,
         )
 
@@ -81,8 +90,13 @@ class LdapLogin(PasswordLogin):
 
         conn = ldap3.Connection(
             # ldap3 sets the receive timeout as a socket option of whole seconds
-            self.server, user=user, password=password, receive_timeout=max(1, math.ceil(self.options.timeout)),
-            auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False, read_only=True,
+            self.server,
+            user=user,
+            password=password,
+            receive_timeout=max(1, math.ceil(self.options.timeout)),
+            auto_bind=ldap3.AUTO_BIND_NONE,
+            raise_exceptions=False,
+            read_only=True,
         )
         opened.append(conn)
         try:

@@ -50,7 +50,10 @@ class MesiboCodeLogin(PhoneLogin):
         counted = kit.store.hit(rules, request.now, listing)  # count the send first: a refused one never reaches mesibo
         try:
             code = kit.mesibo.create_code(
-                address, tries=options.tries, expiry_seconds=options.expiry_seconds, reuse=options.reuse,
+                address,
+                tries=options.tries,
+                expiry_seconds=options.expiry_seconds,
+                reuse=options.reuse,
                 appid=request.appid,
             )
         except MesiboError as exc:

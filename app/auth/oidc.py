@@ -87,8 +87,16 @@ class JwksCache:
                 try:
                     self._fetched_at = now  # a failed fetch also waits before the next try
                     self._fetch(now)
-                except (requests.RequestException, Urllib3Error, OSError, ValueError, KeyError, TypeError,
-                        AttributeError, AnswerTooLargeError) as exc:
+                except (
+                    requests.RequestException,
+                    Urllib3Error,
+                    OSError,
+                    ValueError,
+                    KeyError,
+                    TypeError,
+                    AttributeError,
+                    AnswerTooLargeError,
+                ) as exc:
                     logger.warning("cannot fetch the provider's signing keys: %s", type(exc).__name__)
             return self._keys.get(kid)
 
@@ -101,16 +109,25 @@ class OidcSettings:
     audience: list[str] = setting([], "Accepted audiences: your OAuth client ids.")
     jwks_url: str = setting("", "JWKS URL (empty: from the issuer's discovery document).")
     algorithms: list[str] = setting(["RS256", "ES256"], "Accepted signature algorithms.")
-    address_claim: str = setting("sub", "Claim that becomes the mesibo address: sub or email.",
-                                 check=one_of("sub", "email"))
+    address_claim: str = setting(
+        "sub", "Claim that becomes the mesibo address: sub or email.", check=one_of("sub", "email")
+    )
     address_prefix: str = setting("", "Prefix for that address (e.g. 'google:').")
     leeway_seconds: int = setting(30, "Clock skew allowed on exp/iat/nbf.", check=between(0, 300))
-    jwks_cache_seconds: int = setting(3600, "How long fetched signing keys are trusted before a refresh.",
-                                      check=between(60, 86400))
-    timeout: float = setting(5.0, "Seconds to wait for the provider's discovery document or signing keys "
-                             "(after at most 3 s to connect; name resolution included).", check=between(0.5, 30))
-    ca_file: str = setting("", "CA bundle that signs the provider's certificate (empty: REQUESTS_CA_BUNDLE if "
-                           "set, else the usual trusted CAs).")
+    jwks_cache_seconds: int = setting(
+        3600, "How long fetched signing keys are trusted before a refresh.", check=between(60, 86400)
+    )
+    timeout: float = setting(
+        5.0,
+        "Seconds to wait for the provider's discovery document or signing keys "
+        "(after at most 3 s to connect; name resolution included).",
+        check=between(0.5, 30),
+    )
+    ca_file: str = setting(
+        "",
+        "CA bundle that signs the provider's certificate (empty: REQUESTS_CA_BUNDLE if "
+        "set, else the usual trusted CAs).",
+    )
 
     def worst_seconds(self) -> float:
         return min(3.05, self.timeout) + self.timeout

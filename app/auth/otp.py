@@ -74,8 +74,12 @@ class CodeLogin(TwoStepLogin):
         gate = self.kit.gate
         if test_code is None and gate is not None and gate.enabled:  # before anything is counted or sent
             try:
-                gate.check(request.fields.text("attestation", error="BADATTESTATION"), request.client_ip,
-                           request.fields.text(self.field, error=self.invalid), request.now)
+                gate.check(
+                    request.fields.text("attestation", error="BADATTESTATION"),
+                    request.client_ip,
+                    request.fields.text(self.field, error=self.invalid),
+                    request.now,
+                )
             except ApiError as refused:
                 request.audit.note(EventName.REFUSED, f"attestation: {refused.detail}")
                 raise
@@ -95,8 +99,9 @@ class CodeLogin(TwoStepLogin):
             request.audit.note(EventName.QUARANTINED, listing.watch.prefix)
         request.audit.note(EventName.ASKED, "test number" if test_code else "")
         if test_code is None:
-            message = self.message(address, code, expires_at, request.now, request.purpose, lang_of(request.fields),
-                                   channel)
+            message = self.message(
+                address, code, expires_at, request.now, request.purpose, lang_of(request.fields), channel
+            )
             self.deliver(message, counted, request)
         return {}
 
@@ -112,8 +117,9 @@ class CodeLogin(TwoStepLogin):
         if test_number:
             return rules, None
         allowed, returning = kit.limits.send_variants(rules)
-        return rules, Listing(address, allowed, returning=returning, proof_key=kit.limits.proof(subject)[0],
-                              watch=self.watch_of(address))
+        return rules, Listing(
+            address, allowed, returning=returning, proof_key=kit.limits.proof(subject)[0], watch=self.watch_of(address)
+        )
 
     def issue(
         self, request: LoginRequest, address: str, test_code: str | None, rules: list[Rule], listing: Listing | None
@@ -137,7 +143,13 @@ class CodeLogin(TwoStepLogin):
         return self.channel
 
     def message(
-        self, address: str, code: str, expires_at: int, now: int, purpose: str = LOGIN, lang: str = "",
+        self,
+        address: str,
+        code: str,
+        expires_at: int,
+        now: int,
+        purpose: str = LOGIN,
+        lang: str = "",
         channel: str = "",
     ) -> Message:
         """The message that carries a code, made at ``now``, with the configured text for what it
@@ -224,8 +236,11 @@ class CodeLogin(TwoStepLogin):
         subject = self.limit_subject(address)
         known, watch = kit.limits.known_device(subject, device_of(request.fields)), self.watch_of(address)
         # a returning user from now on, the device it came from, a code proved for its prefix
-        proven = [kit.limits.proof(subject), *([known] if known else []),
-                  *([(watch.proved_key, watch.window)] if watch else [])]
+        proven = [
+            kit.limits.proof(subject),
+            *([known] if known else []),
+            *([(watch.proved_key, watch.window)] if watch else []),
+        ]
         return Identity(
             address,
             name,

@@ -30,15 +30,19 @@ class RadiusSettings:
 
     servers: list[str] = setting(["127.0.0.1:1812"], "RADIUS servers as host:port, asked in this order.")
     secret: str = setting("", "The shared secret this service has with them. Secret.", secret=True)
-    timeout: float = setting(3.0, "Seconds to wait for each answer (a login waits at most timeout x "
-                             "(retries + 1) x servers in all, name resolution included).", check=between(0.2, 30))
-    retries: int = setting(1, "Times a server is asked again after a timeout before the next one.",
-                           check=between(0, 5))
+    timeout: float = setting(
+        3.0,
+        "Seconds to wait for each answer (a login waits at most timeout x "
+        "(retries + 1) x servers in all, name resolution included).",
+        check=between(0.2, 30),
+    )
+    retries: int = setting(1, "Times a server is asked again after a timeout before the next one.", check=between(0, 5))
     nas_identifier: str = setting("messenger-backend", "NAS-Identifier sent with each request.")
     address_prefix: str = setting("", "Prefix for the mesibo address (the user id follows it).")
     require_message_authenticator: bool = setting(
-        False, "Refuse answers without a Message-Authenticator (BlastRADIUS, CVE-2024-3596); turn it on when "
-        "your servers sign their answers (FreeRADIUS 3.2.5 and later). Requests always carry one."
+        False,
+        "Refuse answers without a Message-Authenticator (BlastRADIUS, CVE-2024-3596); turn it on when "
+        "your servers sign their answers (FreeRADIUS 3.2.5 and later). Requests always carry one.",
     )
 
     def worst_seconds(self) -> float:
@@ -76,11 +80,19 @@ class RadiusLogin(PasswordLogin):
         o = self.options
         for server in o.servers:
             host, _, port = server.rpartition(":")
-            client = Client(server=host, authport=int(port), secret=o.secret.encode(), dict=self.dictionary,
-                            retries=o.retries + 1, timeout=o.timeout, enforce_ma=o.require_message_authenticator)
+            client = Client(
+                server=host,
+                authport=int(port),
+                secret=o.secret.encode(),
+                dict=self.dictionary,
+                retries=o.retries + 1,
+                timeout=o.timeout,
+                enforce_ma=o.require_message_authenticator,
+            )
             clients.append(client)
-            request = client.CreateAuthPacket(code=pyrad.packet.AccessRequest, User_Name=user,
-                                              NAS_Identifier=o.nas_identifier)
+            request = client.CreateAuthPacket(
+                code=pyrad.packet.AccessRequest, User_Name=user, NAS_Identifier=o.nas_identifier
+            )
             request["User-Password"] = request.PwCrypt(password)
             request.add_message_authenticator()
             try:
@@ -88,8 +100,9 @@ class RadiusLogin(PasswordLogin):
             except (Timeout, OSError):
                 continue  # the next server
             except Exception as exc:  # an answer that does not verify (secret, Message-Authenticator)
-                raise Unavailable(f"RADIUS server {server} answered something that does not verify "
-                                  f"({type(exc).__name__})") from None
+                raise Unavailable(
+                    f"RADIUS server {server} answered something that does not verify ({type(exc).__name__})"
+                ) from None
             finally:
                 client._CloseSocket()  # pyrad keeps its UDP socket open otherwise
             if reply.code == pyrad.packet.AccessAccept:

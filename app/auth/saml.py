@@ -36,18 +36,29 @@ REQUEST, HANDOFF = "saml-request:", "saml-handoff:"
 class SamlSettings:
     """SAML 2.0 (``[auth.saml]``), with ``auth.method = "saml"``."""
 
-    idp_metadata: str = setting("", "The identity provider's metadata (an XML file): its sign-in URL and signing "
-                                "certificate. Required.")
-    sp_entity_id: str = setting("", "This service's entity id, as registered at the identity provider (e.g. "
-                                "https://chat.example/saml/metadata). Required.")
-    acs_url: str = setting("", "This service's public URL of POST /saml/acs (e.g. https://chat.example/saml/acs). "
-                           "Required.", check=lambda v: url(v) if v else None)
-    return_url: str = setting("", "Where the browser goes with the one-time code (a deep link such as "
-                              "com.example.chat://saml; ?code=... is added). Required.")
+    idp_metadata: str = setting(
+        "", "The identity provider's metadata (an XML file): its sign-in URL and signing certificate. Required."
+    )
+    sp_entity_id: str = setting(
+        "",
+        "This service's entity id, as registered at the identity provider (e.g. "
+        "https://chat.example/saml/metadata). Required.",
+    )
+    acs_url: str = setting(
+        "",
+        "This service's public URL of POST /saml/acs (e.g. https://chat.example/saml/acs). Required.",
+        check=lambda v: url(v) if v else None,
+    )
+    return_url: str = setting(
+        "",
+        "Where the browser goes with the one-time code (a deep link such as "
+        "com.example.chat://saml; ?code=... is added). Required.",
+    )
     address_attribute: str = setting("uid", "The assertion attribute that is the mesibo address ('': the NameID).")
     name_attribute: str = setting("displayName", "The assertion attribute that is the display name ('': none).")
-    request_seconds: int = setting(600, "How long a sign-in at the identity provider may take.",
-                                   check=between(60, 3600))
+    request_seconds: int = setting(
+        600, "How long a sign-in at the identity provider may take.", check=between(60, 3600)
+    )
     handoff_seconds: int = setting(120, "How long the one-time code waits for the app.", check=between(10, 600))
 
     def validate(self) -> None:
@@ -78,13 +89,21 @@ class SamlLogin(TwoStepLogin):
         from saml2.config import SPConfig
 
         config = SPConfig()
-        config.load({
-            "entityid": self.options.sp_entity_id,
-            "service": {"sp": {"endpoints": {"assertion_consumer_service": [(self.options.acs_url, BINDING_HTTP_POST)]},
-                               "want_assertions_signed": True, "want_response_signed": False,
-                               "allow_unsolicited": False, "authn_requests_signed": False}},
-            "metadata": {"local": [self.options.idp_metadata]},
-        })
+        config.load(
+            {
+                "entityid": self.options.sp_entity_id,
+                "service": {
+                    "sp": {
+                        "endpoints": {"assertion_consumer_service": [(self.options.acs_url, BINDING_HTTP_POST)]},
+                        "want_assertions_signed": True,
+                        "want_response_signed": False,
+                        "allow_unsolicited": False,
+                        "authn_requests_signed": False,
+                    }
+                },
+                "metadata": {"local": [self.options.idp_metadata]},
+            }
+        )
         return self.saml2.Saml2Client(config=config)
 
     def subject_of(self, typed: str, now: int) -> str | None:
@@ -124,7 +143,8 @@ class SamlLogin(TwoStepLogin):
             raise PermissionError("the response answers no request of this service, or one answered already")
         try:
             answer = self._client.get().parse_authn_request_response(
-                saml_response, BINDING_HTTP_POST, outstanding={request_id: "/"})
+                saml_response, BINDING_HTTP_POST, outstanding={request_id: "/"}
+            )
         except Exception as exc:  # pysaml2 raises many kinds: all mean "not a good response"
             raise PermissionError(f"the response does not hold ({type(exc).__name__}: {str(exc)[:160]})") from None
         if answer is None:
@@ -143,8 +163,9 @@ class SamlLogin(TwoStepLogin):
             raise PermissionError(f"the assertion has no {self.options.address_attribute!r}")
         name = first(attributes, self.options.name_attribute) if self.options.name_attribute else ""
         code = secrets.token_urlsafe(32)
-        handoff = CodeRecord(HANDOFF + self._hash(code), scope, f"{challenge}\n{address}\n{name}",
-                             now + self.options.handoff_seconds)
+        handoff = CodeRecord(
+            HANDOFF + self._hash(code), scope, f"{challenge}\n{address}\n{name}", now + self.options.handoff_seconds
+        )
         self.kit.store.issue(handoff, [], now)
         return code
 

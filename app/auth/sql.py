@@ -18,15 +18,21 @@ from .password import PasswordLogin, Unavailable, requires
 class SqlSettings:
     """Your own user table (``[auth.sql]``), with ``auth.method = "sql"``."""
 
-    url: str = setting("", "sqlite:///path/users.db or postgresql://user@host/db: your database, not the service's.",
-                       secret=True)
-    query: str = setting("SELECT password_hash, address, name FROM users WHERE username = :user",
-                         "Returns the hash, the mesibo address and the display name of :user (one row).")
+    url: str = setting(
+        "", "sqlite:///path/users.db or postgresql://user@host/db: your database, not the service's.", secret=True
+    )
+    query: str = setting(
+        "SELECT password_hash, address, name FROM users WHERE username = :user",
+        "Returns the hash, the mesibo address and the display name of :user (one row).",
+    )
     address_prefix: str = setting("", "Prefix for that address.")
     timeout: float = setting(3.0, "Seconds to wait for that database.", check=between(0.5, 60))
-    dummy_hash: str = setting("", "A hash made as your table's are (the same algorithm and cost, of any password): "
-                              "an unknown user is checked against it, so it costs what a known one does. Empty: "
-                              "learned from the first known user (argon2's defaults until then).")
+    dummy_hash: str = setting(
+        "",
+        "A hash made as your table's are (the same algorithm and cost, of any password): "
+        "an unknown user is checked against it, so it costs what a known one does. Empty: "
+        "learned from the first known user (argon2's defaults until then).",
+    )
 
     def validate(self) -> None:
         if not self.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -69,8 +75,14 @@ def like(stored: str) -> str | None:
             p = extract_parameters(stored)
         except (InvalidHashError, ValueError):
             return None
-        return PasswordHasher(time_cost=p.time_cost, memory_cost=p.memory_cost, parallelism=p.parallelism,
-                              hash_len=p.hash_len, salt_len=p.salt_len, type=Type(p.type)).hash("dummy")
+        return PasswordHasher(
+            time_cost=p.time_cost,
+            memory_cost=p.memory_cost,
+            parallelism=p.parallelism,
+            hash_len=p.hash_len,
+            salt_len=p.salt_len,
+            type=Type(p.type),
+        ).hash("dummy")
     if stored.startswith(("$2a$", "$2b$", "$2y$")) and stored[4:6].isdigit():
         import bcrypt
 
@@ -96,7 +108,7 @@ class SqlLogin(PasswordLogin):
         o = self.options
         try:
             if o.url.startswith("sqlite:///"):
-                path = o.url[len("sqlite:///"):]
+                path = o.url[len("sqlite:///") :]
                 with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=o.timeout)) as db:
                     return db.execute(o.query, {"user": user}).fetchone()
             import psycopg

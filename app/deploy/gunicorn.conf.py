@@ -73,6 +73,8 @@ keepalive = int(_env("keepalive", 5))
 # forks, start-up messages are logged once, and workers share the imported code's memory.
 # Database connections and HTTP sessions are made lazily in each worker, never shared.
 preload_app = _env("preload_app", "true").lower() in ("1", "true", "yes")
+
+
 # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections
 # over them evenly; on one shared socket the worker that happened to wake first took most of a burst
 # (53 and 45 of 64 connections in two of six runs, measured side by side; with its own socket each,
@@ -192,8 +194,10 @@ def when_ready(server):
     from app.services import EXTENSION
 
     if server.cfg.workers > 1 and not server.cfg.reuse_port and not bind.startswith(("unix:", "fd://")):
-        server.log.info("the workers share one listening socket: with sysctl net.ipv4.tcp_migrate_req=1 each "
-                        "gets its own and the kernel spreads connections evenly (README, Deploy)")
+        server.log.info(
+            "the workers share one listening socket: with sysctl net.ipv4.tcp_migrate_req=1 each "
+            "gets its own and the kernel spreads connections evenly (README, Deploy)"
+        )
 
     services = getattr(server.app.wsgi(), "extensions", {}).get(EXTENSION)
     if services is None:  # another app under this configuration (the benchmark's floor)

@@ -55,16 +55,19 @@ class HttpSender(BaseSender):
             raise SendError(f"cannot reach {self.provider} ({type(exc).__name__})", provider_code="network") from None
         except (requests.Timeout, TimeoutError, Urllib3Timeout):
             # The provider may have the message: no retry, or the user could get two SMS.
-            raise SendError(f"{self.provider} did not answer in time", provider_code="timeout",
-                            maybe_sent=True) from None
+            raise SendError(
+                f"{self.provider} did not answer in time", provider_code="timeout", maybe_sent=True
+            ) from None
         except requests.ConnectionError as exc:
             # refused or unresolvable before anything was sent, or lost after the request went out
             sent = not isinstance(_reason(exc), (NewConnectionError, NameResolutionError))
-            raise SendError(f"cannot reach {self.provider} ({type(exc).__name__})", provider_code="network",
-                            maybe_sent=sent) from None
+            raise SendError(
+                f"cannot reach {self.provider} ({type(exc).__name__})", provider_code="network", maybe_sent=sent
+            ) from None
         except (requests.RequestException, Urllib3Error, OSError, AnswerTooLargeError) as exc:
-            raise SendError(f"{self.provider} failed ({type(exc).__name__})", provider_code="network",
-                            maybe_sent=True) from None
+            raise SendError(
+                f"{self.provider} failed ({type(exc).__name__})", provider_code="network", maybe_sent=True
+            ) from None
 
     @staticmethod
     def json_of(response: requests.Response) -> dict[str, Any]:

@@ -46,8 +46,10 @@ def check_channels(sender: Any, sender_cls: type, routed: Mapping[str, type]) ->
         for name in sender.routes.get(channel) or [sender.name]:
             cls = routed.get(name, sender_cls)
             if channel not in getattr(cls, "channels", {"sms", "email"}):
-                raise ConfigError("sender.routes" if channel in sender.routes else "sender.channels",
-                                  f"sender {name!r} cannot deliver {channel}")
+                raise ConfigError(
+                    "sender.routes" if channel in sender.routes else "sender.channels",
+                    f"sender {name!r} cannot deliver {channel}",
+                )
 
 
 @dataclass

@@ -27,8 +27,7 @@ class SmtpSettings:
     password: str = setting("", "SMTP password. Secret.", secret=True)
     ca_file: str = setting("", "CA bundle that signs the SMTP server's certificate (empty: the system's trusted CAs).")
     from_address: str = setting("", "From: address of code e-mails.")
-    subject: str = setting("Your {app_name} verification code", "Subject; fields as in the template.",
-                           check=template)
+    subject: str = setting("Your {app_name} verification code", "Subject; fields as in the template.", check=template)
 
     def validate(self) -> None:
         require("sender.smtp", self, "host", "from_address")

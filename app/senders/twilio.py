@@ -28,16 +28,26 @@ class TwilioSettings:
     from_number: str = setting("", "Sender number in E.164 (+1...), or use messaging_service_sid.")
     messaging_service_sid: str = setting("", "Twilio Messaging Service SID (MG...).")
     api_url: str = setting("https://api.twilio.com", "Twilio API base URL.", check=url)
-    status_callback_url: str = setting("", "This service's public URL for delivery receipts, ending in "
-                                       "/receipts/twilio (e.g. https://chat.example/receipts/twilio): each message "
-                                       "then asks Twilio to report there, signed. Empty: no receipts.",
-                                       check=optional_url)
-    signing_token: str = setting("", "The account's auth token, when auth_token holds an API key's secret: Twilio "
-                                 "signs receipts with the account's auth token. Secret.", secret=True)
+    status_callback_url: str = setting(
+        "",
+        "This service's public URL for delivery receipts, ending in "
+        "/receipts/twilio (e.g. https://chat.example/receipts/twilio): each message "
+        "then asks Twilio to report there, signed. Empty: no receipts.",
+        check=optional_url,
+    )
+    signing_token: str = setting(
+        "",
+        "The account's auth token, when auth_token holds an API key's secret: Twilio "
+        "signs receipts with the account's auth token. Secret.",
+        secret=True,
+    )
     whatsapp_from: str = setting("", "The WhatsApp sender (+1...; empty: from_number, or the messaging service).")
-    whatsapp_content_sid: str = setting("", "An approved WhatsApp authentication template (HX...; its variable {{1}} "
-                                        "is the code); empty: the message text, which WhatsApp delivers only inside "
-                                        "a 24-hour conversation.")
+    whatsapp_content_sid: str = setting(
+        "",
+        "An approved WhatsApp authentication template (HX...; its variable {{1}} "
+        "is the code); empty: the message text, which WhatsApp delivers only inside "
+        "a 24-hour conversation.",
+    )
     voice_from: str = setting("", "The number calls come from (empty: from_number).")
 
     def validate(self) -> None:

@@ -33,22 +33,33 @@ class VonageSettings:
     voice_from: str = setting("", "The number calls come from (digits), for the voice channel.")
     application_id: str = setting("", "The Vonage application the Voice API calls belong to.")
     private_key: str = setting("", "That application's private key (PEM), which signs its JWTs. Secret.", secret=True)
-    status_callback_url: str = setting("", "This service's public URL for delivery receipts, ending in "
-                                       "/receipts/vonage: each SMS then asks Vonage to report there (the SMS "
-                                       "API's callback). Empty: the dashboard's delivery receipt URL, if any.",
-                                       check=optional_url)
-    signature_secret: str = setting("", "The account's signature secret: delivery receipts are accepted only "
-                                    "when signed with it (Vonage signs webhooks once support enables it). "
-                                    "Empty: no receipts. Secret.", secret=True)
-    signature_method: str = setting("md5hash", "How Vonage signs: md5hash (its default), md5, sha1, sha256 or "
-                                    "sha512 (the HMACs), as chosen in the dashboard.",
-                                    check=one_of("md5hash", "md5", "sha1", "sha256", "sha512"))
+    status_callback_url: str = setting(
+        "",
+        "This service's public URL for delivery receipts, ending in "
+        "/receipts/vonage: each SMS then asks Vonage to report there (the SMS "
+        "API's callback). Empty: the dashboard's delivery receipt URL, if any.",
+        check=optional_url,
+    )
+    signature_secret: str = setting(
+        "",
+        "The account's signature secret: delivery receipts are accepted only "
+        "when signed with it (Vonage signs webhooks once support enables it). "
+        "Empty: no receipts. Secret.",
+        secret=True,
+    )
+    signature_method: str = setting(
+        "md5hash",
+        "How Vonage signs: md5hash (its default), md5, sha1, sha256 or sha512 (the HMACs), as chosen in the dashboard.",
+        check=one_of("md5hash", "md5", "sha1", "sha256", "sha512"),
+    )
 
     def validate(self) -> None:
         require("sender.vonage", self, "api_key", "api_secret", "from_")
         if self.status_callback_url and not self.signature_secret:
-            raise ConfigError("sender.vonage.signature_secret",
-                              "is needed with status_callback_url: unsigned receipts would be anyone's")
+            raise ConfigError(
+                "sender.vonage.signature_secret",
+                "is needed with status_callback_url: unsigned receipts would be anyone's",
+            )
 
 
 def vonage_signature(secret: str, method: str, params: dict[str, str]) -> str:
@@ -101,13 +112,19 @@ class VonageSender(HttpSender):
     def _needs(self, channel: str, *names: str) -> None:
         missing = [name for name in names if not getattr(self.options, name)]
         if missing:  # a definite refusal: the next sender of the route is tried
-            raise SendError(f"vonage cannot send {channel}: sender.vonage.{missing[0]} is not set",
-                            provider_code="config")
+            raise SendError(
+                f"vonage cannot send {channel}: sender.vonage.{missing[0]} is not set", provider_code="config"
+            )
 
     def _whatsapp(self, message: Message) -> str:
         self._needs("whatsapp", "whatsapp_from")
-        body = {"message_type": "text", "channel": "whatsapp", "to": message.address.lstrip("+"),
-                "from": self.options.whatsapp_from, "text": message.text}
+        body = {
+            "message_type": "text",
+            "channel": "whatsapp",
+            "to": message.address.lstrip("+"),
+            "from": self.options.whatsapp_from,
+            "text": message.text,
+        }
         response = self.post(self.options.messages_url, json=body, auth=(self.options.api_key, self.options.api_secret))
         answer = self.json_of(response)
         if response.status_code != 202 or not answer.get("message_uuid"):
@@ -119,16 +136,23 @@ class VonageSender(HttpSender):
         """A call whose talk action says the message (its text spells the code out) in its language."""
         self._needs("voice", "voice_from", "application_id", "private_key")
         now = int(time.time())
-        token = jwt.encode({"application_id": self.options.application_id, "iat": now, "exp": now + 60,
-                            "jti": uuid.uuid4().hex}, self.options.private_key, algorithm="RS256")
-        body = {"to": [{"type": "phone", "number": message.address.lstrip("+")}],
-                "from": {"type": "phone", "number": self.options.voice_from},
-                "ncco": [{"action": "talk", "text": message.text, "language": voice_language(message.language)}]}
+        token = jwt.encode(
+            {"application_id": self.options.application_id, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex},
+            self.options.private_key,
+            algorithm="RS256",
+        )
+        body = {
+            "to": [{"type": "phone", "number": message.address.lstrip("+")}],
+            "from": {"type": "phone", "number": self.options.voice_from},
+            "ncco": [{"action": "talk", "text": message.text, "language": voice_language(message.language)}],
+        }
         response = self.post(self.options.voice_url, json=body, headers={"Authorization": f"Bearer {token}"})
         answer = self.json_of(response)
         if response.status_code not in (200, 201) or not answer.get("uuid"):
-            raise SendError(f"vonage refused the call: {answer.get('title', 'no details')}",
-                            provider_code=f"http-{response.status_code}")
+            raise SendError(
+                f"vonage refused the call: {answer.get('title', 'no details')}",
+                provider_code=f"http-{response.status_code}",
+            )
         return str(answer["uuid"])
 
     # -- delivery receipts (app.receipts) ---------------------------------------------------------
@@ -157,8 +181,12 @@ class VonageSender(HttpSender):
         outcome = self.OUTCOMES.get(str(params.get("status", "")).lower())
         if not outcome:
             return None
-        return Receipt(str(params.get("messageId", "")), outcome, str(params.get("err-code", ""))[:64],
-                       str(params.get("msisdn", ""))[:32])
+        return Receipt(
+            str(params.get("messageId", "")),
+            outcome,
+            str(params.get("err-code", ""))[:64],
+            str(params.get("msisdn", ""))[:32],
+        )
 
 
 def _json_object(body: bytes) -> dict[str, str]:

@@ -43,8 +43,7 @@ class WebhookSettings:
     """The webhook sender (``[sender.webhook]``), signed as https://www.standardwebhooks.com/ says."""
 
     url: str = setting("", "Where to POST codes for delivery.", check=optional_url)
-    secret: str = setting("", "Signing secret: whsec_ + base64 of the key (Standard Webhooks). Secret.",
-                          secret=True)
+    secret: str = setting("", "Signing secret: whsec_ + base64 of the key (Standard Webhooks). Secret.", secret=True)
 
     def validate(self) -> None:
         require("sender.webhook", self, "url", "secret")
@@ -122,5 +121,6 @@ class WebhookSender(HttpSender):
         status = data.get("status") if isinstance(data, dict) else None
         if status not in ("delivered", "undelivered"):
             return None
-        return Receipt(str(data.get("message_id") or ""), status, str(data.get("error") or "")[:64],
-                       str(data.get("to") or "")[:32])
+        return Receipt(
+            str(data.get("message_id") or ""), status, str(data.get("error") or "")[:64], str(data.get("to") or "")[:32]
+        )

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from .base import SqlStore
 from .records import Blocked, CodeRecord, Listing, Refused, Rule, TokenRecord, Watch
+from .settings import DatabaseSettings
 from .sql import SCHEMA_VERSION
 
 __all__ = [
-    "SCHEMA_VERSION", "Blocked", "CodeRecord", "Listing", "Refused", "Rule", "SqlStore", "TokenRecord", "Watch",
+    "SCHEMA_VERSION",
+    "Blocked",
+    "CodeRecord",
+    "DatabaseSettings",
+    "Listing",
+    "Refused",
+    "Rule",
+    "SqlStore",
+    "TokenRecord",
+    "Watch",
     "open_store",
 ]
 

@@ -76,12 +76,27 @@ class AuditQueries(Queries):
         for e in events:
             # ids sort as the events happened (the time in ns first): the order within one request
             row_id = f"{time.time_ns():020d}{secrets.token_hex(4)}"
-            params.append((row_id, e.at, e.at + keep_seconds, e.subject, e.shown, e.event, e.detail, e.method,
-                           e.appid, e.client_ip, e.request_id, e.message_id))
+            params.append(
+                (
+                    row_id,
+                    e.at,
+                    e.at + keep_seconds,
+                    e.subject,
+                    e.shown,
+                    e.event,
+                    e.detail,
+                    e.method,
+                    e.appid,
+                    e.client_ip,
+                    e.request_id,
+                    e.message_id,
+                )
+            )
         columns = "id, at, expires_at, " + EVENT_COLUMNS.replace("at, ", "", 1)
         with self._transaction() as cur:
-            cur.executemany(self._sql(f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-                            params)
+            cur.executemany(
+                self._sql(f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), params
+            )
 
     def events(
         self,
@@ -222,4 +237,3 @@ class AuditQueries(Queries):
 
     def _generation_changed(self) -> None:
         """An engine may tell its other processes more cheaply than _generation's read (SQLite)."""
-

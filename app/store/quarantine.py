@@ -34,11 +34,13 @@ class QuarantineQueries(Queries):
         many undelivered; True when it did so now (not when it already was)."""
         if sent < watch.min_sends:
             return False
-        counts = dict(self._exec(
-            cur,
-            "SELECT key, count FROM counters WHERE key IN (?, ?) AND expires_at > ?",
-            (watch.proved_key, watch.undelivered_key, now),
-        ).fetchall())
+        counts = dict(
+            self._exec(
+                cur,
+                "SELECT key, count FROM counters WHERE key IN (?, ?) AND expires_at > ?",
+                (watch.proved_key, watch.undelivered_key, now),
+            ).fetchall()
+        )
         proved, undelivered = counts.get(watch.proved_key, 0), counts.get(watch.undelivered_key, 0)
         too_few = proved * 100 < sent * watch.min_proved_percent
         too_lost = bool(watch.max_undelivered_percent) and undelivered * 100 >= sent * watch.max_undelivered_percent
