@@ -325,7 +325,7 @@ def test_a_place_the_service_cannot_write_is_one_line_naming_the_key(environ, ke
     command = (
         [sys.executable, "-c", "import wsgi"]
         if entry == "wsgi"
-        else [str(Path(sys.executable).parent / "flask"), "--app", "app", "routes"]
+        else [str(Path(sys.executable).parent / "flask"), "--app", "app", "migrate"]  # a command that uses the store
     )
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]

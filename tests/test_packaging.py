@@ -164,3 +164,35 @@ def test_the_reference_generator_refuses_to_write_into_an_install(installed, tmp
     )
     assert done.returncode != 0 and "this is an install" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_health_check_command_asks_the_port_gunicorn_binds(monkeypatch):
+    """`messenger-backend healthcheck` (the container's HEALTHCHECK): 0 while /healthz answers 200 at
+    GUNICORN_BIND's port, 1 with one line when nothing answers there."""
+    import http.server
+    import threading
+
+    from click.testing import CliRunner
+
+    from app.console import main
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("GUNICORN_BIND", f"0.0.0.0:{server.server_port}")
+        healthy = CliRunner().invoke(main, ["healthcheck"])
+        monkeypatch.setenv("GUNICORN_BIND", f"127.0.0.1:{free_port()}")
+        down = CliRunner().invoke(main, ["healthcheck", "--timeout", "1"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert healthy.exit_code == 0 and "healthy" in healthy.output
+    assert down.exit_code == 1 and len(down.output.strip().splitlines()) == 1 and "/healthz" in down.output

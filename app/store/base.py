@@ -108,23 +108,34 @@ class SqlStore(AuditQueries, TokenQueries, QuarantineQueries, Housekeeping, abc.
         counted)`` - all in one transaction - and return what it returned. A refusal or a block rolls
         the transaction back (nothing counted, nothing done) and is raised."""
         self.precheck(rules, now, listing)
-        with self._transaction() as cur:
+
+        def transaction(cur: Any) -> Any:
+            applied = rules
             if listing is not None:
                 kind = self._policy(cur, listing.address)
                 if kind == "block" and listing.refuse_blocked:
                     raise Blocked(listing.address)
                 if kind == "allow":
-                    rules = listing.allowed
+                    applied = listing.allowed
                 elif listing.returning is not None and self._live(cur, listing.proof_key, now):
-                    rules = listing.returning
+                    applied = listing.returning
                 elif listing.watch and self._live(cur, listing.watch.quarantine_key, now):
                     raise Blocked(listing.address, quarantined=listing.watch.prefix)
-            refusal = self._apply_rules(cur, rules, now)
+            refusal = self._apply_rules(cur, applied, now)
             if refusal:
                 raise refusal
             if listing is not None and listing.watch and self._watch_send(cur, listing.watch, now):
                 listing.outcome.append("quarantined")
-            return work(cur, rules)
+            return work(cur, applied)
+
+        return self._atomically(transaction)
+
+    def _atomically(self, work: Callable[[Any], Any]) -> Any:
+        """``work(cursor)`` in one transaction: committed when it returns, rolled back when it raises.
+        The write of a login step comes here; an engine may run several concurrent requests' work in
+        one transaction (SQLite under gevent: app.store.group), each still all or nothing."""
+        with self._transaction() as cur:
+            return work(cur)
 
     def precheck(self, rules: Sequence[Rule], now: int, listing: Listing | None = None) -> None:
         """Refused, from this process's refusal hints (RefusalHints), when a rule refused very lately -
@@ -233,7 +244,8 @@ class SqlStore(AuditQueries, TokenQueries, QuarantineQueries, Housekeeping, abc.
         """The claimed code did its work (a token was minted): delete it (a newer code is kept), mark
         what the proof showed - ``proven``, counters (key, window): the address proved a code, the
         device it came from - and keep the token's row (``minted``, for logout), in one transaction."""
-        with self._transaction() as cur:
+
+        def transaction(cur: Any) -> None:
             self._remember(cur, minted)
             for key, window in proven:
                 self._exec(cur, BUMP, (key, now + window, now, now)).fetchall()
@@ -242,6 +254,8 @@ class SqlStore(AuditQueries, TokenQueries, QuarantineQueries, Housekeeping, abc.
                 "DELETE FROM codes WHERE address = ? AND appid = ? AND digest = ?",
                 (code.address, code.appid, code.digest),
             )
+
+        self._atomically(transaction)
 
     def release(self, code: CodeRecord) -> None:
         """Give a claimed code back (mesibo failed), its successful try not held against it."""

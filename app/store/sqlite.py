@@ -19,12 +19,13 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..cooperative import acquire, blocking, pause
+from ..cooperative import acquire, blocking, green, pause
 from ..forks import PerProcess
 from .base import SqlStore
+from .group import GroupCommit
 
 logger = logging.getLogger("app.store")
 
@@ -45,6 +46,7 @@ class SqliteStore(SqlStore):
         self.busy_timeout_ms = busy_timeout_ms
         self._conn = PerProcess(self._connect, close=lambda conn: conn.close())
         self._lock = PerProcess(self._new_lock, close=lambda lock: lock.close())
+        self._group = PerProcess(lambda: GroupCommit(self._transaction, sqlite3.Error))
         self._folder = os.path.dirname(os.path.abspath(path))  # made, owner-only, when first needed
 
     def _new_lock(self) -> _WriterLock:
@@ -118,6 +120,11 @@ class SqliteStore(SqlStore):
                 conn.execute("COMMIT")
             finally:
                 cur.close()
+
+    def _atomically(self, work: Callable[[Any], Any]) -> Any:
+        """Under gevent, in a transaction shared with the worker's other concurrent writes (group
+        commit, app.store.group); with threads, one of its own."""
+        return self._group.get().run(work) if green() else super()._atomically(work)
 
     def _begin(self, cur: Any, ends: float) -> None:
         """BEGIN IMMEDIATE; when a process outside this service's writer lock (a backup, an operator's
