@@ -7,6 +7,7 @@ know nothing of each other, so every such resource is made lazily, once per proc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -41,5 +42,7 @@ class PerProcess(Generic[T]):
 
     def __del__(self) -> None:
         # an app (a test's, a command's) that is dropped closes what it opened: a connection left to
-        # the garbage collector is a ResourceWarning from Python 3.13 on
-        self.close()
+        # the garbage collector is a ResourceWarning from Python 3.13 on. Never an error of its own
+        # (at interpreter exit what close needs may be gone already).
+        with contextlib.suppress(Exception):
+            self.close()

@@ -139,7 +139,7 @@ def of(app: Any) -> Services:
     try:
         return app.extensions[EXTENSION]
     except KeyError:
-        services = app.extensions.pop(EXTENSION + ".later")()
+        services = app.extensions[EXTENSION + ".later"]()  # a configuration error: the command's one line
         attach(app, services)
         return services
 
