@@ -92,6 +92,11 @@ class AttestationSettings:
     timeout: float = setting(
         2.5, "Seconds to wait for the provider's answer, and at most as long to connect.", check=between(0.5, 30)
     )
+    ca_file: str = setting(
+        "",
+        "CA bundle that signs the provider's certificate - a proxy or an on-premise verifier (empty: "
+        "REQUESTS_CA_BUNDLE if set, else the usual trusted CAs).",
+    )
 
 
 class Gate:
@@ -103,7 +108,9 @@ class Gate:
         self.settings = settings
         self.enabled = bool(settings.provider)
         self._sessions = SessionHolder(
-            (min(3.05, settings.timeout), settings.timeout), user_agent="messenger-backend-python attestation"
+            (min(3.05, settings.timeout), settings.timeout),
+            ca_file=settings.ca_file,
+            user_agent="messenger-backend-python attestation",
         )
         self.play = PlayIntegrity(settings, self._sessions) if settings.provider == "play_integrity" else None
         self.apple = AppAttest(settings) if settings.provider == "app_attest" else None

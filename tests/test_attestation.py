@@ -30,7 +30,7 @@ class SiteVerify:
     """The providers' verify endpoint: a form POST in, the verdict for the token out (``slow`` waits
     past the gate's timeout, ``broken`` answers an HTML error page)."""
 
-    def __init__(self):
+    def __init__(self, tls: tuple | None = None):
         self.received: list[dict[str, str]] = []
         stand_in = self
 
@@ -57,7 +57,14 @@ class SiteVerify:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/siteverify"
+        if tls:  # (certificate, key): HTTPS, as the providers answer
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/siteverify"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop(self):
@@ -163,3 +170,26 @@ def test_a_provider_without_its_secret_stops_start_up():
         ).attestation.provider
         == "turnstile"
     )
+
+
+def test_a_provider_behind_a_private_ca_is_trusted_with_its_ca_file(make_app, tmp_path):
+    """attestation.ca_file, as mesibo.ca_file and sender.ca_file: a verifier whose certificate a CA of
+    its own signs (a TLS-inspecting proxy, an on-premise verifier) is trusted with it, and not without."""
+    from tools.processes import throwaway_ca
+
+    ca, cert, key = throwaway_ca(tmp_path)
+    stand_in = SiteVerify(tls=(cert, key))
+    config = {
+        "attestation.provider": "turnstile",
+        "attestation.secret": SECRET,
+        "attestation.verify_url": stand_in.url,
+        "attestation.timeout": 1.0,
+    }
+    try:
+        trusted = login(make_app(**config, **{"attestation.ca_file": str(ca)}).test_client(), attestation="good")
+        untrusted = login(make_app(**config).test_client(), attestation="good")
+    finally:
+        stand_in.stop()
+    assert trusted["result"] == "OK", trusted
+    assert untrusted["error"] == "BADATTESTATION"
+    assert len(stand_in.received) == 1  # the untrusted one never got past the handshake
