@@ -376,7 +376,7 @@ def test_the_request_deadline_is_below_the_shipped_nginx_read_timeout():
     login is answered by the service with the envelope, never cut off by the proxy."""
     import re
 
-    from app.config import worst_login_seconds
+    from app.startup import worst_login_seconds
 
     settings = load(PRODUCTION)
     core = {"database": settings.database, "mesibo": settings.mesibo}
