@@ -33,6 +33,8 @@ COOLDOWN, SEND, SEND_ALL, SEND_NEW, SEND_CC, SEND_PFX, SEND_IP, CHECK_IP, FAIL, 
 )
 # A device the account logged in from (KNOWN:subject-and-device) and its own lock-out (FAIL_DEV).
 KNOWN, FAIL_DEV = "known", "fail-dev"
+# The kinds of rule that can refuse a request: a refusal's kind, in its answer's log line and metrics.
+REFUSING = (COOLDOWN, SEND, SEND_ALL, SEND_NEW, SEND_CC, SEND_PFX, SEND_IP, CHECK_IP, FAIL, FAIL_IP, FAIL_DEV)
 YEAR = 365 * DAY
 
 

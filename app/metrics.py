@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 from .errors import CODES
+from .limits import REFUSING
 from .schema import between, setting
 
 # mesibo answers in 50-300 ms in production; the buckets resolve that range and its slow tail.
@@ -192,20 +193,7 @@ class Metrics(NoMetrics):
 
     # what the first series are made of: label values known before any event
     MESIBO_OPS = ("useradd", "otp", "userdel", "userset", "usersget")
-    REFUSAL_KINDS = (
-        "cooldown",
-        "send",
-        "send-all",
-        "send-new",
-        "send-cc",
-        "send-pfx",
-        "send-ip",
-        "check-ip",
-        "fail",
-        "fail-ip",
-        "fail-dev",
-        "quarantine",
-    )
+    REFUSAL_KINDS = (*REFUSING, "quarantine")
 
     def _first_series(self) -> None:
         """Every labelled series an alert or a panel reads, at 0, from the first scrape: a series
