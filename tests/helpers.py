@@ -159,6 +159,40 @@ def sqlite_file(path, **kwargs):
         yield conn
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium(driver):
+    """Debian's Chromium, headless, through a Playwright driver: no sandbox (root in CI), nothing of
+    its own on the network (no QUIC, updates, sync or background requests)."""
+    return driver.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+
+PUMPED_REGIONS = ["GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "SE", "PL", "PT", "IE", "DK"]
+
+
+def mobile_prefixes(regions: list[str]) -> list[str]:
+    """Per region, the E.164 digits of libphonenumber's example mobile number without its last three:
+    a prefix under which a test makes valid new mobile numbers of that country."""
+    import phonenumbers
+
+    return [
+        phonenumbers.format_number(
+            phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE),
+            phonenumbers.PhoneNumberFormat.E164,
+        ).lstrip("+")[:-3]
+        for region in regions
+    ]
+
+
 def holder_of(path, request=None):
     """Another process's hand on an SQLite file (``BEGIN EXCLUSIVE`` through it locks the store out),
     closed when the test ends."""

@@ -249,7 +249,7 @@ def test_chromium_walks_the_whole_flow_through_the_identity_providers_pages(tmp_
     import threading
 
     import requests
-    from helpers import APP_TOKEN, OTP_SECRET
+    from helpers import APP_TOKEN, OTP_SECRET, launch_chromium
     from playwright.sync_api import sync_playwright
 
     from tools.processes import FakeMesibo, Service, free_port
@@ -336,18 +336,7 @@ def test_chromium_walks_the_whole_flow_through_the_identity_providers_pages(tmp_
         ).json()
         assert step1["result"] == "OK" and step1["url"].startswith(sso), step1
         with sync_playwright() as driver:
-            browser = driver.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                ],
-            )
+            browser = launch_chromium(driver)
             page = browser.new_page()
             page.goto(step1["url"])
             page.wait_for_url(f"http://127.0.0.1:{landing_port}/landed?code=*", timeout=15000)

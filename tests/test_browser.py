@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import APP_TOKEN, OTP_SECRET
+from helpers import APP_TOKEN, OTP_SECRET, launch_chromium
 
 from tools.processes import FakeMesibo, Nginx, Service, free_port, nginx_installed
 
@@ -60,18 +60,7 @@ def _browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch_chromium(driver)
         yield browser
         browser.close()
 

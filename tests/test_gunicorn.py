@@ -13,7 +13,7 @@ import time
 
 import pytest
 import requests
-from helpers import APP_TOKEN, OTP_SECRET, postgres_schema, postgres_url, together
+from helpers import APP_TOKEN, OTP_SECRET, PUMPED_REGIONS, mobile_prefixes, postgres_schema, postgres_url, together
 
 from tools.processes import FakeMesibo, Service
 
@@ -282,16 +282,9 @@ def test_a_pumping_burst_leaves_other_countries_logging_in(start_service, store)
     """Issue 22, item 1, under the shipped gunicorn (2 workers): 55 addresses pump new numbers in 14
     countries at once while new users in the US log in before, during and after. Each pumped country
     gets exactly its budget across both workers; every US user logs in."""
-    import phonenumbers
 
-    regions = ["GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "SE", "PL", "PT", "IE", "DK"]
-    bases = [
-        phonenumbers.format_number(
-            phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
-            phonenumbers.PhoneNumberFormat.E164,
-        ).lstrip("+")[:-3]
-        for r in regions
-    ]
+    regions = PUMPED_REGIONS
+    bases = mobile_prefixes(regions)
     with postgres_schema("pump") if store == "postgres" else contextlib.nullcontext(None) as database:
         service = start_service(
             MESSENGER_LIMITS_GLOBAL_SENDS_PER_HOUR="1000",

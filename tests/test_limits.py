@@ -6,7 +6,7 @@ import functools
 import logging
 
 import pytest
-from helpers import PHONE, login, mint_ok, services_of, unique_phone, wrong
+from helpers import PHONE, PUMPED_REGIONS, login, mint_ok, mobile_prefixes, services_of, unique_phone, wrong
 
 IP = "203.0.113.5"
 ask = functools.partial(login, ip=IP)  # every request here comes from one outside address unless it says
@@ -317,7 +317,6 @@ def test_a_pumping_burst_to_fourteen_countries_leaves_other_countries_logging_in
     """Issue 22, item 1, measured: 55 addresses pump new numbers in 14 countries as fast as they can
     while new users in the US log in. With a budget per country the burst spends its countries'
     budgets, not everyone's: the US users' success rate is the same before, during and after."""
-    import phonenumbers
 
     mint_ok(mesibo_api)
     app = make_app(
@@ -330,14 +329,8 @@ def test_a_pumping_burst_to_fourteen_countries_leaves_other_countries_logging_in
         }
     )
     client, outbox = app.test_client(), services_of(app).sender
-    regions = ["GB", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "SE", "PL", "PT", "IE", "DK"]
-    bases = [
-        phonenumbers.format_number(
-            phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE),
-            phonenumbers.PhoneNumberFormat.E164,
-        ).lstrip("+")[:-3]
-        for r in regions
-    ]
+    regions = PUMPED_REGIONS
+    bases = mobile_prefixes(regions)
     us = iter(range(10_000))
 
     def us_users(count):

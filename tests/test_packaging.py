@@ -98,29 +98,19 @@ def test_the_installed_command_serves_and_writes_the_deployment_files_out(instal
         for k, v in os.environ.items()
         if not k.startswith(("MESSENGER_", "MESIBO_", "OTP_", "GUNICORN_", "DATABASE_URL", "PYTHONPATH"))
     }
+
     # the deployment files, as an operator with no checkout gets them
-    written = subprocess.run(
-        [str(command), "deploy-files", str(tmp_path / "deploy")],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(command), *args], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+
+    written = run("deploy-files", str(tmp_path / "deploy"))
     assert written.returncode == 0, written.stderr
     assert sorted(files_under(tmp_path / "deploy") - {"monitoring"}) == sorted(SHIPPED)
     assert (tmp_path / "deploy" / "nginx.conf").read_text() == (ROOT / "deploy" / "nginx.conf").read_text()
-    again = subprocess.run(
-        [str(command), "deploy-files", str(tmp_path / "deploy")],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = run("deploy-files", str(tmp_path / "deploy"))
     assert again.returncode != 0 and "--force" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     # a support command, run from the wheel
-    migrated = subprocess.run([str(command), "migrate"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    migrated = run("migrate")
     assert migrated.returncode == 0, migrated.stderr
     # serve: gunicorn with the configuration the wheel carries, answering a login
     port, log_path = free_port(), tmp_path / "serve.log"
